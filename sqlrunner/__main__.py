@@ -1,0 +1,5 @@
+"""Allow ``python -m sqlrunner``."""
+
+from sqlrunner.cli import main
+
+raise SystemExit(main())

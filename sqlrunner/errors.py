@@ -1,0 +1,107 @@
+"""The typed error hierarchy; every error knows where it happened and its exit code.
+
+Exit codes follow SQL Runner 0.11 (see README, "Exit codes"); the CLI maps
+exceptions to codes in one place by reading ``exit_code``.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_SETUP = 1
+EXIT_USAGE = 2
+EXIT_LOCK_EXISTS = 3
+EXIT_TARGET = 5
+EXIT_QUERY = 6
+EXIT_TARGET_AND_QUERY = 7
+EXIT_NOTHING_RAN = 8
+EXIT_INTERRUPTED = 130
+
+
+class SqlRunnerError(Exception):
+    """Base of every error sqlrunner reports to a user.
+
+    ``str(err)`` is one line: ``FILE:LINE:COL: message`` with the location
+    parts that are known.
+    """
+
+    exit_code = EXIT_SETUP
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+
+    @property
+    def location(self) -> str:
+        """``file:line:col`` with whatever parts are known, or ``""``."""
+        parts = [p for p in (self.file, self.line, self.column) if p is not None]
+        return ":".join(str(p) for p in parts)
+
+    def __str__(self) -> str:
+        loc = self.location
+        return f"{loc}: {self.message}" if loc else self.message
+
+
+class UsageError(SqlRunnerError):
+    """A bad command line."""
+
+    exit_code = EXIT_USAGE
+
+
+class PlaybookError(SqlRunnerError):
+    """A playbook that is missing, unparsable or invalid."""
+
+    exit_code = EXIT_SETUP
+
+
+class TemplateError(SqlRunnerError):
+    """A Go template that cannot be parsed or executed.
+
+    Printed in Go's form: ``template: NAME:LINE:COL: message``.
+    """
+
+    exit_code = EXIT_TARGET
+
+    def __str__(self) -> str:
+        loc = self.location
+        return f"template: {loc}: {self.message}" if loc else f"template: {self.message}"
+
+
+class TargetError(SqlRunnerError):
+    """A target that cannot be initialised (bad type, missing fields, bad selection,
+    a SQL file that is missing or does not render)."""
+
+    exit_code = EXIT_TARGET
+
+
+class QueryError(SqlRunnerError):
+    """A query that failed on the database, or a target that could not be reached."""
+
+    exit_code = EXIT_QUERY
+
+
+class LockError(SqlRunnerError):
+    """A lock that is held by someone else."""
+
+    exit_code = EXIT_LOCK_EXISTS
+
+
+class LockSetupError(SqlRunnerError):
+    """A lock file that cannot be created or deleted."""
+
+    exit_code = EXIT_SETUP
+
+
+class Interrupted(SqlRunnerError):
+    """The run was stopped by SIGINT or SIGTERM."""
+
+    exit_code = EXIT_INTERRUPTED
