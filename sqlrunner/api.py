@@ -1,0 +1,117 @@
+"""The library entry points: each wires the stages (playbook, render, plan, execute, report).
+
+The CLI is a thin skin over these functions; tests and other tools call them
+directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlrunner.errors import QueryError, SqlRunnerError
+from sqlrunner.execute import Executor, Reporter, SilentReporter
+from sqlrunner.plan import RunPlan, build_plan
+from sqlrunner.playbook import Playbook, load_playbook, resolve_sql_root
+from sqlrunner.render import Renderer
+from sqlrunner.results import RunResult
+from sqlrunner.secrets import SecretRegistry
+from sqlrunner.targets import connect, connection_for, override_targets
+
+TARGET_ENV = "SQLRUNNER_TARGET"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything that shapes a run besides the playbook itself."""
+
+    variables: Mapping[str, Any] | None = None
+    target: str | None = None  # a DSN replacing the playbook's targets
+    sql_root: str | None = None  # PLAYBOOK, BINARY or a folder
+    from_step: str | None = None
+    run_query: str | None = None
+    max_parallel: int | None = None
+    show_query_output: bool = False
+    template_missing: str = "error"  # or "novalue" (Go's <no value>)
+    embedded_dir: str | None = None
+
+
+def prepare(playbook_path: str, options: RunOptions,
+            secrets: SecretRegistry | None = None) -> RunPlan:
+    """Load, validate and render: a plan, or an error before any SQL is sent."""
+    secrets = secrets or SecretRegistry()
+    missing = options.template_missing
+    playbook: Playbook = load_playbook(playbook_path, options.variables, missing=missing)
+    dsn = options.target or os.environ.get(TARGET_ENV) or None
+    playbook = replace(playbook, targets=override_targets(playbook.targets, dsn))
+    for target in playbook.targets:
+        secrets.add(target.password)
+    sql_root = resolve_sql_root(options.sql_root, playbook_path)
+    plan = build_plan(playbook, cli_variables=options.variables, sql_root=sql_root,
+                      from_step=options.from_step, run_query=options.run_query,
+                      renderer=_renderer(sql_root, missing, secrets))
+    return plan
+
+
+def _renderer(sql_root: str, missing: str, secrets: SecretRegistry) -> Renderer:
+    from datetime import UTC, datetime
+
+    return Renderer(sql_root=sql_root, started_at=datetime.now(UTC), missing=missing,
+                    secrets=secrets)
+
+
+def execute(plan: RunPlan, options: RunOptions, reporter: Reporter | None = None,
+            secrets: SecretRegistry | None = None) -> RunResult:
+    """Run a rendered plan (which must have no render errors)."""
+    if plan.render_errors:
+        raise plan.render_errors[0]
+    executor = Executor(plan, reporter=reporter or SilentReporter(),
+                        max_parallel=options.max_parallel,
+                        show_query_output=options.show_query_output, secrets=secrets,
+                        embedded_dir=options.embedded_dir)
+    return executor.run()
+
+
+def run_playbook(playbook_path: str, variables: Mapping[str, Any] | None = None,
+                 target: str | None = None, *, reporter: Reporter | None = None,
+                 **settings: Any) -> RunResult:
+    """Run a playbook; returns its :class:`RunResult` (``exit_code``, ``errors``, ...).
+
+    Setup errors (a bad playbook, a missing file, a template error) raise
+    :class:`SqlRunnerError` subclasses whose ``exit_code`` is SQL Runner's.
+    """
+    options = RunOptions(variables=variables, target=target, **settings)
+    secrets = SecretRegistry()
+    plan = prepare(playbook_path, options, secrets)
+    return execute(plan, options, reporter, secrets)
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """Whether a target answered a ``SELECT 1`` (the dry run's check)."""
+
+    target: str
+    reachable: bool
+    detail: str
+
+
+def check_reachability(plan: RunPlan, options: RunOptions,
+                       secrets: SecretRegistry | None = None) -> list[Reachability]:
+    """Connect once to each target and run ``SELECT 1``."""
+    secrets = secrets or SecretRegistry()
+    checks = []
+    for target_plan in plan.targets:
+        name = target_plan.target.name
+        if target_plan.init_error:
+            checks.append(Reachability(name, False, target_plan.init_error))
+            continue
+        try:
+            connection = connection_for(target_plan.target, options.embedded_dir)
+            with connect(connection) as conn:
+                version = conn.execute("SELECT version()").fetchone()[0]
+            checks.append(Reachability(name, True, f"{connection.describe()}: {version}"))
+        except (SqlRunnerError, QueryError) as err:
+            checks.append(Reachability(name, False, secrets.mask(str(err))))
+    return checks

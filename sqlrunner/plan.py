@@ -1,0 +1,137 @@
+"""Plan a run: which steps and queries run, on which targets, with what rendered SQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlrunner.errors import SqlRunnerError, TargetError
+from sqlrunner.playbook import Playbook, StepSpec, TargetSpec
+from sqlrunner.render import RenderedQuery, Renderer
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """One step's queries, rendered for one target."""
+
+    name: str
+    queries: tuple[RenderedQuery, ...]
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """What runs on one target, or why that target cannot run."""
+
+    target: TargetSpec
+    steps: tuple[StepPlan, ...]
+    init_error: str | None = None
+
+    @property
+    def queries(self) -> list[RenderedQuery]:
+        """Every query of the plan, in order."""
+        return [q for step in self.steps for q in step.queries]
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The whole run: the targets' plans and the run's identity."""
+
+    playbook: Playbook
+    targets: tuple[TargetPlan, ...]
+    run_id: str
+    started_at: datetime
+    render_errors: tuple[SqlRunnerError, ...] = field(default=())
+
+    @property
+    def query_count(self) -> int:
+        """How many queries the plan would execute."""
+        return sum(len(t.queries) for t in self.targets if t.init_error is None)
+
+
+def select_steps(
+    playbook: Playbook, from_step: str | None = None, run_query: str | None = None
+) -> tuple[StepSpec, ...]:
+    """The steps to run: all, from ``from_step`` on, or the one query ``step::query``."""
+    steps = playbook.steps
+    if run_query:
+        step_name, sep, query_name = run_query.partition("::")
+        if not sep or not step_name or not query_name:
+            raise TargetError(f"--run-query must be STEP::QUERY, got {run_query!r}")
+        step = next((s for s in steps if s.name == step_name), None)
+        if step is None:
+            raise TargetError(f"--run-query: no step named {step_name!r}"
+                              f"{_choices(s.name for s in steps)}")
+        query = next((q for q in step.queries if q.name == query_name), None)
+        if query is None:
+            raise TargetError(f"--run-query: step {step_name!r} has no query named "
+                              f"{query_name!r}{_choices(q.name for q in step.queries)}")
+        return (StepSpec(name=step.name, queries=(query,), line=step.line),)
+    if from_step:
+        for index, step in enumerate(steps):
+            if step.name == from_step:
+                return steps[index:]
+        raise TargetError(f"--from-step: no step named {from_step!r}"
+                          f"{_choices(s.name for s in steps)}")
+    return steps
+
+
+def _choices(names: Any) -> str:
+    listed = ", ".join(repr(n) for n in names)
+    return f" (steps: {listed})" if listed else ""
+
+
+def builtin_variables(target: TargetSpec, run_id: str, started_at: datetime) -> dict[str, Any]:
+    """Variables every template sees; playbook and command-line variables override them."""
+    return {
+        "target_name": target.name,
+        "target_type": "postgres" if target.type == "embedded" else target.type,
+        "run_id": run_id,
+        "run_tstamp": started_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+    }
+
+
+def build_plan(
+    playbook: Playbook,
+    *,
+    cli_variables: Mapping[str, Any] | None = None,
+    sql_root: str | None = None,
+    from_step: str | None = None,
+    run_query: str | None = None,
+    renderer: Renderer | None = None,
+    run_id: str | None = None,
+    started_at: datetime | None = None,
+) -> RunPlan:
+    """Select steps and render every selected query for every target.
+
+    Rendering never stops at the first error: every failure is collected in
+    ``render_errors`` (and on the query itself) so a user sees them all at once.
+    """
+    started_at = started_at or datetime.now(UTC)
+    run_id = run_id or uuid.uuid4().hex
+    sql_root = sql_root or os.path.dirname(os.path.abspath(playbook.path))
+    renderer = renderer or Renderer(sql_root=sql_root, started_at=started_at)
+    steps = select_steps(playbook, from_step, run_query)
+    errors: list[SqlRunnerError] = []
+    seen_errors: set[str] = set()
+    target_plans = []
+    for target in playbook.targets:
+        data = builtin_variables(target, run_id, started_at)
+        data.update(playbook.variables)
+        data.update(cli_variables or {})
+        step_plans = []
+        for step in steps:
+            rendered = tuple(renderer.render(target.name, step.name, q, data)
+                             for q in step.queries)
+            for query in rendered:
+                if query.error is not None and str(query.error) not in seen_errors:
+                    seen_errors.add(str(query.error))
+                    errors.append(query.error)
+            step_plans.append(StepPlan(name=step.name, queries=rendered))
+        target_plans.append(TargetPlan(target=target, steps=tuple(step_plans),
+                                       init_error=target.init_error()))
+    return RunPlan(playbook=playbook, targets=tuple(target_plans), run_id=run_id,
+                   started_at=started_at, render_errors=tuple(errors))

@@ -1,0 +1,291 @@
+"""Load and validate a playbook: the file, rendered with command-line variables, parsed, checked.
+
+The result is a frozen :class:`Playbook` that the later stages (render, plan,
+execute) read; nothing in it is validated again.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlrunner.errors import PlaybookError, SqlRunnerError
+from sqlrunner.yaml12 import LineDict, LineList, load_yaml
+
+SUPPORTED_TYPES = {"postgres": "postgres", "postgresql": "postgres", "redshift": "redshift",
+                   "embedded": "embedded"}
+KNOWN_UNSUPPORTED_TYPES = {"snowflake", "bigquery"}
+REQUIRED_SERVER_FIELDS = ("host", "port", "database", "username")
+
+# Allowed keys and their YAML types, per section. ``str`` fields accept any
+# scalar (SQL Runner coerces them to strings).
+TARGET_KEYS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "type": (str,), "host": (str,), "port": (str,), "database": (str,),
+    "username": (str,), "password": (str,), "ssl": (bool,), "sslmode": (str,),
+    "sslrootcert": (str,), "connect_timeout": (int,), "application_name": (str,),
+    "query_group": (str,), "wlm_query_slot_count": (int,), "options": (str,),
+    # SQL Runner's fields for Snowflake and BigQuery targets: accepted, unused.
+    "account": (str,), "warehouse": (str,), "project": (str,), "region": (str,),
+}
+STEP_KEYS: dict[str, tuple[type, ...]] = {"name": (str,), "queries": (list,)}
+QUERY_KEYS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "file": (str,), "template": (bool,),
+}
+TOP_KEYS: dict[str, tuple[type, ...]] = {
+    "targets": (list,), "variables": (dict,), "steps": (list,),
+}
+
+_COLON_KEY = re.compile(r"^(\s*(?:-\s)?):", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """One database a playbook runs against, as written in the playbook."""
+
+    name: str
+    type: str  # normalised: postgres, redshift or embedded; else the raw type
+    line: int
+    host: str | None = None
+    port: str | None = None
+    database: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ssl: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def init_error(self) -> str | None:
+        """Why this target cannot be used, or None (SQL Runner's exit-5 checks)."""
+        if self.type in KNOWN_UNSUPPORTED_TYPES:
+            return f"target type {self.type!r} is not supported (postgres, redshift, embedded)"
+        if self.type not in SUPPORTED_TYPES.values():
+            return f"unknown target type {self.type!r} (expected postgres, redshift or embedded)"
+        if self.type != "embedded":
+            missing = [f for f in REQUIRED_SERVER_FIELDS if not getattr(self, f)]
+            if missing:
+                return f"target {self.name!r} is missing {', '.join(missing)}"
+        return None
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """One SQL file of a step."""
+
+    name: str
+    file: str
+    template: bool
+    line: int
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """A named group of queries that run in parallel."""
+
+    name: str
+    queries: tuple[QuerySpec, ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class Playbook:
+    """A validated playbook."""
+
+    path: str
+    targets: tuple[TargetSpec, ...]
+    variables: Mapping[str, Any]
+    steps: tuple[StepSpec, ...]
+
+
+def strip_colon_keys(text: str) -> str:
+    """Remove SQL Runner's Ruby-style leading colon (at most one per line)."""
+    return _COLON_KEY.sub(r"\1", text)
+
+
+def render_playbook_text(
+    text: str, path: str, variables: Mapping[str, Any], missing: str = "error"
+) -> str:
+    """Render the playbook file as a Go template with the command-line variables."""
+    if "{{" not in text:
+        return text
+    from sqlrunner.render import missing_key
+    from sqlrunner.template import parse
+    from sqlrunner.template_functions import runner_functions
+
+    try:
+        template = parse(text, path, funcs=runner_functions())
+        return template.execute(dict(variables), missing=missing_key(missing))
+    except SqlRunnerError as err:
+        raise PlaybookError(str(err)) from None
+
+
+def load_playbook(
+    path: str,
+    cli_variables: Mapping[str, Any] | None = None,
+    *,
+    missing: str = "error",
+) -> Playbook:
+    """Read, render, parse and validate the playbook at ``path``."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = handle.read()
+    except FileNotFoundError:
+        raise PlaybookError(f"playbook not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise PlaybookError(f"cannot read playbook {path}: {err}") from None
+    text = render_playbook_text(strip_colon_keys(raw), path, cli_variables or {}, missing)
+    document = load_yaml(text, path)
+    return _validate(document, path)
+
+
+def _validate(document: Any, path: str) -> Playbook:
+    if not isinstance(document, LineDict):
+        raise PlaybookError("a playbook must be a mapping with targets and steps", file=path,
+                            line=1)
+    _check_keys(document, TOP_KEYS, "playbook", path)
+    targets = document.get("targets")
+    if not targets:
+        raise PlaybookError("the playbook has no targets", file=path, line=document.line)
+    steps = document.get("steps")
+    if not steps:
+        raise PlaybookError("the playbook has no steps", file=path, line=document.line)
+    variables = document.get("variables") or {}
+    for key in variables:
+        if not isinstance(key, str):
+            raise PlaybookError(f"variable name {key!r} must be a string", file=path,
+                                line=variables.line_of(key))
+    return Playbook(
+        path=path,
+        targets=tuple(_target(t, targets.line_of(i), path) for i, t in enumerate(targets)),
+        variables=dict(variables),
+        steps=tuple(_step(s, steps.line_of(i), path) for i, s in enumerate(steps)),
+    )
+
+
+def _target(raw: Any, line: int, path: str) -> TargetSpec:
+    entry = _mapping(raw, "target", line, path)
+    _check_keys(entry, TARGET_KEYS, "target", path)
+    values = {k: _scalar_str(v) if TARGET_KEYS[k] == (str,) else v for k, v in entry.items()}
+    kind = (values.get("type") or "").lower()
+    name = values.get("name") or kind or "target"
+    extras = {k: v for k, v in values.items()
+              if k not in {"name", "type", "host", "port", "database", "username", "password",
+                           "ssl"} and v is not None}
+    return TargetSpec(
+        name=name,
+        type=SUPPORTED_TYPES.get(kind, kind),
+        line=line,
+        host=values.get("host"),
+        port=values.get("port"),
+        database=values.get("database"),
+        username=values.get("username"),
+        password=values.get("password"),
+        ssl=bool(values.get("ssl")),
+        options=extras,
+    )
+
+
+def _step(raw: Any, line: int, path: str) -> StepSpec:
+    entry = _mapping(raw, "step", line, path)
+    _check_keys(entry, STEP_KEYS, "step", path)
+    name = _required_str(entry, "name", "step", path)
+    queries = entry.get("queries") or LineList()
+    return StepSpec(
+        name=name,
+        queries=tuple(_query(q, queries.line_of(i), path) for i, q in enumerate(queries)),
+        line=line,
+    )
+
+
+def _query(raw: Any, line: int, path: str) -> QuerySpec:
+    entry = _mapping(raw, "query", line, path)
+    _check_keys(entry, QUERY_KEYS, "query", path)
+    return QuerySpec(
+        name=_required_str(entry, "name", "query", path),
+        file=_required_str(entry, "file", "query", path),
+        template=bool(entry.get("template") or False),
+        line=line,
+    )
+
+
+def _mapping(raw: Any, what: str, line: int, path: str) -> LineDict:
+    if not isinstance(raw, LineDict):
+        raise PlaybookError(f"expected a {what} (a mapping), got {_type_name(raw)}",
+                            file=path, line=line)
+    return raw
+
+
+def _required_str(entry: LineDict, key: str, what: str, path: str) -> str:
+    value = entry.get(key)
+    if value is None or value == "":
+        raise PlaybookError(f"{what} is missing {key!r}", file=path, line=entry.line)
+    return _scalar_str(value)
+
+
+def _check_keys(entry: LineDict, allowed: Mapping[str, tuple[type, ...]], what: str,
+                path: str) -> None:
+    for key, value in entry.items():
+        line = entry.line_of(key)
+        if key not in allowed:
+            hint = difflib.get_close_matches(str(key), list(allowed), n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            expected = ", ".join(allowed)
+            raise PlaybookError(
+                f"unknown {what} key {key!r}{suggestion}; expected one of: {expected}",
+                file=path, line=line,
+            )
+        if value is None:
+            continue
+        types = allowed[key]
+        if types == (str,):
+            if isinstance(value, dict | list):
+                raise PlaybookError(f"{what} {key!r} must be a plain value, got "
+                                    f"{_type_name(value)}", file=path, line=line)
+        elif types == (int,):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise PlaybookError(f"{what} {key!r} must be a whole number, got "
+                                    f"{_type_name(value)} {value!r}", file=path, line=line)
+        elif not isinstance(value, types):
+            raise PlaybookError(
+                f"{what} {key!r} must be {_expected_name(types)}, got {_type_name(value)}"
+                f" {value!r}" if not isinstance(value, dict | list) else
+                f"{what} {key!r} must be {_expected_name(types)}, got {_type_name(value)}",
+                file=path, line=line,
+            )
+
+
+def _scalar_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", LineDict: "a mapping", list: "a list", LineList: "a list",
+            str: "a string", int: "a number", float: "a number", bool: "a boolean",
+            type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _expected_name(types: tuple[type, ...]) -> str:
+    names = {bool: "true or false", list: "a list", dict: "a mapping", int: "a whole number"}
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def resolve_sql_root(option: str | None, playbook_path: str) -> str:
+    """SQL Runner's ``-sqlroot``: PLAYBOOK (default), BINARY, or a folder."""
+    if not option or option == "PLAYBOOK":
+        return os.path.dirname(os.path.abspath(playbook_path))
+    if option == "BINARY":
+        import sys
+
+        return os.path.dirname(os.path.abspath(sys.argv[0]))
+    return os.path.abspath(option)
+
+
+def query_path(sql_root: str, file: str) -> str:
+    """Join ``file`` under the SQL root, even when it looks absolute (as SQL Runner does)."""
+    return os.path.normpath(os.path.join(sql_root, file.lstrip("/\\")))

@@ -1,0 +1,92 @@
+"""Render the SQL files of a playbook's queries: read each file once, execute its template."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlrunner.errors import SqlRunnerError, TargetError
+from sqlrunner.playbook import QuerySpec, query_path
+from sqlrunner.secrets import SecretRegistry
+from sqlrunner.template_functions import runner_functions
+
+
+@dataclass(frozen=True)
+class RenderedQuery:
+    """A query ready to send, or the error that keeps it from being rendered."""
+
+    target: str
+    step: str
+    query: str
+    file: str  # the path shown to users
+    sql: str | None
+    template: bool
+    error: SqlRunnerError | None = None
+
+
+def missing_key(setting: str) -> Any:
+    """The template engine's setting for ``--template-missing`` (``error`` or ``novalue``)."""
+    from sqlrunner.template import MissingKey
+
+    return MissingKey.NOVALUE if setting == "novalue" else MissingKey.ERROR
+
+
+def display_path(path: str) -> str:
+    """``path`` relative to the working folder when it lies below it."""
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
+
+
+class Renderer:
+    """Reads and renders SQL files; each file is read and parsed once per run."""
+
+    def __init__(self, sql_root: str, started_at: datetime | None = None,
+                 missing: str = "error", secrets: SecretRegistry | None = None) -> None:
+        self.sql_root = sql_root
+        self.missing = missing
+        self.secrets = secrets or SecretRegistry()
+        self._functions = runner_functions(started_at, self.secrets)
+        self._sources: dict[str, str | SqlRunnerError] = {}
+        self._templates: dict[str, Any] = {}
+
+    def render(self, target: str, step: str, query: QuerySpec,
+               data: Mapping[str, Any]) -> RenderedQuery:
+        """Render ``query`` for ``target`` with template ``data``."""
+        path = query_path(self.sql_root, query.file)
+        shown = display_path(path)
+        try:
+            source = self._read(path, shown)
+            sql = self._execute(path, shown, source, data) if query.template else source
+        except SqlRunnerError as err:
+            return RenderedQuery(target, step, query.name, shown, None, query.template, err)
+        return RenderedQuery(target, step, query.name, shown, sql, query.template)
+
+    def _read(self, path: str, shown: str) -> str:
+        if path not in self._sources:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    self._sources[path] = handle.read()
+            except FileNotFoundError:
+                self._sources[path] = TargetError("SQL file not found", file=shown)
+            except (OSError, UnicodeDecodeError) as err:
+                self._sources[path] = TargetError(f"cannot read SQL file: {err}", file=shown)
+        source = self._sources[path]
+        if isinstance(source, SqlRunnerError):
+            raise source
+        return source
+
+    def _execute(self, path: str, shown: str, source: str, data: Mapping[str, Any]) -> str:
+        from sqlrunner.template import parse
+
+        if path not in self._templates:
+            try:
+                self._templates[path] = parse(source, shown, funcs=self._functions)
+            except SqlRunnerError as err:
+                self._templates[path] = err
+        template = self._templates[path]
+        if isinstance(template, SqlRunnerError):
+            raise template
+        return template.execute(dict(data), missing=missing_key(self.missing))

@@ -1,0 +1,191 @@
+"""Tell the user what a run does: a live view on a terminal, plain log lines elsewhere,
+a summary at the end, and query output when asked."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from sqlrunner.plan import RunPlan, StepPlan
+from sqlrunner.render import RenderedQuery
+from sqlrunner.results import FAILED, SKIPPED, SUCCEEDED, QueryResult, RunResult, TargetFailure
+
+_STATE_STYLE = {SUCCEEDED: "green", FAILED: "bold red", SKIPPED: "dim", "running": "yellow",
+                "waiting": "dim"}
+
+
+def _rows(result: QueryResult) -> str:
+    return "" if result.rows is None or result.rows < 0 else str(result.rows)
+
+
+def summary_lines(result: RunResult) -> list[str]:
+    """SQL Runner's end-of-run report: failures, then the count of executed queries."""
+    lines: list[str] = []
+    for failure in result.target_failures:
+        lines.append(f"TARGET INITIALIZATION FAILURE: target {failure.target}: {failure.error}")
+    for query in result.failed:
+        lines.append(f"QUERY FAILURE: target {query.target}, step {query.step}, query "
+                     f"{query.query}: {query.error}")
+        if query.excerpt:
+            lines.extend("    " + part for part in query.excerpt.splitlines())
+    targets = len({q.target for q in result.executed})
+    state = "interrupted: " if result.interrupted else ""
+    lines.append(f"{state}{len(result.executed)} queries executed against {targets} targets "
+                 f"in {result.seconds:.3f}s")
+    return lines
+
+
+def print_query_output(result: QueryResult, stream: IO[str] | None = None) -> None:
+    """Print a query's rows as a table, headers upper-cased (SQL Runner's -showQueryOutput)."""
+    if result.output is None or not result.output.rows:
+        return
+    console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
+    table = Table(title=f"{result.step} / {result.query}", title_justify="left")
+    for column in result.output.columns:
+        table.add_column(column.upper())
+    for row in result.output.rows:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+class PlainReporter:
+    """One plain log line per event, for cron, CI and pipeline hooks."""
+
+    def __init__(self, stream: IO[str] | None = None, show_query_output: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.show_query_output = show_query_output
+        self._lock = threading.Lock()
+
+    def _log(self, message: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+        with self._lock:
+            self.stream.write(f"{stamp} {message}\n")
+            self.stream.flush()
+
+    def run_started(self, plan: RunPlan) -> None:
+        targets = ", ".join(t.target.name for t in plan.targets)
+        self._log(f"run {plan.run_id[:8]} started: {plan.playbook.path}, targets: {targets}, "
+                  f"{plan.query_count} queries")
+
+    def step_started(self, target: str, step: StepPlan) -> None:
+        self._log(f"[{target}] step {step.name}: {len(step.queries)} queries")
+
+    def query_started(self, query: RenderedQuery) -> None:
+        self._log(f"[{query.target}] {query.step}/{query.query} started ({query.file})")
+
+    def query_finished(self, result: QueryResult) -> None:
+        if result.status == SKIPPED:
+            self._log(f"[{result.target}] {result.step}/{result.query} skipped")
+            return
+        if result.status == FAILED:
+            self._log(f"[{result.target}] {result.step}/{result.query} FAILED after "
+                      f"{result.seconds:.3f}s: {result.error}")
+            return
+        rows = _rows(result)
+        self._log(f"[{result.target}] {result.step}/{result.query} succeeded in "
+                  f"{result.seconds:.3f}s" + (f", {rows} rows" if rows else ""))
+        if self.show_query_output:
+            with self._lock:
+                print_query_output(result)
+
+    def target_failed(self, failure: TargetFailure) -> None:
+        self._log(f"[{failure.target}] cannot start: {failure.error}")
+
+    def run_finished(self, result: RunResult) -> None:
+        for line in summary_lines(result):
+            self._log(line)
+
+
+class LiveReporter:
+    """A live rich view of the steps and queries, then a summary table of durations."""
+
+    def __init__(self, console: Console | None = None, show_query_output: bool = False) -> None:
+        self.console = console or Console(stderr=True)
+        self.show_query_output = show_query_output
+        self._lock = threading.Lock()
+        self._rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._failures: list[TargetFailure] = []
+        self._live: Live | None = None
+        self._plan: RunPlan | None = None
+
+    def run_started(self, plan: RunPlan) -> None:
+        self._plan = plan
+        for target_plan in plan.targets:
+            for step in target_plan.steps:
+                for query in step.queries:
+                    self._rows[(query.target, query.step, query.query)] = {
+                        "state": "waiting", "started": None, "result": None}
+        self._live = Live(self._render(), console=self.console, refresh_per_second=8,
+                          transient=True, get_renderable=self._render)
+        self._live.start()
+
+    def step_started(self, target: str, step: StepPlan) -> None: ...
+
+    def query_started(self, query: RenderedQuery) -> None:
+        with self._lock:
+            row = self._rows[(query.target, query.step, query.query)]
+            row["state"], row["started"] = "running", time.perf_counter()
+
+    def query_finished(self, result: QueryResult) -> None:
+        with self._lock:
+            row = self._rows[(result.target, result.step, result.query)]
+            row["state"], row["result"] = result.status, result
+
+    def target_failed(self, failure: TargetFailure) -> None:
+        with self._lock:
+            self._failures.append(failure)
+
+    def run_finished(self, result: RunResult) -> None:
+        if self._live is not None:
+            self._live.stop()
+        self.console.print(self._render(final=True))
+        if self.show_query_output:
+            for query in result.queries:
+                print_query_output(query)
+        for line in summary_lines(result):
+            style = "red" if line.startswith(("QUERY FAILURE", "TARGET")) else None
+            self.console.print(Text(line, style=style))
+
+    def _render(self, final: bool = False) -> Group:
+        table = Table(title="sqlrunner" if not final else "summary", title_justify="left",
+                      expand=False)
+        for column in ("target", "step", "query", "state", "seconds", "rows"):
+            table.add_column(column, justify="right" if column in ("seconds", "rows") else "left")
+        now = time.perf_counter()
+        with self._lock:
+            rows = list(self._rows.items())
+            failures = list(self._failures)
+        for (target, step, query), row in rows:
+            result: QueryResult | None = row["result"]
+            state = row["state"]
+            if result is not None:
+                seconds = f"{result.seconds:.3f}"
+                rows_text = _rows(result)
+            elif row["started"] is not None:
+                seconds, rows_text = f"{now - row['started']:.1f}", ""
+            else:
+                seconds, rows_text = "", ""
+            table.add_row(target, step, query, Text(state, style=_STATE_STYLE.get(state)),
+                          seconds, rows_text)
+        parts: list[Any] = [table]
+        parts += [Text(f"target {f.target} cannot start: {f.error}", style="red")
+                  for f in failures]
+        return Group(*parts)
+
+
+def make_reporter(show_query_output: bool = False, live: bool | None = None) -> Any:
+    """The live view on an interactive terminal, plain log lines otherwise."""
+    console = Console(stderr=True)
+    if live is None:
+        live = console.is_interactive
+    if live:
+        return LiveReporter(console, show_query_output)
+    return PlainReporter(show_query_output=show_query_output)

@@ -1,0 +1,125 @@
+"""What a run produced: one record per query, the targets that could not start, the exit code."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlrunner.errors import (
+    EXIT_NOTHING_RAN,
+    EXIT_OK,
+    EXIT_QUERY,
+    EXIT_TARGET,
+    EXIT_TARGET_AND_QUERY,
+)
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class QueryOutput:
+    """The rows a query returned (for ``--show-query-output``)."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The outcome of one query on one target."""
+
+    target: str
+    step: str
+    query: str
+    file: str
+    status: str
+    rows: int | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    sqlstate: str | None = None
+    line: int | None = None
+    column: int | None = None
+    excerpt: str | None = None
+    retries: int = 0
+    output: QueryOutput | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report's record of this query."""
+        record = asdict(self)
+        record.pop("output")
+        record["seconds"] = round(self.seconds, 6)
+        return record
+
+
+@dataclass(frozen=True)
+class TargetFailure:
+    """A target that could not be initialised (SQL Runner's exit-5 class)."""
+
+    target: str
+    error: str
+
+
+@dataclass
+class RunResult:
+    """Everything a run did; ``exit_code`` is SQL Runner's."""
+
+    run_id: str
+    playbook: str
+    queries: list[QueryResult] = field(default_factory=list)
+    target_failures: list[TargetFailure] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+    resumed_from: str | None = None
+
+    @property
+    def failed(self) -> list[QueryResult]:
+        """The queries that failed."""
+        return [q for q in self.queries if q.status == FAILED]
+
+    @property
+    def executed(self) -> list[QueryResult]:
+        """The queries that were sent to a database (succeeded or failed)."""
+        return [q for q in self.queries if q.status in (SUCCEEDED, FAILED)]
+
+    @property
+    def errors(self) -> list[str]:
+        """Every error as one line, for messages and tests."""
+        lines = [f"target {f.target}: {f.error}" for f in self.target_failures]
+        lines += [f"{q.target}/{q.step}/{q.query} ({q.file}): {q.error}" for q in self.failed]
+        return lines
+
+    @property
+    def exit_code(self) -> int:
+        """0 ok, 5 target errors, 6 query errors, 7 both, 8 nothing executed."""
+        init, query = bool(self.target_failures), bool(self.failed)
+        if init and query:
+            return EXIT_TARGET_AND_QUERY
+        if init:
+            return EXIT_TARGET
+        if query:
+            return EXIT_QUERY
+        if not self.executed:
+            return EXIT_NOTHING_RAN
+        return EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON run report."""
+        return {
+            "run_id": self.run_id,
+            "playbook": self.playbook,
+            "exit_code": self.exit_code,
+            "seconds": round(self.seconds, 6),
+            "interrupted": self.interrupted,
+            "resumed_from": self.resumed_from,
+            "target_failures": [asdict(f) for f in self.target_failures],
+            "queries": [q.to_json() for q in self.queries],
+        }
+
+    def write_report(self, path: str) -> None:
+        """Write the JSON report to ``path``."""
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.to_json(), handle, indent=2, default=str)
+            handle.write("\n")
