@@ -1,0 +1,136 @@
+"""Shared fixtures: a real PostgreSQL server and a fresh database per test.
+
+The server is, in order: ``SQLRUNNER_TEST_DSN`` if set; the machine's
+PostgreSQL on 127.0.0.1:5432 if it answers; otherwise the embedded server that
+``sqlrunner.embedded`` starts (the same one the CLI uses with no database).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+LOCAL_CANDIDATES = (
+    "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3",
+    "host=127.0.0.1 port=5432 user=root dbname=test connect_timeout=3",
+)
+
+
+def _answers(dsn: str) -> bool:
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _find_server() -> str:
+    explicit = os.environ.get("SQLRUNNER_TEST_DSN")
+    if explicit:
+        return explicit
+    if os.environ.get("SQLRUNNER_TEST_EMBEDDED") != "1":
+        for dsn in LOCAL_CANDIDATES:
+            if _answers(dsn):
+                return dsn
+    from sqlrunner import embedded
+
+    return embedded.ensure_server()
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> str:
+    """A DSN of a superuser connection to a live PostgreSQL server."""
+    return _find_server()
+
+
+@pytest.fixture
+def database(server_dsn: str) -> Iterator[str]:
+    """A DSN of a new, empty database, dropped after the test."""
+    name = f"sqlrunner_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(server_dsn)
+    params["dbname"] = name
+    try:
+        yield make_conninfo(**params)
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def db_params(database: str) -> dict[str, str]:
+    """The fresh database's connection fields (host, port, user, dbname, ...)."""
+    return {k: str(v) for k, v in conninfo_to_dict(database).items()}
+
+
+def target_yaml(params: dict[str, str], name: str = "db", colon: bool = False) -> str:
+    """A playbook ``targets`` entry for a database, in SQL Runner's (colon) or plain style."""
+    c = ":" if colon else ""
+    return (
+        f"  - {c}name: {name}\n"
+        f"    {c}type: postgres\n"
+        f"    {c}host: {params.get('host', '127.0.0.1')}\n"
+        f"    {c}port: {params.get('port', '5432')}\n"
+        f"    {c}database: {params['dbname']}\n"
+        f"    {c}username: {params.get('user', 'postgres')}\n"
+        f"    {c}password:\n"
+        f"    {c}ssl: false\n"
+    )
+
+
+class PlaybookDir:
+    """A temporary folder holding a playbook and its SQL files."""
+
+    def __init__(self, root, params: dict[str, str]) -> None:
+        self.root = root
+        self.params = params
+
+    def sql(self, name: str, text: str) -> str:
+        """Write a SQL file under ``sql/``; returns its path relative to the playbook."""
+        path = self.root / "sql" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return f"sql/{name}"
+
+    def playbook(self, steps: str, variables: str = "", targets: str | None = None,
+                 name: str = "playbook.yml") -> str:
+        """Write a playbook with the fresh database as its target; returns its path."""
+        text = "targets:\n" + (targets if targets is not None else target_yaml(self.params))
+        if variables:
+            text += "variables:\n" + variables
+        text += "steps:\n" + steps
+        path = self.root / name
+        path.write_text(text)
+        return str(path)
+
+    def steps(self, *steps: tuple[str, list[tuple[str, str]]], template: bool = False) -> str:
+        """YAML for steps given as (step name, [(query name, file), ...])."""
+        out = []
+        for step_name, queries in steps:
+            out.append(f"  - name: {step_name}\n    queries:\n")
+            for query_name, file in queries:
+                out.append(f"      - name: {query_name}\n        file: {file}\n")
+                if template:
+                    out.append("        template: true\n")
+        return "".join(out)
+
+
+@pytest.fixture
+def workdir(tmp_path, db_params, monkeypatch) -> PlaybookDir:
+    """A temporary playbook folder (the working directory) whose target is a fresh database."""
+    monkeypatch.chdir(tmp_path)
+    return PlaybookDir(tmp_path, db_params)
+
+
+def query_one(dsn: str, sql: str):
+    """The first column of the first row of ``sql``."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(sql).fetchone()
+    return None if row is None else row[0]

@@ -1,0 +1,134 @@
+"""Loading playbooks as SQL Runner does, and rejecting bad ones with file and line."""
+
+from __future__ import annotations
+
+import pytest
+
+from sqlrunner.errors import PlaybookError
+from sqlrunner.playbook import load_playbook, strip_colon_keys
+
+COLON_PLAYBOOK = """\
+:targets:
+  - :name: "My Postgres database 1"
+    :type: postgres
+    :host: localhost
+    :database: sql_runner_tests_1
+    :port: 5432
+    :username: postgres
+    :password:
+    :ssl: false
+:variables:
+  :test_schema: sql_runner_tests
+  :timeFormat: "2006_01_02"
+  :flag: yes
+  :day: 2020-01-01
+  :big: 1e3
+  :count: 3
+  :neg: -2
+  :ratio: 0.5
+  :on_off: true
+:steps:
+  - :name: Create schema and table
+    :queries:
+      - :name: Create schema and table
+        :file: postgres-sql/good/1.sql
+        :template: true
+"""
+
+
+def write(tmp_path, text: str, name: str = "p.yml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_colon_keys_are_stripped_at_most_once_per_line():
+    assert strip_colon_keys(":a: 1\n  - :b: 2\n  ::c: 3\n  - :d\n") == (
+        "a: 1\n  - b: 2\n  :c: 3\n  - d\n")
+
+
+def test_sql_runner_colon_playbook_loads(tmp_path):
+    playbook = load_playbook(write(tmp_path, COLON_PLAYBOOK))
+    (target,) = playbook.targets
+    assert (target.name, target.type, target.host, target.port, target.username) == (
+        "My Postgres database 1", "postgres", "localhost", "5432", "postgres")
+    assert target.password is None and target.ssl is False
+    (step,) = playbook.steps
+    assert step.queries[0].file == "postgres-sql/good/1.sql" and step.queries[0].template
+
+
+def test_variables_keep_yaml_1_2_types(tmp_path):
+    variables = load_playbook(write(tmp_path, COLON_PLAYBOOK)).variables
+    assert variables["flag"] == "yes"
+    assert variables["day"] == "2020-01-01"
+    assert variables["big"] == "1e3"
+    assert variables["count"] == 3 and variables["neg"] == -2 and variables["ratio"] == 0.5
+    assert variables["on_off"] is True
+    assert variables["timeFormat"] == "2006_01_02"
+
+
+def test_plain_and_mixed_spellings_load_alike(tmp_path):
+    plain = strip_colon_keys(COLON_PLAYBOOK)
+    assert ":name" not in plain
+    mixed = plain.replace("steps:", ":steps:").replace("- name: Create", "- :name: Create")
+    loaded = [load_playbook(write(tmp_path, text, f"{i}.yml"))
+              for i, text in enumerate((COLON_PLAYBOOK, plain, mixed))]
+    assert loaded[0].steps == loaded[1].steps == loaded[2].steps
+    assert loaded[0].targets == loaded[1].targets == loaded[2].targets
+
+
+def test_template_defaults_to_false(tmp_path):
+    text = COLON_PLAYBOOK.replace("        :template: true\n", "")
+    assert load_playbook(write(tmp_path, text)).steps[0].queries[0].template is False
+
+
+def test_empty_variables_section_is_fine(tmp_path):
+    text = COLON_PLAYBOOK.split(":variables:")[0] + ":variables:\n:steps:" + \
+        COLON_PLAYBOOK.split(":steps:")[1]
+    assert load_playbook(write(tmp_path, text), {"x": "1"}).variables == {}
+
+
+def test_type_is_case_insensitive_and_postgresql_is_postgres(tmp_path):
+    text = COLON_PLAYBOOK.replace(":type: postgres", ":type: PostgreSQL")
+    assert load_playbook(write(tmp_path, text)).targets[0].type == "postgres"
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "message"),
+    [
+        ((":ssl: false", ":sll: false"), 9, "unknown target key 'sll' (did you mean 'ssl'?)"),
+        ((":template: true", ":template: sure"), 25, "query 'template' must be true or false"),
+        (("        :file: postgres-sql/good/1.sql\n", ""), 23, "query is missing 'file'"),
+        ((":queries:", ":querys:"), 22, "unknown step key 'querys' (did you mean 'queries'?)"),
+        (("  :count: 3", "  :count: [3"), 17, "invalid YAML"),
+    ],
+)
+def test_bad_playbooks_name_file_line_and_what_was_expected(tmp_path, change, line, message):
+    path = write(tmp_path, COLON_PLAYBOOK.replace(*change))
+    with pytest.raises(PlaybookError) as caught:
+        load_playbook(path)
+    assert caught.value.file == path
+    assert caught.value.line == line, str(caught.value)
+    assert message in caught.value.message
+    assert caught.value.exit_code == 1
+
+
+def test_no_targets_or_no_steps_are_setup_errors(tmp_path):
+    with pytest.raises(PlaybookError, match="no targets"):
+        load_playbook(write(tmp_path, "targets: []\nsteps:\n  - name: a\n"))
+    with pytest.raises(PlaybookError, match="no steps"):
+        load_playbook(write(tmp_path, "targets:\n  - name: a\n    type: postgres\n"))
+    with pytest.raises(PlaybookError, match="must be a mapping"):
+        load_playbook(write(tmp_path, "- just\n- a list\n"))
+
+
+def test_unsupported_and_unknown_target_types_are_target_errors(tmp_path):
+    for kind, expected in (("snowflake", "not supported"), ("oracle", "unknown target type")):
+        text = COLON_PLAYBOOK.replace(":type: postgres", f":type: {kind}")
+        target = load_playbook(write(tmp_path, text)).targets[0]
+        assert expected in target.init_error()
+
+
+def test_missing_connection_fields_are_target_errors(tmp_path):
+    text = COLON_PLAYBOOK.replace(":host: localhost", ":host:")
+    assert "missing host" in load_playbook(write(tmp_path, text)).targets[0].init_error()
