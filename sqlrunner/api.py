@@ -11,13 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import psycopg
+
 from sqlrunner.errors import QueryError, SqlRunnerError
-from sqlrunner.execute import Executor, Reporter, SilentReporter
+from sqlrunner.execute import ExecutionSettings, Executor, Reporter, SilentReporter
 from sqlrunner.plan import RunPlan, build_plan
 from sqlrunner.playbook import Playbook, load_playbook, resolve_sql_root
 from sqlrunner.render import Renderer
 from sqlrunner.results import RunResult
 from sqlrunner.secrets import SecretRegistry
+from sqlrunner.state import StateSettings
 from sqlrunner.targets import connect, connection_for, override_targets
 
 TARGET_ENV = "SQLRUNNER_TARGET"
@@ -36,6 +39,23 @@ class RunOptions:
     show_query_output: bool = False
     template_missing: str = "error"  # or "novalue" (Go's <no value>)
     embedded_dir: str | None = None
+    retries: int = 3
+    retry_backoff: float = 1.0
+    run_timeout: float | None = None
+    checkpoints: bool = True  # checkpoints, resume and the run lock in the target
+    state_schema: str = "sqlrunner"
+    lock_timeout: float = 0.0
+    restart: bool = False
+
+    def execution_settings(self) -> ExecutionSettings:
+        """The executor's share of the options."""
+        return ExecutionSettings(
+            max_parallel=self.max_parallel, show_query_output=self.show_query_output,
+            retries=self.retries, retry_backoff=self.retry_backoff,
+            run_timeout=self.run_timeout, checkpoints=self.checkpoints,
+            state=StateSettings(schema=self.state_schema, lock_timeout=self.lock_timeout,
+                                restart=self.restart),
+            embedded_dir=self.embedded_dir)
 
 
 def prepare(playbook_path: str, options: RunOptions,
@@ -68,9 +88,7 @@ def execute(plan: RunPlan, options: RunOptions, reporter: Reporter | None = None
     if plan.render_errors:
         raise plan.render_errors[0]
     executor = Executor(plan, reporter=reporter or SilentReporter(),
-                        max_parallel=options.max_parallel,
-                        show_query_output=options.show_query_output, secrets=secrets,
-                        embedded_dir=options.embedded_dir)
+                        settings=options.execution_settings(), secrets=secrets)
     return executor.run()
 
 
@@ -112,6 +130,6 @@ def check_reachability(plan: RunPlan, options: RunOptions,
             with connect(connection) as conn:
                 version = conn.execute("SELECT version()").fetchone()[0]
             checks.append(Reachability(name, True, f"{connection.describe()}: {version}"))
-        except (SqlRunnerError, QueryError) as err:
+        except (SqlRunnerError, QueryError, psycopg.Error) as err:
             checks.append(Reachability(name, False, secrets.mask(str(err))))
     return checks

@@ -70,6 +70,26 @@ def _parse_var(text: str) -> dict[str, str]:
     return result
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text!r}")
+    return value
+
+
 def run_parser() -> ArgumentParser:
     """The parser of ``sqlrunner [run]``: every SQL Runner flag and our own."""
     parser = ArgumentParser(
@@ -119,6 +139,21 @@ def run_parser() -> ArgumentParser:
         help="live view on a terminal (auto), or plain log lines")
     add("--embedded-dir", dest="embedded_dir", metavar="DIR",
         help="data folder of the embedded PostgreSQL (default: .sqlrunner/)")
+    add("--retries", type=_non_negative_int, default=3, metavar="N",
+        help="retries of a query after a transient error (default 3; playbook, target and "
+             "query settings win)")
+    add("--retry-backoff", dest="retry_backoff", type=_seconds, default=1.0, metavar="S",
+        help="seconds before the first retry; doubles with jitter (default 1)")
+    add("--timeout", dest="run_timeout", type=_seconds, metavar="S",
+        help="cancel the whole run after S seconds")
+    add("--lock-timeout", dest="lock_timeout", type=_seconds, default=0.0, metavar="S",
+        help="wait up to S seconds for another run of this playbook on a target (default 0)")
+    add("--restart", action="store_true",
+        help="ignore an unfinished previous run instead of resuming it")
+    add("--no-checkpoints", dest="checkpoints", action="store_false",
+        help="keep no state in the target: no resume, no run lock (SQL Runner's behaviour)")
+    add("--state-schema", dest="state_schema", default="sqlrunner", metavar="SCHEMA",
+        help="schema of the run records and checkpoints (default sqlrunner)")
     add("--version", "-version", dest="version", action="store_true", help="print the version")
     for consul in ("-consul", "--consul", "-consulOnlyForLock", "--consulOnlyForLock"):
         add(consul, dest="consul", nargs="?", const=True, help=argparse.SUPPRESS)
@@ -159,7 +194,9 @@ def command_run(argv: list[str]) -> int:
         variables=variables, target=args.target, sql_root=args.sqlroot,
         from_step=args.from_step, run_query=args.run_query, max_parallel=args.max_parallel,
         show_query_output=args.show_query_output, template_missing=args.template_missing,
-        embedded_dir=args.embedded_dir,
+        embedded_dir=args.embedded_dir, retries=args.retries, retry_backoff=args.retry_backoff,
+        run_timeout=args.run_timeout, checkpoints=args.checkpoints,
+        state_schema=args.state_schema, lock_timeout=args.lock_timeout, restart=args.restart,
     )
     secrets = SecretRegistry()
     plan = api.prepare(args.playbook, options, secrets)

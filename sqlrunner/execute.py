@@ -2,23 +2,30 @@
 
 Each SQL file is sent whole, in one round trip, on an autocommit connection,
 so a file without its own BEGIN/COMMIT runs as one implicit transaction: it
-either applies completely or not at all. A target stops after the first step
-in which a query failed; the failed query's siblings still finish.
+either applies completely or not at all. Its checkpoint travels in the same
+string (see checkpoints.py). Transient errors are retried on a fresh
+connection; a lost connection is settled first (the old query is stopped on
+the server and its checkpoint looked up), so no file is ever applied twice.
+A target stops after the first step in which a query failed; the failed
+query's siblings still finish.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Protocol
 
 import psycopg
 
+from sqlrunner.checkpoints import fingerprint
 from sqlrunner.errorpos import position_in
-from sqlrunner.errors import SqlRunnerError
-from sqlrunner.plan import RunPlan, StepPlan, TargetPlan
+from sqlrunner.errors import LockError, SqlRunnerError
+from sqlrunner.plan import RunPlan, StepPlan, TargetPlan, replan_target
 from sqlrunner.render import RenderedQuery
 from sqlrunner.results import (
     FAILED,
@@ -29,8 +36,12 @@ from sqlrunner.results import (
     RunResult,
     TargetFailure,
 )
+from sqlrunner.retry import RetryPolicy, call_with_retries, is_connection_loss
 from sqlrunner.secrets import SecretRegistry
+from sqlrunner.state import RunState, StateSettings, StateUnavailable
 from sqlrunner.targets import Connection, ConnectionPool, connection_for
+
+DONE_BEFORE = "done in the run being resumed"
 
 
 class Reporter(Protocol):
@@ -39,8 +50,11 @@ class Reporter(Protocol):
     def run_started(self, plan: RunPlan) -> None: ...
     def step_started(self, target: str, step: StepPlan) -> None: ...
     def query_started(self, query: RenderedQuery) -> None: ...
+    def query_retrying(self, query: RenderedQuery, attempt: int, error: str,
+                       wait: float) -> None: ...
     def query_finished(self, result: QueryResult) -> None: ...
     def target_failed(self, failure: TargetFailure) -> None: ...
+    def note(self, target: str, message: str) -> None: ...
     def run_finished(self, result: RunResult) -> None: ...
 
 
@@ -50,9 +64,33 @@ class SilentReporter:
     def run_started(self, plan: RunPlan) -> None: ...
     def step_started(self, target: str, step: StepPlan) -> None: ...
     def query_started(self, query: RenderedQuery) -> None: ...
+    def query_retrying(self, query: RenderedQuery, attempt: int, error: str,
+                       wait: float) -> None: ...
     def query_finished(self, result: QueryResult) -> None: ...
     def target_failed(self, failure: TargetFailure) -> None: ...
+    def note(self, target: str, message: str) -> None: ...
     def run_finished(self, result: RunResult) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExecutionSettings:
+    """How queries are executed: parallelism, retries, timeouts, state."""
+
+    max_parallel: int | None = None
+    show_query_output: bool = False
+    retries: int = 3
+    retry_backoff: float = 1.0
+    run_timeout: float | None = None
+    checkpoints: bool = True
+    state: StateSettings = StateSettings()
+    embedded_dir: str | None = None
+
+
+class _Sent:
+    """What one attempt at a query produced."""
+
+    def __init__(self, rows: int | None, output: QueryOutput | None, recovered: bool = False):
+        self.rows, self.output, self.recovered = rows, output, recovered
 
 
 class Executor:
@@ -63,31 +101,33 @@ class Executor:
         plan: RunPlan,
         *,
         reporter: Reporter | None = None,
-        max_parallel: int | None = None,
-        show_query_output: bool = False,
+        settings: ExecutionSettings | None = None,
         secrets: SecretRegistry | None = None,
-        embedded_dir: str | None = None,
         connection_factory: Callable[..., Connection] = connection_for,
     ) -> None:
         self.plan = plan
         self.reporter = reporter or SilentReporter()
-        self.max_parallel = max_parallel
-        self.show_query_output = show_query_output
+        self.settings = settings or ExecutionSettings()
         self.secrets = secrets or SecretRegistry()
-        self.embedded_dir = embedded_dir
         self.connection_factory = connection_factory
         self._lock = threading.Lock()
         self._active: dict[int, psycopg.Connection] = {}
         self._cancelled = threading.Event()
+        self._timed_out = False
         self._result = RunResult(run_id=plan.run_id, playbook=plan.playbook.path)
 
+    # -- the run -----------------------------------------------------------------------
     def run(self) -> RunResult:
         """Execute every target's plan; returns when all targets are done."""
         started = time.perf_counter()
         self.reporter.run_started(self.plan)
         for target_plan in self.plan.targets:
-            if target_plan.target.password:
-                self.secrets.add(target_plan.target.password)
+            self.secrets.add(target_plan.target.password)
+        timer = None
+        if self.settings.run_timeout:
+            timer = threading.Timer(self.settings.run_timeout, self._time_out)
+            timer.daemon = True
+            timer.start()
         threads = [threading.Thread(target=self._run_target, args=(tp,), daemon=True,
                                     name=f"target-{tp.target.name}")
                    for tp in self.plan.targets]
@@ -103,8 +143,12 @@ class Executor:
             self.cancel()
             for thread in threads:
                 thread.join()
+        finally:
+            if timer is not None:
+                timer.cancel()
         self._result.seconds = time.perf_counter() - started
-        self._result.interrupted = self._cancelled.is_set()
+        self._result.interrupted = self._cancelled.is_set() and not self._timed_out
+        self._result.timed_out = self._timed_out
         self.reporter.run_finished(self._result)
         return self._result
 
@@ -119,99 +163,224 @@ class Executor:
             except (psycopg.Error, OSError):
                 pass
 
-    def _record(self, result: QueryResult) -> None:
-        with self._lock:
-            self._result.queries.append(result)
-        self.reporter.query_finished(result)
+    def _time_out(self) -> None:
+        self._timed_out = True
+        self.reporter.note("*", f"run timed out after {self.settings.run_timeout}s: "
+                                "cancelling")
+        self.cancel()
 
+    # -- one target ----------------------------------------------------------------------
     def _run_target(self, target_plan: TargetPlan) -> None:
         name = target_plan.target.name
         if target_plan.init_error:
             self._fail_target(TargetFailure(name, target_plan.init_error))
             return
         try:
-            connection = self.connection_factory(target_plan.target, self.embedded_dir)
+            connection = self.connection_factory(target_plan.target,
+                                                 self.settings.embedded_dir)
         except SqlRunnerError as err:
             self._fail_target(TargetFailure(name, self.secrets.mask(str(err))))
             return
-        pool = ConnectionPool(connection)
-        workers = self.max_parallel or max((len(s.queries) for s in target_plan.steps), default=1)
+        state = self._open_state(connection, target_plan)
+        if state is False:
+            return
+        if state is not None and state.resumed is not None:
+            target_plan = replan_target(self.plan, target_plan, state.run_id, state.started_at)
+            done = sum(len(v) for v in state.done.values())
+            self.reporter.note(name, f"resuming run {state.run_id[:8]} of "
+                                     f"{state.resumed.started_at:%Y-%m-%d %H:%M:%S} UTC "
+                                     f"({done} queries already done)")
+            with self._lock:
+                self._result.resumed_from = state.run_id
+        failed = False
+        try:
+            if state is not None:
+                digest = fingerprint("\x00".join(q.sql or "" for q in target_plan.queries))
+                state.begin(digest, len(target_plan.queries))
+            failed = self._run_steps(target_plan, connection, state)
+        finally:
+            if state is not None:
+                state.finish(failed, self._cancelled.is_set())
+                state.close()
+
+    def _open_state(self, connection: Connection,
+                    target_plan: TargetPlan) -> RunState | None | bool:
+        """The run's state on this target; None without checkpoints; False if it cannot run."""
+        if not self.settings.checkpoints:
+            return None
+        name = target_plan.target.name
+        state = RunState(connection, os.path.realpath(self.plan.playbook.path), name,
+                         self.plan.run_id, self.plan.started_at, self.plan.partial,
+                         self.settings.state)
+        try:
+            state.open()
+            return state
+        except StateUnavailable as err:
+            self.reporter.note(name, str(err))
+            return None
+        except LockError as err:
+            state.close()
+            with self._lock:
+                self._result.lock_conflicts.append(TargetFailure(name, str(err)))
+            self.reporter.target_failed(TargetFailure(name, str(err)))
+            return False
+        except (SqlRunnerError, psycopg.Error) as err:
+            state.close()
+            message = self.secrets.mask(str(err).strip().splitlines()[0])
+            for index, step in enumerate(target_plan.steps):
+                for query in step.queries:
+                    self._record(QueryResult(query.target, query.step, query.query, query.file,
+                                             FAILED if index == 0 else SKIPPED,
+                                             error=message if index == 0 else None))
+            return False
+
+    def _run_steps(self, target_plan: TargetPlan, connection: Connection,
+                   state: RunState | None) -> bool:
+        """Run the steps in order; True if a query failed."""
+        name = target_plan.target.name
+        pool = ConnectionPool(connection, on_connect=state.enlist if state else None)
+        workers = self.settings.max_parallel or max(
+            (len(s.queries) for s in target_plan.steps), default=1)
+        failed = False
         try:
             with ThreadPoolExecutor(max_workers=max(workers, 1),
                                     thread_name_prefix=f"{name}-query") as threads:
-                stopped = False
                 for step in target_plan.steps:
-                    if stopped or self._cancelled.is_set():
+                    if failed or self._cancelled.is_set():
                         for query in step.queries:
                             self._record(self._skipped(query))
                         continue
                     self.reporter.step_started(name, step)
+
+                    def run(query: RenderedQuery) -> QueryResult:
+                        return self._run_query(pool, query, state)
+
                     if len(step.queries) == 1:
-                        results = [self._run_query(pool, step.queries[0])]
+                        results = [run(step.queries[0])]
                     else:
-                        results = list(threads.map(lambda q: self._run_query(pool, q),
-                                                   step.queries))
-                    stopped = any(r.status == FAILED for r in results)
+                        results = list(threads.map(run, step.queries))
+                    failed = any(r.status == FAILED for r in results)
         finally:
             pool.close()
+        return failed
 
     def _fail_target(self, failure: TargetFailure) -> None:
         with self._lock:
             self._result.target_failures.append(failure)
         self.reporter.target_failed(failure)
 
-    def _skipped(self, query: RenderedQuery) -> QueryResult:
-        return QueryResult(query.target, query.step, query.query, query.file, SKIPPED)
+    def _record(self, result: QueryResult) -> None:
+        with self._lock:
+            self._result.queries.append(result)
+        self.reporter.query_finished(result)
 
-    def _run_query(self, pool: ConnectionPool, query: RenderedQuery) -> QueryResult:
+    def _skipped(self, query: RenderedQuery, note: str | None = None) -> QueryResult:
+        return QueryResult(query.target, query.step, query.query, query.file, SKIPPED,
+                           error=note)
+
+    # -- one query -----------------------------------------------------------------------
+    def _policy(self, query: RenderedQuery) -> RetryPolicy:
+        return RetryPolicy(retries=int(query.settings.get("retries", self.settings.retries)),
+                           backoff=float(query.settings.get("retry_backoff",
+                                                            self.settings.retry_backoff)))
+
+    def _run_query(self, pool: ConnectionPool, query: RenderedQuery,
+                   state: RunState | None) -> QueryResult:
+        sql = query.sql or ""
+        digest = fingerprint(sql)
+        if state is not None and state.is_done(query.step, query.query, digest):
+            result = self._skipped(query, DONE_BEFORE)
+            self._record(result)
+            return result
         if self._cancelled.is_set():
             result = self._skipped(query)
             self._record(result)
             return result
         self.reporter.query_started(query)
         started = time.perf_counter()
+        text, after = (state.checkpointed(sql, query.step, query.query, query.file, digest)
+                       if state is not None else (sql, None))
+        retries = 0
+
+        def on_retry(attempt: int, err: BaseException, wait: float) -> None:
+            nonlocal retries
+            retries = attempt
+            self.reporter.query_retrying(query, attempt, self.secrets.mask(_one_line(err)),
+                                         wait)
+
+        def attempt(number: int) -> _Sent:
+            return self._attempt(pool, query, text, after, digest, state, fresh=number > 1)
+
         try:
-            conn = pool.acquire()
+            sent = call_with_retries(attempt, self._policy(query), on_retry)
+            result = QueryResult(query.target, query.step, query.query, query.file, SUCCEEDED,
+                                 rows=sent.rows, seconds=time.perf_counter() - started,
+                                 retries=retries, output=sent.output)
+        except psycopg.Error as err:
+            result = self._failure(query, err, time.perf_counter() - started, retries)
         except SqlRunnerError as err:
             result = QueryResult(query.target, query.step, query.query, query.file, FAILED,
-                                 seconds=time.perf_counter() - started,
+                                 seconds=time.perf_counter() - started, retries=retries,
                                  error=self.secrets.mask(str(err)))
-            self._record(result)
-            return result
+        self._record(result)
+        return result
+
+    def _attempt(self, pool: ConnectionPool, query: RenderedQuery, text: str,
+                 after: str | None, digest: str, state: RunState | None,
+                 fresh: bool) -> _Sent:
+        conn = pool.acquire(fresh=fresh)
+        backend_pid = conn.info.backend_pid
         key = id(conn)
         with self._lock:
             self._active[key] = conn
+        if self._cancelled.is_set():
+            conn.cancel_safe()
         try:
-            rows, output = self._send(conn, query.sql or "")
-            result = QueryResult(query.target, query.step, query.query, query.file, SUCCEEDED,
-                                 rows=rows, seconds=time.perf_counter() - started,
-                                 output=output)
+            timeout = query.settings.get("timeout")
+            if timeout:
+                conn.execute(f"SET statement_timeout = {int(float(timeout) * 1000):d}")
+            rows, output = self._send(conn, text, checkpointed=state is not None and not after)
+            if timeout:
+                conn.execute("RESET statement_timeout")
+            if after is not None and state is not None:
+                state.write(after)
+            return _Sent(rows, output)
         except psycopg.Error as err:
-            result = self._failure(query, err, time.perf_counter() - started)
+            if state is not None and is_connection_loss(err):
+                pool.discard(conn)
+                if state.settle_lost_query(backend_pid, query.step, query.query, digest):
+                    return _Sent(None, None, recovered=True)
+            raise
         finally:
             with self._lock:
                 self._active.pop(key, None)
             pool.release(conn)
-        self._record(result)
-        return result
 
-    def _send(self, conn: psycopg.Connection, sql: str) -> tuple[int | None, QueryOutput | None]:
-        """Send ``sql`` whole; the rows of its last statement, and its output if asked."""
+    def _send(self, conn: psycopg.Connection, sql: str,
+              checkpointed: bool) -> tuple[int | None, QueryOutput | None]:
+        """Send ``sql`` whole; the rows of the file's last statement, and its output if asked.
+
+        With a checkpoint appended, the file's own last statement is the one before it.
+        """
+        counts: list[int] = []
+        output = None
         with conn.cursor() as cur:
             cur.execute(sql)
-            output = None
             while True:
-                if self.show_query_output and cur.description is not None:
+                counts.append(cur.rowcount)
+                if self.settings.show_query_output and cur.description is not None:
                     fetched = cur.fetchall()
                     if fetched:
                         output = QueryOutput(tuple(c.name for c in cur.description),
                                              tuple(tuple(r) for r in fetched))
                 if not cur.nextset():
                     break
-            rows = cur.rowcount
-        return rows, output
+        if checkpointed:
+            counts.pop()
+        return (counts[-1] if counts else None), output
 
-    def _failure(self, query: RenderedQuery, err: psycopg.Error, seconds: float) -> QueryResult:
+    def _failure(self, query: RenderedQuery, err: psycopg.Error, seconds: float,
+                 retries: int) -> QueryResult:
         diag = err.diag
         text = str(err).strip()
         message = diag.message_primary or (text.splitlines()[0] if text else type(err).__name__)
@@ -227,5 +396,11 @@ class Executor:
                 text += " (line of the rendered SQL)"
         return QueryResult(query.target, query.step, query.query, query.file, FAILED,
                            seconds=seconds, error=self.secrets.mask(text), sqlstate=sqlstate,
-                           line=line, column=column,
+                           line=line, column=column, retries=retries,
                            excerpt=self.secrets.mask(excerpt) if excerpt else None)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlrunner.errors import SqlRunnerError, TargetError
-from sqlrunner.playbook import Playbook, StepSpec, TargetSpec
+from sqlrunner.playbook import QUERY_SETTINGS, Playbook, QuerySpec, StepSpec, TargetSpec
 from sqlrunner.render import RenderedQuery, Renderer
 
 
@@ -45,6 +45,10 @@ class RunPlan:
     run_id: str
     started_at: datetime
     render_errors: tuple[SqlRunnerError, ...] = field(default=())
+    steps: tuple[StepSpec, ...] = field(default=())
+    cli_variables: Mapping[str, Any] = field(default_factory=dict)
+    renderer: Renderer | None = field(default=None, repr=False)
+    partial: bool = False  # --from-step or --run-query: never resumed
 
     @property
     def query_count(self) -> int:
@@ -119,19 +123,45 @@ def build_plan(
     seen_errors: set[str] = set()
     target_plans = []
     for target in playbook.targets:
-        data = builtin_variables(target, run_id, started_at)
-        data.update(playbook.variables)
-        data.update(cli_variables or {})
-        step_plans = []
-        for step in steps:
-            rendered = tuple(renderer.render(target.name, step.name, q, data)
-                             for q in step.queries)
-            for query in rendered:
-                if query.error is not None and str(query.error) not in seen_errors:
-                    seen_errors.add(str(query.error))
-                    errors.append(query.error)
-            step_plans.append(StepPlan(name=step.name, queries=rendered))
-        target_plans.append(TargetPlan(target=target, steps=tuple(step_plans),
-                                       init_error=target.init_error()))
+        target_plan = plan_target(playbook, target, steps, cli_variables or {}, renderer,
+                                  run_id, started_at)
+        for query in target_plan.queries:
+            if query.error is not None and str(query.error) not in seen_errors:
+                seen_errors.add(str(query.error))
+                errors.append(query.error)
+        target_plans.append(target_plan)
     return RunPlan(playbook=playbook, targets=tuple(target_plans), run_id=run_id,
-                   started_at=started_at, render_errors=tuple(errors))
+                   started_at=started_at, render_errors=tuple(errors), steps=steps,
+                   cli_variables=dict(cli_variables or {}), renderer=renderer,
+                   partial=bool(from_step or run_query))
+
+
+def plan_target(playbook: Playbook, target: TargetSpec, steps: tuple[StepSpec, ...],
+                cli_variables: Mapping[str, Any], renderer: Renderer, run_id: str,
+                started_at: datetime) -> TargetPlan:
+    """Render the selected steps for one target with the run's identity."""
+    data = builtin_variables(target, run_id, started_at)
+    data.update(playbook.variables)
+    data.update(cli_variables)
+    step_plans = tuple(
+        StepPlan(name=step.name,
+                 queries=tuple(renderer.render(target.name, step.name, q, data,
+                                               _settings(playbook, target, q))
+                               for q in step.queries))
+        for step in steps)
+    return TargetPlan(target=target, steps=step_plans, init_error=target.init_error())
+
+
+def _settings(playbook: Playbook, target: TargetSpec, query: QuerySpec) -> dict[str, Any]:
+    return {key: value for key in QUERY_SETTINGS
+            if (value := playbook.query_setting(target, query, key)) is not None}
+
+
+def replan_target(plan: RunPlan, target_plan: TargetPlan, run_id: str,
+                  started_at: datetime) -> TargetPlan:
+    """Render a target's queries again as the run ``run_id`` that started at ``started_at``
+    rendered them (a resumed run renders the SQL of the run it resumes)."""
+    assert plan.renderer is not None
+    renderer = plan.renderer.at(started_at)
+    return plan_target(plan.playbook, target_plan.target, plan.steps, plan.cli_variables,
+                       renderer, run_id, started_at)

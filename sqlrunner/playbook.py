@@ -28,15 +28,20 @@ TARGET_KEYS: dict[str, tuple[type, ...]] = {
     "username": (str,), "password": (str,), "ssl": (bool,), "sslmode": (str,),
     "sslrootcert": (str,), "connect_timeout": (int,), "application_name": (str,),
     "query_group": (str,), "wlm_query_slot_count": (int,), "options": (str,),
+    "retries": (int,), "retry_backoff": (int, float), "timeout": (int, float),
     # SQL Runner's fields for Snowflake and BigQuery targets: accepted, unused.
     "account": (str,), "warehouse": (str,), "project": (str,), "region": (str,),
 }
 STEP_KEYS: dict[str, tuple[type, ...]] = {"name": (str,), "queries": (list,)}
+# Settings a query may carry (and a target or the playbook may default).
+QUERY_SETTINGS: dict[str, tuple[type, ...]] = {
+    "retries": (int,), "retry_backoff": (int, float), "timeout": (int, float),
+}
 QUERY_KEYS: dict[str, tuple[type, ...]] = {
-    "name": (str,), "file": (str,), "template": (bool,),
+    "name": (str,), "file": (str,), "template": (bool,), **QUERY_SETTINGS,
 }
 TOP_KEYS: dict[str, tuple[type, ...]] = {
-    "targets": (list,), "variables": (dict,), "steps": (list,),
+    "targets": (list,), "variables": (dict,), "steps": (list,), **QUERY_SETTINGS,
 }
 
 _COLON_KEY = re.compile(r"^(\s*(?:-\s)?):", re.MULTILINE)
@@ -78,6 +83,7 @@ class QuerySpec:
     file: str
     template: bool
     line: int
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,15 @@ class Playbook:
     targets: tuple[TargetSpec, ...]
     variables: Mapping[str, Any]
     steps: tuple[StepSpec, ...]
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def query_setting(self, target: TargetSpec, query: QuerySpec, key: str,
+                      default: Any = None) -> Any:
+        """A query setting: the query's, else the target's, else the playbook's."""
+        for source in (query.settings, target.options, self.settings):
+            if source.get(key) is not None:
+                return source[key]
+        return default
 
 
 def strip_colon_keys(text: str) -> str:
@@ -161,6 +176,7 @@ def _validate(document: Any, path: str) -> Playbook:
         targets=tuple(_target(t, targets.line_of(i), path) for i, t in enumerate(targets)),
         variables=dict(variables),
         steps=tuple(_step(s, steps.line_of(i), path) for i, s in enumerate(steps)),
+        settings=_settings(document),
     )
 
 
@@ -207,7 +223,12 @@ def _query(raw: Any, line: int, path: str) -> QuerySpec:
         file=_required_str(entry, "file", "query", path),
         template=bool(entry.get("template") or False),
         line=line,
+        settings=_settings(entry),
     )
+
+
+def _settings(entry: LineDict) -> dict[str, Any]:
+    return {k: entry[k] for k in QUERY_SETTINGS if entry.get(k) is not None}
 
 
 def _mapping(raw: Any, what: str, line: int, path: str) -> LineDict:
@@ -240,20 +261,19 @@ def _check_keys(entry: LineDict, allowed: Mapping[str, tuple[type, ...]], what: 
             continue
         types = allowed[key]
         if types == (str,):
-            if isinstance(value, dict | list):
-                raise PlaybookError(f"{what} {key!r} must be a plain value, got "
-                                    f"{_type_name(value)}", file=path, line=line)
+            valid = not isinstance(value, dict | list)
         elif types == (int,):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise PlaybookError(f"{what} {key!r} must be a whole number, got "
-                                    f"{_type_name(value)} {value!r}", file=path, line=line)
-        elif not isinstance(value, types):
+            valid = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        elif types == (int, float):
+            valid = (isinstance(value, int | float) and not isinstance(value, bool)
+                     and value >= 0)
+        else:
+            valid = isinstance(value, types)
+        if not valid:
+            shown = "" if isinstance(value, dict | list) else f" {value!r}"
             raise PlaybookError(
                 f"{what} {key!r} must be {_expected_name(types)}, got {_type_name(value)}"
-                f" {value!r}" if not isinstance(value, dict | list) else
-                f"{what} {key!r} must be {_expected_name(types)}, got {_type_name(value)}",
-                file=path, line=line,
-            )
+                f"{shown}", file=path, line=line)
 
 
 def _scalar_str(value: Any) -> str | None:
@@ -271,6 +291,10 @@ def _type_name(value: Any) -> str:
 
 
 def _expected_name(types: tuple[type, ...]) -> str:
+    if types == (int, float):
+        return "a number of seconds"
+    if types == (str,):
+        return "a plain value"
     names = {bool: "true or false", list: "a list", dict: "a mapping", int: "a whole number"}
     return " or ".join(names.get(t, t.__name__) for t in types)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ class RenderedQuery:
     sql: str | None
     template: bool
     error: SqlRunnerError | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)  # retries, timeout, ...
 
 
 def missing_key(setting: str) -> Any:
@@ -47,22 +48,30 @@ class Renderer:
                  missing: str = "error", secrets: SecretRegistry | None = None) -> None:
         self.sql_root = sql_root
         self.missing = missing
+        self.started_at = started_at
         self.secrets = secrets or SecretRegistry()
         self._functions = runner_functions(started_at, self.secrets)
         self._sources: dict[str, str | SqlRunnerError] = {}
         self._templates: dict[str, Any] = {}
 
-    def render(self, target: str, step: str, query: QuerySpec,
-               data: Mapping[str, Any]) -> RenderedQuery:
+    def at(self, started_at: datetime) -> Renderer:
+        """A renderer for the same files whose clock reads ``started_at``."""
+        return Renderer(self.sql_root, started_at, self.missing, self.secrets)
+
+    def render(self, target: str, step: str, query: QuerySpec, data: Mapping[str, Any],
+               settings: Mapping[str, Any] | None = None) -> RenderedQuery:
         """Render ``query`` for ``target`` with template ``data``."""
         path = query_path(self.sql_root, query.file)
         shown = display_path(path)
+        settings = dict(settings or {})
         try:
             source = self._read(path, shown)
             sql = self._execute(path, shown, source, data) if query.template else source
         except SqlRunnerError as err:
-            return RenderedQuery(target, step, query.name, shown, None, query.template, err)
-        return RenderedQuery(target, step, query.name, shown, sql, query.template)
+            return RenderedQuery(target, step, query.name, shown, None, query.template, err,
+                                 settings)
+        return RenderedQuery(target, step, query.name, shown, sql, query.template, None,
+                             settings)
 
     def _read(self, path: str, shown: str) -> str:
         if path not in self._sources:

@@ -31,13 +31,19 @@ def summary_lines(result: RunResult) -> list[str]:
     lines: list[str] = []
     for failure in result.target_failures:
         lines.append(f"TARGET INITIALIZATION FAILURE: target {failure.target}: {failure.error}")
+    for failure in result.lock_conflicts:
+        lines.append(f"LOCKED: target {failure.target}: {failure.error}")
     for query in result.failed:
         lines.append(f"QUERY FAILURE: target {query.target}, step {query.step}, query "
                      f"{query.query}: {query.error}")
         if query.excerpt:
             lines.extend("    " + part for part in query.excerpt.splitlines())
     targets = len({q.target for q in result.executed})
-    state = "interrupted: " if result.interrupted else ""
+    done_before = sum(1 for q in result.queries if q.status == SKIPPED and q.error)
+    if done_before:
+        lines.append(f"{done_before} queries skipped: done in the run being resumed")
+    state = ("interrupted: " if result.interrupted else
+             "timed out: " if result.timed_out else "")
     lines.append(f"{state}{len(result.executed)} queries executed against {targets} targets "
                  f"in {result.seconds:.3f}s")
     return lines
@@ -83,7 +89,8 @@ class PlainReporter:
 
     def query_finished(self, result: QueryResult) -> None:
         if result.status == SKIPPED:
-            self._log(f"[{result.target}] {result.step}/{result.query} skipped")
+            why = f" ({result.error})" if result.error else ""
+            self._log(f"[{result.target}] {result.step}/{result.query} skipped{why}")
             return
         if result.status == FAILED:
             self._log(f"[{result.target}] {result.step}/{result.query} FAILED after "
@@ -96,8 +103,16 @@ class PlainReporter:
             with self._lock:
                 print_query_output(result)
 
+    def query_retrying(self, query: RenderedQuery, attempt: int, error: str,
+                       wait: float) -> None:
+        self._log(f"[{query.target}] {query.step}/{query.query} attempt {attempt} failed "
+                  f"({error}); retrying in {wait:.1f}s")
+
     def target_failed(self, failure: TargetFailure) -> None:
         self._log(f"[{failure.target}] cannot start: {failure.error}")
+
+    def note(self, target: str, message: str) -> None:
+        self._log(f"[{target}] {message}")
 
     def run_finished(self, result: RunResult) -> None:
         for line in summary_lines(result):
@@ -139,9 +154,21 @@ class LiveReporter:
             row = self._rows[(result.target, result.step, result.query)]
             row["state"], row["result"] = result.status, result
 
+    def query_retrying(self, query: RenderedQuery, attempt: int, error: str,
+                       wait: float) -> None:
+        with self._lock:
+            row = self._rows[(query.target, query.step, query.query)]
+            row["state"] = f"retry {attempt}"
+        self.console.print(Text(f"[{query.target}] {query.step}/{query.query} attempt "
+                                f"{attempt} failed ({error}); retrying in {wait:.1f}s",
+                                style="yellow"))
+
     def target_failed(self, failure: TargetFailure) -> None:
         with self._lock:
             self._failures.append(failure)
+
+    def note(self, target: str, message: str) -> None:
+        self.console.print(Text(f"[{target}] {message}", style="cyan"))
 
     def run_finished(self, result: RunResult) -> None:
         if self._live is not None:

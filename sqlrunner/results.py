@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlrunner.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_LOCK_EXISTS,
     EXIT_NOTHING_RAN,
     EXIT_OK,
     EXIT_QUERY,
@@ -70,8 +72,10 @@ class RunResult:
     playbook: str
     queries: list[QueryResult] = field(default_factory=list)
     target_failures: list[TargetFailure] = field(default_factory=list)
+    lock_conflicts: list[TargetFailure] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    timed_out: bool = False
     resumed_from: str | None = None
 
     @property
@@ -87,13 +91,19 @@ class RunResult:
     @property
     def errors(self) -> list[str]:
         """Every error as one line, for messages and tests."""
-        lines = [f"target {f.target}: {f.error}" for f in self.target_failures]
+        lines = [f"target {f.target}: {f.error}"
+                 for f in self.target_failures + self.lock_conflicts]
         lines += [f"{q.target}/{q.step}/{q.query} ({q.file}): {q.error}" for q in self.failed]
         return lines
 
     @property
     def exit_code(self) -> int:
-        """0 ok, 5 target errors, 6 query errors, 7 both, 8 nothing executed."""
+        """0 ok, 3 locked, 5 target errors, 6 query errors, 7 both, 8 nothing executed,
+        130 interrupted."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if self.lock_conflicts:
+            return EXIT_LOCK_EXISTS
         init, query = bool(self.target_failures), bool(self.failed)
         if init and query:
             return EXIT_TARGET_AND_QUERY
@@ -113,6 +123,8 @@ class RunResult:
             "exit_code": self.exit_code,
             "seconds": round(self.seconds, 6),
             "interrupted": self.interrupted,
+            "timed_out": self.timed_out,
+            "lock_conflicts": [asdict(f) for f in self.lock_conflicts],
             "resumed_from": self.resumed_from,
             "target_failures": [asdict(f) for f in self.target_failures],
             "queries": [q.to_json() for q in self.queries],

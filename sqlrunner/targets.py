@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -125,23 +126,38 @@ class ConnectionPool:
     below a millisecond.
     """
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection,
+                 on_connect: Callable[[psycopg.Connection], None] | None = None) -> None:
         self.connection = connection
+        self.on_connect = on_connect
         self._idle: list[psycopg.Connection] = []
         self._all: list[psycopg.Connection] = []
         self._lock = threading.Lock()
 
-    def acquire(self) -> psycopg.Connection:
-        """An idle connection, or a new one."""
+    def acquire(self, fresh: bool = False) -> psycopg.Connection:
+        """An idle connection, or a new one (always new with ``fresh``)."""
         with self._lock:
-            while self._idle:
+            while self._idle and not fresh:
                 conn = self._idle.pop()
                 if not conn.closed and not conn.broken:
                     return conn
         conn = connect(self.connection)
+        if self.on_connect is not None:
+            try:
+                self.on_connect(conn)
+            except BaseException:
+                conn.close()
+                raise
         with self._lock:
             self._all.append(conn)
         return conn
+
+    def discard(self, conn: psycopg.Connection) -> None:
+        """Close ``conn`` for good (after an error that leaves it in doubt)."""
+        try:
+            conn.close()
+        except psycopg.Error:
+            pass
 
     def release(self, conn: psycopg.Connection) -> None:
         """Give ``conn`` back; a broken connection is closed, not reused."""

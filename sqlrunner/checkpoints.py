@@ -1,0 +1,207 @@
+"""Checkpoints in the target database: each run, and each query that finished in it.
+
+A query's checkpoint row is appended to the SQL file it belongs to, so it is
+written in the same implicit transaction as the query's own work: after a
+crash a query is either done and recorded, or neither. A later run of the same
+playbook on the same target finds the unfinished run and resumes it, skipping
+the queries recorded as done whose rendered SQL is unchanged.
+
+Only portable SQL is used (no ON CONFLICT, no sequences), so the same store
+works on Redshift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg import sql
+
+DEFAULT_SCHEMA = "sqlrunner"
+RUNNING, SUCCEEDED, FAILED, INTERRUPTED, ABANDONED = (
+    "running", "succeeded", "failed", "interrupted", "abandoned")
+UNFINISHED = (RUNNING, FAILED, INTERRUPTED)
+
+_TABLES = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.runs (
+    run_id       varchar(32)   NOT NULL,
+    playbook     varchar(1024) NOT NULL,
+    target       varchar(256)  NOT NULL,
+    mode         varchar(16)   NOT NULL,
+    status       varchar(16)   NOT NULL,
+    fingerprint  varchar(64)   NOT NULL,
+    query_count  integer       NOT NULL,
+    started_at   timestamp     NOT NULL,
+    updated_at   timestamp     NOT NULL,
+    ended_at     timestamp,
+    host         varchar(256),
+    pid          integer,
+    attempts     integer       NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {schema}.run_queries (
+    run_id          varchar(32)   NOT NULL,
+    target          varchar(256)  NOT NULL,
+    step            varchar(256)  NOT NULL,
+    query           varchar(256)  NOT NULL,
+    file            varchar(1024) NOT NULL,
+    sql_fingerprint varchar(64)   NOT NULL,
+    status          varchar(16)   NOT NULL,
+    recorded_at     timestamp     NOT NULL
+);
+"""
+
+
+def fingerprint(text: str) -> str:
+    """A stable digest of rendered SQL."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def utc_now() -> datetime:
+    """Now, in UTC, without tzinfo (the tables use plain ``timestamp``)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One row of ``sqlrunner.runs``."""
+
+    run_id: str
+    playbook: str
+    target: str
+    mode: str
+    status: str
+    started_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    host: str | None
+    pid: int | None
+    attempts: int
+    query_count: int
+
+
+class CheckpointStore:
+    """The run and query records of one target, read and written on one connection."""
+
+    def __init__(self, conn: psycopg.Connection, schema: str = DEFAULT_SCHEMA) -> None:
+        self.conn = conn
+        self.schema = schema
+        self._schema_sql = sql.Identifier(schema).as_string(conn)
+
+    def _q(self, template: str) -> str:
+        return template.replace("{schema}", self._schema_sql)
+
+    def literal(self, value: object) -> str:
+        """``value`` as a SQL literal, quoted by psycopg."""
+        if isinstance(value, datetime):
+            text = sql.Literal(value.isoformat(sep=" ")).as_string(self.conn)
+            return f"CAST({text} AS timestamp)"
+        return sql.Literal(value).as_string(self.conn)
+
+    def ensure_tables(self) -> None:
+        """Create the schema and tables if missing (racing creators are tolerated)."""
+        for attempt in range(3):
+            try:
+                with self.conn.transaction():
+                    self.conn.execute(self._q(_TABLES))
+                return
+            except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable,
+                    psycopg.errors.DuplicateSchema):
+                if attempt == 2:
+                    raise
+
+    def latest_run(self, playbook: str, target: str, mode: str = "full") -> RunRecord | None:
+        """The most recent run of ``playbook`` on ``target`` in ``mode``, if any."""
+        runs = self.recent_runs(playbook, target, limit=1, mode=mode)
+        return runs[0] if runs else None
+
+    def recent_runs(self, playbook: str, target: str | None = None, limit: int = 10,
+                    mode: str | None = None) -> list[RunRecord]:
+        """The latest runs of ``playbook`` (on ``target``), newest first."""
+        where = [f"playbook = {self.literal(playbook)}"]
+        if target is not None:
+            where.append(f"target = {self.literal(target)}")
+        if mode is not None:
+            where.append(f"mode = {self.literal(mode)}")
+        rows = self.conn.execute(self._q(
+            "SELECT run_id, playbook, target, mode, status, started_at, updated_at, ended_at, "
+            "host, pid, attempts, query_count FROM {schema}.runs WHERE "
+            + " AND ".join(where) + f" ORDER BY started_at DESC, updated_at DESC LIMIT {limit:d}"
+        )).fetchall()
+        return [RunRecord(*row) for row in rows]
+
+    def start_run(self, run_id: str, playbook: str, target: str, mode: str,
+                  run_fingerprint: str, query_count: int, started_at: datetime) -> None:
+        """Record a new run as running."""
+        now = utc_now()
+        values = ", ".join(self.literal(v) for v in (
+            run_id, playbook, target, mode, RUNNING, run_fingerprint, query_count,
+            started_at.astimezone(UTC).replace(tzinfo=None), now, socket.gethostname(),
+            os.getpid(), 1))
+        self.conn.execute(self._q(
+            "INSERT INTO {schema}.runs (run_id, playbook, target, mode, status, fingerprint, "
+            "query_count, started_at, updated_at, host, pid, attempts) VALUES (" + values + ")"))
+
+    def resume_run(self, run: RunRecord) -> None:
+        """Mark an unfinished run as running again, by this process."""
+        self.conn.execute(self._q(
+            f"UPDATE {{schema}}.runs SET status = {self.literal(RUNNING)}, "
+            f"updated_at = {self.literal(utc_now())}, ended_at = NULL, "
+            f"host = {self.literal(socket.gethostname())}, pid = {os.getpid():d}, "
+            f"attempts = attempts + 1 WHERE run_id = {self.literal(run.run_id)} "
+            f"AND target = {self.literal(run.target)}"))
+
+    def finish_run(self, run_id: str, target: str, status: str) -> None:
+        """Record how a run ended."""
+        now = utc_now()
+        self.conn.execute(self._q(
+            f"UPDATE {{schema}}.runs SET status = {self.literal(status)}, "
+            f"updated_at = {self.literal(now)}, ended_at = {self.literal(now)} "
+            f"WHERE run_id = {self.literal(run_id)} AND target = {self.literal(target)}"))
+
+    def abandon_unfinished(self, playbook: str, target: str) -> None:
+        """``--restart``: unfinished runs of this playbook on this target are given up."""
+        now = utc_now()
+        states = ", ".join(self.literal(s) for s in UNFINISHED)
+        self.conn.execute(self._q(
+            f"UPDATE {{schema}}.runs SET status = {self.literal(ABANDONED)}, "
+            f"updated_at = {self.literal(now)}, ended_at = {self.literal(now)} "
+            f"WHERE playbook = {self.literal(playbook)} AND target = {self.literal(target)} "
+            f"AND status IN ({states})"))
+
+    def done_queries(self, run_id: str, target: str) -> dict[tuple[str, str], set[str]]:
+        """(step, query) -> fingerprints of the SQL recorded as done in ``run_id``."""
+        rows = self.conn.execute(self._q(
+            "SELECT step, query, sql_fingerprint FROM {schema}.run_queries "
+            f"WHERE run_id = {self.literal(run_id)} AND target = {self.literal(target)}"
+        )).fetchall()
+        done: dict[tuple[str, str], set[str]] = {}
+        for step, query, digest in rows:
+            done.setdefault((step, query), set()).add(digest)
+        return done
+
+    def is_recorded(self, run_id: str, target: str, step: str, query: str,
+                    digest: str) -> bool:
+        """Whether the checkpoint of this query (with this SQL) exists."""
+        return digest in self.done_queries(run_id, target).get((step, query), set())
+
+    def checkpoint_sql(self, run_id: str, target: str, step: str, query: str, file: str,
+                       digest: str) -> str:
+        """The INSERT appended to a query's SQL, committing with the query's own work."""
+        values = ", ".join(self.literal(v) for v in (
+            run_id, target, step[:256], query[:256], file[:1024], digest, SUCCEEDED,
+            utc_now()))
+        return self._q(
+            "INSERT INTO {schema}.run_queries (run_id, target, step, query, file, "
+            "sql_fingerprint, status, recorded_at) VALUES (" + values + ")")
+
+    def queries_of(self, run_id: str, target: str) -> list[tuple[str, str, datetime]]:
+        """(step, query, recorded_at) of every query recorded in a run, in order."""
+        return [tuple(r) for r in self.conn.execute(self._q(
+            "SELECT step, query, recorded_at FROM {schema}.run_queries "
+            f"WHERE run_id = {self.literal(run_id)} AND target = {self.literal(target)} "
+            "ORDER BY recorded_at")).fetchall()]

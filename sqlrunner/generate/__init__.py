@@ -1,0 +1,22 @@
+"""Synthetic Snowplow web events for tests and benchmarks: generate them, load them with COPY."""
+
+from sqlrunner.generate.cli import main
+from sqlrunner.generate.columns import COLUMN_DEFINITIONS, COLUMNS
+from sqlrunner.generate.events import (
+    Batch,
+    EventRates,
+    GeneratorConfig,
+    generate_batches,
+    generate_events,
+)
+
+__all__ = [
+    "COLUMNS",
+    "COLUMN_DEFINITIONS",
+    "Batch",
+    "EventRates",
+    "GeneratorConfig",
+    "generate_batches",
+    "generate_events",
+    "main",
+]

@@ -1,0 +1,104 @@
+"""Which database errors are transient, and how a query is retried (tenacity).
+
+Errors are classified by SQLSTATE, never by message text, except where the
+server gives none: connection-time failures carry no SQLSTATE, and Redshift
+reports its serializable isolation violation as the catch-all ``XX000``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import psycopg
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+T = TypeVar("T")
+
+RETRY_SQLSTATES = frozenset({
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "55P03",  # lock_not_available
+    "57P01",  # admin_shutdown
+    "57P02",  # crash_shutdown
+    "57P03",  # cannot_connect_now
+    "53300",  # too_many_connections
+})
+RETRY_SQLSTATE_CLASSES = frozenset({"08"})  # connection exceptions
+# Redshift's XX000 messages that are worth another try.
+REDSHIFT_TRANSIENT = ("1023", "serializable isolation violation",
+                      "could not open relation with oid")
+# Connection failures without SQLSTATE that will not go away by waiting.
+PERMANENT_CONNECTION_FAILURES = (
+    "password authentication failed", "no pg_hba.conf entry", "does not exist",
+    "could not translate host name", "invalid sslmode", "certificate", "permission denied",
+    "authentication", "unsupported",
+)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently to retry a query (``retries`` extra attempts)."""
+
+    retries: int = 3
+    backoff: float = 1.0  # seconds before the first retry; doubles, with jitter
+    max_backoff: float = 30.0
+
+
+def is_transient(err: BaseException) -> bool:
+    """True for errors that another attempt on a fresh connection may not meet."""
+    if not isinstance(err, psycopg.Error):
+        return False
+    sqlstate = err.sqlstate or (err.diag.sqlstate if err.diag else None)
+    if sqlstate:
+        if sqlstate in RETRY_SQLSTATES or sqlstate[:2] in RETRY_SQLSTATE_CLASSES:
+            return True
+        if sqlstate == "XX000":
+            message = str(err).lower()
+            return any(marker in message for marker in REDSHIFT_TRANSIENT)
+        return False
+    if isinstance(err, psycopg.OperationalError):
+        message = str(err).lower()
+        return not any(marker in message for marker in PERMANENT_CONNECTION_FAILURES)
+    return False
+
+
+def is_connection_loss(err: BaseException) -> bool:
+    """True when the connection broke, so whether the query committed is unknown."""
+    if not isinstance(err, psycopg.OperationalError):
+        return False
+    sqlstate = err.sqlstate
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02")
+
+
+def call_with_retries(
+    attempt: Callable[[int], T],
+    policy: RetryPolicy,
+    on_retry: Callable[[int, BaseException, float], Any] | None = None,
+) -> T:
+    """Call ``attempt(n)`` (n = 1, 2, ...) until it returns, retrying transient errors."""
+
+    def before_sleep(state: RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None:
+            wait = state.next_action.sleep if state.next_action else 0.0
+            on_retry(state.attempt_number, state.outcome.exception(), wait)
+
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.retries + 1),
+        wait=wait_exponential_jitter(initial=policy.backoff, max=policy.max_backoff,
+                                     jitter=policy.backoff),
+        retry=retry_if_exception(is_transient),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    for attempt_state in retrying:
+        with attempt_state:
+            return attempt(attempt_state.retry_state.attempt_number)
+    raise AssertionError("unreachable")  # pragma: no cover
