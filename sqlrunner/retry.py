@@ -92,7 +92,7 @@ def call_with_retries(
 
     retrying = Retrying(
         stop=stop_after_attempt(policy.retries + 1),
-        wait=wait_exponential_jitter(initial=policy.backoff, max=policy.max_backoff,
+        wait=wait_exponential_jitter(multiplier=policy.backoff, max=policy.max_backoff,
                                      jitter=policy.backoff),
         retry=retry_if_exception(is_transient),
         before_sleep=before_sleep,

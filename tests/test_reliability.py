@@ -1,0 +1,274 @@
+"""Never lose work: retries, resume from checkpoints, the run lock, interrupts, timeouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+from conftest import query_one
+
+from sqlrunner.api import run_playbook
+from sqlrunner.cli import main
+
+
+def _steps_log(workdir, database, count: int = 3, sleep: float = 0.0) -> str:
+    """A playbook of ``count`` steps; each appends its name to ``log`` once."""
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE log (step text, at timestamptz DEFAULT clock_timestamp())")
+    steps = []
+    for i in range(1, count + 1):
+        nap = f"SELECT pg_sleep({sleep});\n" if sleep else ""
+        steps.append((f"s{i}", [(f"q{i}", workdir.sql(
+            f"q{i}.sql", f"INSERT INTO log (step) VALUES ('s{i}');\n{nap}"))]))
+    return workdir.playbook(workdir.steps(*steps))
+
+
+def _log(database: str) -> list[str]:
+    with psycopg.connect(database) as conn:
+        return [r[0] for r in conn.execute("SELECT step FROM log ORDER BY at")]
+
+
+def test_resumes_from_the_first_unfinished_query(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE log (step text)")
+    one = workdir.sql("one.sql", "INSERT INTO log VALUES ('one');")
+    two = workdir.sql("two.sql", "INSERT INTO log VALUES ('two'); INSERT INTO later VALUES (1);")
+    three = workdir.sql("three.sql", "INSERT INTO log VALUES ('three');")
+    playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)]),
+                                              ("c", [("three", three)])))
+    first = run_playbook(playbook, retries=0)
+    assert first.exit_code == 6
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE later (x int)")
+    second = run_playbook(playbook)
+    assert second.exit_code == 0, second.errors
+    assert second.resumed_from == first.run_id
+    assert [(q.query, q.status) for q in second.queries] == [
+        ("one", "skipped"), ("two", "succeeded"), ("three", "succeeded")]
+    with psycopg.connect(database) as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT * FROM log")) == ["one", "three", "two"]
+
+
+def test_a_finished_run_is_not_resumed(workdir, database):
+    playbook = _steps_log(workdir, database, count=2)
+    assert run_playbook(playbook).exit_code == 0
+    again = run_playbook(playbook)
+    assert again.exit_code == 0 and again.resumed_from is None
+    assert _log(database) == ["s1", "s2", "s1", "s2"]
+
+
+def test_a_query_whose_sql_changed_runs_again_on_resume(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE log (step text)")
+    one = workdir.sql("one.sql", "INSERT INTO log VALUES ('one');")
+    two = workdir.sql("two.sql", "SELECT 1/0;")
+    playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)])))
+    assert run_playbook(playbook, retries=0).exit_code == 6
+    workdir.sql("one.sql", "INSERT INTO log VALUES ('one, edited');")
+    workdir.sql("two.sql", "SELECT 1;")
+    assert run_playbook(playbook).exit_code == 0
+    assert query_one(database, "SELECT string_agg(step, '|' ORDER BY step) FROM log") == (
+        "one|one, edited")
+
+
+def test_restart_ignores_the_unfinished_run(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE log (step text)")
+    one = workdir.sql("one.sql", "INSERT INTO log VALUES ('one');")
+    two = workdir.sql("two.sql", "SELECT * FROM missing_table;")
+    playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)])))
+    assert run_playbook(playbook, retries=0).exit_code == 6
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE missing_table (x int)")
+    assert main(["-p", playbook, "--restart", "--progress", "plain"]) == 0
+    assert query_one(database, "SELECT count(*) FROM log") == 2
+    statuses = query_one(database, "SELECT string_agg(status, ',' ORDER BY started_at) "
+                                   "FROM sqlrunner.runs")
+    assert statuses == "abandoned,succeeded"
+
+
+def test_a_resumed_run_renders_with_the_original_run_id(workdir, database):
+    pytest.importorskip("sqlrunner.template.parser")
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE ids (run_id text)")
+    one = workdir.sql("one.sql", "INSERT INTO ids VALUES ('{{.run_id}}');")
+    two = workdir.sql("two.sql", "INSERT INTO ids VALUES ('{{.run_id}}'); SELECT {{.divisor}};")
+    playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)]),
+                                              template=True))
+    assert run_playbook(playbook, {"divisor": "1/0"}, retries=0).exit_code == 6
+    assert run_playbook(playbook, {"divisor": "1"}).exit_code == 0
+    assert query_one(database, "SELECT count(DISTINCT run_id) FROM ids") == 1
+    assert query_one(database, "SELECT count(*) FROM ids") == 2
+
+
+def test_transient_errors_are_retried_and_counted(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE tries; CREATE TABLE t (x int)")
+    flaky = workdir.sql("flaky.sql", """
+        INSERT INTO t VALUES (1);
+        DO $$ BEGIN
+          IF nextval('tries') < 3 THEN
+            RAISE EXCEPTION 'try again' USING ERRCODE = 'serialization_failure';
+          END IF;
+        END $$;
+    """)
+    result = run_playbook(workdir.playbook(workdir.steps(("s", [("flaky", flaky)]))),
+                          retry_backoff=0.01)
+    assert result.exit_code == 0, result.errors
+    assert result.queries[0].retries == 2
+    assert query_one(database, "SELECT count(*) FROM t") == 1
+
+
+def test_retries_run_out(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE tries")
+    flaky = workdir.sql("flaky.sql", """
+        DO $$ BEGIN
+          PERFORM nextval('tries');
+          RAISE EXCEPTION 'deadlock' USING ERRCODE = 'deadlock_detected';
+        END $$;
+    """)
+    playbook = workdir.playbook(workdir.steps(("s", [("flaky", flaky)])))
+    result = run_playbook(playbook, retries=2, retry_backoff=0.01)
+    assert result.exit_code == 6 and result.queries[0].sqlstate == "40P01"
+    assert query_one(database, "SELECT last_value FROM tries") == 3
+
+
+def test_syntax_and_data_errors_are_never_retried(workdir, database):
+    bad = workdir.sql("bad.sql", "SELEC 1;")
+    data = workdir.sql("data.sql", "SELECT 1/0;")
+    playbook = workdir.playbook(workdir.steps(("s", [("bad", bad), ("data", data)])))
+    started = time.monotonic()
+    result = run_playbook(playbook, retry_backoff=5)
+    assert time.monotonic() - started < 4
+    assert sorted((q.sqlstate, q.retries) for q in result.queries) == [
+        ("22012", 0), ("42601", 0)]
+
+
+def test_retry_settings_come_from_query_then_target_then_playbook(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE tries")
+    flaky = workdir.sql("flaky.sql", "DO $$ BEGIN PERFORM nextval('tries'); RAISE EXCEPTION "
+                                     "'x' USING ERRCODE = 'lock_not_available'; END $$;")
+    steps = ("  - name: s\n    queries:\n      - name: flaky\n        file: " + flaky +
+             "\n        retries: 1\n        retry_backoff: 0.01\n")
+    playbook = workdir.playbook(steps)
+    path = workdir.root / "playbook.yml"
+    path.write_text("retries: 5\nretry_backoff: 0.01\n" + path.read_text())
+    assert run_playbook(playbook).queries[0].retries == 1
+    assert query_one(database, "SELECT last_value FROM tries") == 2
+
+
+def test_a_terminated_backend_is_retried_on_a_fresh_connection_once(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (x int)")
+    slow = workdir.sql("slow.sql", "INSERT INTO t VALUES (1); SELECT pg_sleep(1.5);")
+    playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
+    proc = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook,
+                             "--retry-backoff", "0.1", "--report", "r.json"],
+                            cwd=workdir.root, stderr=subprocess.PIPE, text=True)
+    with psycopg.connect(database, autocommit=True) as admin:
+        pid = _wait_for_query(admin, "pg_sleep(1.5)")
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    assert proc.wait(timeout=60) == 0, proc.stderr.read()
+    report = json.loads((workdir.root / "r.json").read_text())
+    assert report["queries"][0]["retries"] == 1
+    assert query_one(database, "SELECT count(*) FROM t") == 1
+
+
+def _wait_for_query(admin: psycopg.Connection, fragment: str, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s "
+            "AND pid <> pg_backend_pid()", (f"%{fragment}%",)).fetchone()
+        if row:
+            return row[0]
+        time.sleep(0.02)
+    raise AssertionError(f"query {fragment!r} never started")
+
+
+def test_a_second_run_of_the_same_playbook_exits_3_and_names_the_holder(workdir, database):
+    slow = workdir.sql("slow.sql", "SELECT pg_sleep(2);")
+    playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
+    first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook],
+                             cwd=workdir.root, stderr=subprocess.PIPE, text=True)
+    with psycopg.connect(database, autocommit=True) as admin:
+        _wait_for_query(admin, "pg_sleep(2)")
+    second = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", playbook],
+                            cwd=workdir.root, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 3
+    assert f"pid {first.pid}" in second.stderr and "already running" in second.stderr
+    assert first.wait(timeout=60) == 0
+    waited = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", playbook,
+                             "--lock-timeout", "30"], cwd=workdir.root, capture_output=True,
+                            text=True, timeout=60)
+    assert waited.returncode == 0, waited.stderr
+
+
+def test_sigterm_cancels_on_the_server_and_records_the_run_interrupted(workdir, database,
+                                                                      tmp_path):
+    slow = workdir.sql("slow.sql", "SELECT pg_sleep(30);")
+    playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
+    lock = tmp_path / "soft.lock"
+    proc = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook,
+                             "--soft-lock", str(lock)], cwd=workdir.root,
+                            stderr=subprocess.PIPE, text=True)
+    with psycopg.connect(database, autocommit=True) as admin:
+        _wait_for_query(admin, "pg_sleep(30)")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 130
+        assert time.monotonic() - started < 10
+        still = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                              "AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()")
+        assert still.fetchone()[0] == 0
+    assert not lock.exists()
+    assert query_one(database, "SELECT status FROM sqlrunner.runs") == "interrupted"
+
+
+def test_query_timeout_cancels_that_query_without_retry(workdir, database):
+    slow = workdir.sql("slow.sql", "SELECT pg_sleep(5);")
+    steps = ("  - name: s\n    queries:\n      - name: slow\n        file: " + slow +
+             "\n        timeout: 0.3\n")
+    started = time.monotonic()
+    result = run_playbook(workdir.playbook(steps))
+    assert time.monotonic() - started < 3
+    assert result.exit_code == 6 and result.queries[0].sqlstate == "57014"
+    assert result.queries[0].retries == 0
+
+
+def test_run_timeout_cancels_the_run(workdir, database):
+    slow = workdir.sql("slow.sql", "SELECT pg_sleep(5);")
+    after = workdir.sql("after.sql", "CREATE TABLE after_t (x int);")
+    playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)]), ("t", [("a", after)])))
+    started = time.monotonic()
+    assert main(["-p", playbook, "--timeout", "0.5", "--progress", "plain"]) == 6
+    assert time.monotonic() - started < 4
+    assert query_one(database, "SELECT to_regclass('after_t') IS NULL") is True
+
+
+def test_no_checkpoints_keeps_no_state_in_the_target(workdir, database):
+    playbook = _steps_log(workdir, database, count=1)
+    assert main(["-p", playbook, "--no-checkpoints", "--progress", "plain"]) == 0
+    assert query_one(database, "SELECT to_regnamespace('sqlrunner') IS NULL") is True
+
+
+def test_a_killed_runner_is_resumed_without_applying_any_query_twice(workdir, database):
+    playbook = _steps_log(workdir, database, count=4, sleep=0.3)
+    proc = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook],
+                            cwd=workdir.root, stderr=subprocess.DEVNULL)
+    with psycopg.connect(database, autocommit=True) as admin:
+        _wait_for_query(admin, "'s2'")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    result = run_playbook(playbook)
+    assert result.exit_code == 0, result.errors
+    assert result.resumed_from is not None
+    assert sorted(_log(database)) == ["s1", "s2", "s3", "s4"]
