@@ -283,6 +283,46 @@ def _dry_run(plan: Any, options: Any, secrets: Any) -> int:
     return EXIT_OK
 
 
+def command_status(argv: list[str]) -> int:
+    """``sqlrunner status -p PLAYBOOK``: recent runs per target, and where one stopped."""
+    from sqlrunner import api
+    from sqlrunner.status import playbook_status
+
+    parser = ArgumentParser(prog="sqlrunner status", allow_abbrev=False,
+                            description="Show the recent runs of a playbook on its targets.")
+    parser.add_argument("-p", "--playbook", "-playbook", dest="playbook", required=True)
+    parser.add_argument("--var", "-var", dest="var", action="append", default=[])
+    parser.add_argument("--var-file", dest="var_file")
+    parser.add_argument("--target", dest="target")
+    parser.add_argument("--sqlroot", "-sqlroot", dest="sqlroot")
+    parser.add_argument("--state-schema", dest="state_schema", default="sqlrunner")
+    parser.add_argument("--embedded-dir", dest="embedded_dir")
+    parser.add_argument("--limit", type=_non_negative_int, default=10)
+    args = parser.parse_args(argv)
+    options = api.RunOptions(variables=_variables(args), target=args.target,
+                             sql_root=args.sqlroot, embedded_dir=args.embedded_dir)
+    plan = api.prepare(args.playbook, options)
+    for status in playbook_status(plan, args.state_schema, args.limit, args.embedded_dir):
+        print(f"target {status.target}:")
+        if status.error:
+            print(f"  cannot read its runs: {status.error}")
+            continue
+        if not status.runs:
+            print("  no runs recorded")
+        for run in status.runs:
+            ended = f"{run.ended_at:%Y-%m-%d %H:%M:%S}" if run.ended_at else "-"
+            print(f"  {run.run_id[:8]}  {run.status:<11} {run.mode:<7} started "
+                  f"{run.started_at:%Y-%m-%d %H:%M:%S}  ended {ended}  attempts {run.attempts}"
+                  f"  {run.host} pid {run.pid}")
+        if status.next_query:
+            print(f"  unfinished: {len(status.done)} queries done; the next run resumes at "
+                  f"{status.next_query}")
+    return EXIT_OK
+
+
+SUBCOMMANDS["status"] = command_status
+
+
 def _error(message: str) -> None:
     sys.stderr.write(f"sqlrunner: error: {message}\n")
 

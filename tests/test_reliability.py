@@ -272,3 +272,18 @@ def test_a_killed_runner_is_resumed_without_applying_any_query_twice(workdir, da
     assert result.exit_code == 0, result.errors
     assert result.resumed_from is not None
     assert sorted(_log(database)) == ["s1", "s2", "s3", "s4"]
+
+
+def test_status_shows_recent_runs_and_where_a_failed_one_stopped(workdir, database, capsys):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE log (step text)")
+    one = workdir.sql("one.sql", "INSERT INTO log VALUES ('one');")
+    two = workdir.sql("two.sql", "SELECT * FROM not_yet;")
+    playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)])))
+    assert main(["status", "-p", playbook]) == 0
+    assert "no runs recorded" in capsys.readouterr().out
+    run = run_playbook(playbook, retries=0)
+    assert main(["status", "-p", playbook]) == 0
+    out = capsys.readouterr().out
+    assert run.run_id[:8] in out and "failed" in out
+    assert "1 queries done; the next run resumes at b/two" in out
