@@ -23,13 +23,16 @@ The server listens on no TCP port, only on a Unix socket in a folder that only i
 enter, with ``trust`` authentication: the DSN has no password, nothing clashes with another
 server on port 5432, and no other local user can connect.
 
-Root: PostgreSQL refuses to run as root, so a root process runs the server as the owner of
-the data folder (or of the folder it is created in) when that is not root, else as
-``nobody``, with no supplementary groups. Nothing outside the data folder is chmod-ed or
-chown-ed and no user is created. That account must be able to enter the data folder (a
-:class:`TargetError` names the folder that stops it), and when it cannot reach the
-installed binaries (a Python under ``/root``) they are hard-linked (or copied) into
-``postgres/bin/``.
+Root: PostgreSQL refuses to run as root, so a root process runs initdb and the server as
+another account: the owner of an existing cluster; for a new one the owner of the folder
+that holds the data folder when that is not root (so ``sudo sqlrunner`` in a user's project
+leaves the cluster theirs), else ``nobody``; always without root's supplementary groups.
+Only ``postgres/data/`` is handed to that account; nothing outside the data folder is
+chmod-ed or chown-ed and no user is created. The account must be able to enter the data
+folder (a :class:`TargetError` names the folder that stops it), and when it cannot reach
+the installed binaries (a Python under ``/root``) they are hard-linked (or copied) into
+``postgres/bin/``. The lock and log files stay root's, so a folder first used as root is
+for root (or ``chown -R``) afterwards.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import importlib.metadata
 import importlib.util
 import os
 import pwd
+import re
 import shlex
 import shutil
 import signal
@@ -74,6 +78,8 @@ UNPRIVILEGED_USER = "nobody"
 SOCKET_PATH_MAX = 103
 # pg_ctl puts paths in double quotes on a shell command line.
 UNSAFE_PATH_CHARACTERS = '"$`\\'
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \S+ \[\d+\] ")
+_PG_CTL_HINTS = {"Examine the log output."}
 
 _users_guard = threading.Lock()
 _users: dict[Path, int] = {}  # layout root -> fd holding users.lock shared, this process
@@ -232,7 +238,7 @@ def _exclusive_lock(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]
 
 def _open_lock_file(path: Path) -> int:
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as err:
         raise TargetError(f"embedded PostgreSQL: cannot open {path}: {err.strerror}") from None
 
@@ -319,6 +325,7 @@ def _start(layout: Layout) -> Postmaster:
     command = [str(bin_dir / "pg_ctl"), "start", "-w", "-s", "-t", str(int(START_TIMEOUT)),
                "-D", str(layout.data), "-o", options]
     with open(layout.log, "ab") as log:
+        since = log.tell()
         log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} sqlrunner starts the server\n"
                   .encode())
         log.flush()
@@ -327,7 +334,8 @@ def _start(layout: Layout) -> Postmaster:
     postmaster = _read_postmaster(layout)
     if result.returncode != 0 or postmaster is None or postmaster.status != "ready":
         raise TargetError(
-            f"embedded PostgreSQL did not start (see {layout.log}): {_tail(layout.log)}"
+            f"embedded PostgreSQL did not start (see {layout.log}): "
+            f"{_tail(layout.log, since)}"
         )
     return postmaster
 
@@ -336,7 +344,9 @@ def _server_account(layout: Layout) -> Account | None:
     """The account to run the server as when this process is root, else ``None``."""
     if os.geteuid() != 0:
         return None
-    existing = next(p for p in [layout.data, layout.root, *layout.root.parents] if p.exists())
+    # An existing cluster keeps its owner; a new one goes to the owner of the folder that
+    # holds the data folder (the project), so `sudo sqlrunner` leaves a user's files theirs.
+    existing = layout.data if layout.data.exists() else layout.root.parent.parent
     owner = existing.stat().st_uid
     if existing == layout.data and owner == 0:
         raise TargetError(
@@ -478,34 +488,48 @@ def _run(
 
 
 def _read_postmaster(layout: Layout) -> Postmaster | None:
-    """The server described by ``postmaster.pid`` if its process is alive."""
+    """The server described by ``postmaster.pid`` if its process is alive, else ``None``.
+
+    A pid file whose process is another program, or a PostgreSQL of another account (pids
+    are reused after a reboot), is removed: PostgreSQL would refuse to start over it.
+    """
+    pid_file = layout.data / "postmaster.pid"
     try:
-        lines = (layout.data / "postmaster.pid").read_text().splitlines()
+        lines = pid_file.read_text().splitlines()
         postmaster = Postmaster(
             pid=int(lines[0]), port=int(lines[3]), socket_dir=Path(lines[4]),
             status=lines[7].strip() if len(lines) > 7 else "starting",
         )
+        owner = layout.data.stat().st_uid
     except (OSError, ValueError, IndexError):
         return None
-    return postmaster if _is_postgres(postmaster.pid) else None
+    state = _process_state(postmaster.pid, owner)
+    if state == "other":
+        pid_file.unlink(missing_ok=True)
+    return postmaster if state == "ours" else None
 
 
-def _is_postgres(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) PostgreSQL process."""
+def _process_state(pid: int, owner: int) -> str:
+    """``"ours"`` for a live PostgreSQL process of uid ``owner``, ``"gone"`` for no process
+    (or a zombie), ``"other"`` for any other process."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
+        return "gone"
     except PermissionError:
         pass
+    proc = Path(f"/proc/{pid}")
     if not Path("/proc/self").is_dir():
-        return True  # no /proc (macOS): trust the pid
-    try:  # after a reboot the pid may belong to another program
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        return "ours"  # no /proc (macOS): trust the pid
+    try:
+        comm = (proc / "comm").read_text().strip()
+        state = (proc / "stat").read_text().rpartition(")")[2].split()[0]
+        uid = proc.stat().st_uid
     except (OSError, IndexError):
-        return False
-    return comm == "postgres" and state not in ("Z", "X")
+        return "gone"
+    if state in ("Z", "X"):
+        return "gone"
+    return "ours" if comm == "postgres" and uid == owner else "other"
 
 
 def _running_postmaster(layout: Layout) -> Postmaster | None:
@@ -528,12 +552,13 @@ def _stop(layout: Layout) -> None:
     postmaster = _read_postmaster(layout)
     if postmaster is None:
         return
+    owner = layout.data.stat().st_uid
     try:
         os.kill(postmaster.pid, signal.SIGINT)  # SIGINT is PostgreSQL's fast shutdown
     except ProcessLookupError:
         return
     deadline = time.monotonic() + STOP_TIMEOUT
-    while _is_postgres(postmaster.pid):
+    while _process_state(postmaster.pid, owner) == "ours":
         if time.monotonic() > deadline:
             raise TargetError(
                 f"embedded PostgreSQL (pid {postmaster.pid}) did not stop within "
@@ -547,11 +572,14 @@ def _stop(layout: Layout) -> None:
             pass
 
 
-def _tail(log: Path, lines: int = 3) -> str:
-    """The last lines of a log, joined into one line."""
+def _tail(log: Path, since: int = 0, lines: int = 3) -> str:
+    """The last lines of a log from byte ``since`` on, without timestamps, as one line."""
     try:
-        text = log.read_text(errors="replace")
+        with open(log, "rb") as file:
+            file.seek(since)
+            text = file.read().decode(errors="replace")
     except OSError:
         return "(no log)"
-    last = [line.strip() for line in text.strip().splitlines()[-lines:]]
-    return " | ".join(last) or "(empty log)"
+    kept = [_LOG_PREFIX.sub("", line.strip()) for line in text.splitlines()
+            if line.strip() and not line.startswith("---") and line.strip() not in _PG_CTL_HINTS]
+    return " | ".join(kept[-lines:]) or "(empty log)"
