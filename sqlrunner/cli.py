@@ -353,3 +353,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+SUBCOMMANDS["check"] = lambda argv: __import__("sqlrunner.check", fromlist=["main"]).main(argv)
