@@ -15,9 +15,9 @@ Layout of a data folder (default ``./.sqlrunner``)::
     postgres/bin/           links to the binaries, only when root needs them (see below)
 
 Lifetime: the server stops when the last process that called :func:`ensure_server` exits
-(restarting costs about 0.15 s), unless ``keep_running=True`` was asked for; then it runs
+(restarting costs about 0.12 s), unless ``keep_running=True`` was asked for; then it runs
 until :func:`stop_server`. Concurrent processes share one server: starting and stopping
-happen under ``server.lock``.
+happen under ``server.lock``. POSIX only (``flock``, Unix sockets).
 
 The server listens on no TCP port, only on a Unix socket in a folder that only its owner can
 enter, with ``trust`` authentication: the DSN has no password, nothing clashes with another
@@ -444,7 +444,7 @@ def _initdb(layout: Layout, bin_dir: Path, account: Account | None) -> None:
 def _socket_dir(layout: Layout, account: Account | None) -> Path:
     """The data folder, or a private folder in /tmp when its path is too long for a
     socket."""
-    if len(str(layout.data / f".s.PGSQL.{PORT}")) <= SOCKET_PATH_MAX:
+    if len(os.fsencode(layout.data / f".s.PGSQL.{PORT}")) <= SOCKET_PATH_MAX:
         return layout.data
     digest = hashlib.sha256(str(layout.data).encode()).hexdigest()[:16]
     folder = Path("/tmp") / f"sqlrunner-pg-{digest}"
