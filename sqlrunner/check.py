@@ -496,17 +496,18 @@ class _StatementChecker:
         """How many top-level arguments the call whose ``(`` is at ``index`` has."""
         depth, count, empty = 0, 1, True
         for j in range(index, len(self.tokens)):
-            text = self.tokens[j].text if self.tokens[j].token_type not in self._quoted else ""
-            if text == "(":
-                depth += 1
-            elif text == ")":
+            text = self.tokens[j].text if self.tokens[j].token_type not in self._quoted else None
+            if text == ")":
                 depth -= 1
                 if depth == 0:
                     return 0 if empty else count
-            elif depth == 1:
+                continue
+            if j > index:
                 empty = False
-                if text == ",":
-                    count += 1
+            if text == "(":
+                depth += 1
+            elif text == "," and depth == 1:
+                count += 1
         return count
 
     # -- the check -------------------------------------------------------------------
@@ -584,7 +585,7 @@ class _StatementChecker:
     # -- statement-level rules ---------------------------------------------------------
 
     def check_statement_kind(self) -> None:
-        words = [w for w in self.words[:8]]
+        words = self.words[:8]
         first = self.word(0)
         reason = must_run_alone_reason(self.statement.text, self.dialect)
         if reason and len(self.statements) > 1:
@@ -639,12 +640,12 @@ class _StatementChecker:
                         "CREATE TABLE IF NOT EXISTS t (columns ...) then INSERT INTO t SELECT")
 
     def _is_ctas(self) -> bool:
+        """Whether this CREATE TABLE has an ``AS`` query outside any parentheses."""
         depth = 0
-        for index, word in enumerate(self.words):
-            text = self.tokens[index].text
-            if text == "(" and not word == "":
+        for word in self.words:
+            if word == "(":
                 depth += 1
-            elif text == ")" and not word == "":
+            elif word == ")":
                 depth -= 1
             elif depth == 0 and word == "AS":
                 return True
@@ -1021,6 +1022,7 @@ def _main(argv: list[str]) -> int:
     dialects = DIALECTS if args.dialect == "all" else (_dialect(args.dialect),)
     findings: list[Finding] = []
     files: set[str] = set()
+    templated: set[str] = set()
     for dialect in dialects:
         plan = prepare_for(args.playbook, dialect, variables, args.sqlroot)
         if plan.render_errors:
@@ -1028,6 +1030,7 @@ def _main(argv: list[str]) -> int:
                 sys.stderr.write(f"sqlrunner: error: {error}\n")
             return plan.render_errors[0].exit_code
         files.update(q.file for t in plan.targets for q in t.queries)
+        templated.update(q.file for t in plan.targets for q in t.queries if q.template)
         findings.extend(check_plan(plan, dialect))
     for finding in findings:
         print(json.dumps(finding.to_dict()) if args.format == "json" else str(finding))
@@ -1035,6 +1038,9 @@ def _main(argv: list[str]) -> int:
     if findings:
         sys.stderr.write(f"sqlrunner check: {len(findings)} finding(s) for {checked} in "
                          f"{len({f.file for f in findings})} of {len(files)} file(s)\n")
+        if templated & {f.file for f in findings}:
+            sys.stderr.write("sqlrunner check: lines of templated files are those of the "
+                             "rendered SQL (sqlrunner -p PLAYBOOK --fill-templates shows it)\n")
         return EXIT_FINDINGS
     sys.stderr.write(f"sqlrunner check: {len(files)} file(s) portable to {checked}\n")
     return EXIT_OK
