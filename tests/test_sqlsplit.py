@@ -149,3 +149,26 @@ def test_each_split_statement_runs_alone_on_postgresql(database):
 @pytest.mark.parametrize("sql", ["", "   \n", "-- only\n", "/* only */", ";"])
 def test_nothing_to_split(sql):
     assert split_statements(sql) == []
+
+
+# -- any file made of well-formed pieces splits back into those pieces ----------------------
+
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FRAGMENTS = st.sampled_from([
+    "SELECT 1", "a", "'x;y'", "'it''s; -- no'", '"q;""x"', "$$ a; b $$", "$t$ ; $t$",
+    "/* c; /* nested; */ ; */", "-- line; comment\n", "E'\\';'", '{{if eq .x ";"}}a{{end}}',
+    "(1, 2)", "CASE WHEN a THEN b END", "BEGIN READ WRITE", "$1", "a$b",
+])
+
+
+@given(st.lists(st.lists(_FRAGMENTS, min_size=1, max_size=6), min_size=1, max_size=6))
+def test_statements_joined_by_semicolons_split_back(pieces):
+    statements = [" ".join(["SELECT"] + fragments) for fragments in pieces]
+    sql = ";\n".join(statements) + ";"
+    found = split_statements(sql)
+    assert len(found) == len(statements)
+    for statement, expected in zip(found, statements, strict=True):
+        assert expected.startswith(statement.text)
+        assert sql[statement.start:statement.end] == statement.text
