@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sqlrunner.sqlsplit import LineIndex, split_statements
 
@@ -152,9 +154,6 @@ def test_nothing_to_split(sql):
 
 
 # -- any file made of well-formed pieces splits back into those pieces ----------------------
-
-from hypothesis import given  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 _FRAGMENTS = st.sampled_from([
     "SELECT 1", "a", "'x;y'", "'it''s; -- no'", '"q;""x"', "$$ a; b $$", "$t$ ; $t$",
