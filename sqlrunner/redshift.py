@@ -24,9 +24,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlrunner.errors import TargetError
+
+if TYPE_CHECKING:
+    from sqlrunner.playbook import TargetSpec
 
 AWS_EXTRA_HINT = "pip install 'sqlrunner[aws]' (boto3)"
 CA_BUNDLE_URL = "https://s3.amazonaws.com/redshift-downloads/amazon-trust-ca-bundle.crt"
@@ -373,3 +376,39 @@ def query_session_statements(target_options: Mapping[str, Any],
         else:
             after.append(f"RESET {key}")
     return before, after
+
+
+# ---------------------------------------------------------------------------
+# Everything a connection to one target needs
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """What :func:`settings_for` derives from a target: libpq TLS parameters, the
+    ``SET`` commands to run on each new connection, and (``iam: true``) where the
+    user and password come from."""
+
+    tls: Mapping[str, str]
+    session: tuple[str, ...]
+    credentials: IamCredentials | None = None
+
+
+def settings_for(target: TargetSpec) -> ConnectionSettings:
+    """Check a postgres or redshift target's TLS, IAM and session options, in one call.
+
+    ``credentials.get()`` (when not None) gives a fresh ``(user, password)`` for
+    every connection attempt; nothing is asked of AWS before that.
+    """
+    options = target.options
+    dialect = "redshift" if target.type == "redshift" else "postgres"
+    credentials = None
+    if iam_enabled(options):
+        if dialect != "redshift":
+            raise TargetError(f"target {target.name!r}: iam: true is for Redshift targets")
+        settings = iam_settings(options, host=target.host, database=target.database,
+                                username=target.username, target=target.name)
+        credentials = IamCredentials(settings, target=target.name)
+    return ConnectionSettings(
+        tls=tls_parameters(options, ssl=target.ssl, target=target.name),
+        session=tuple(session_statements(options, dialect, target.name)),
+        credentials=credentials,
+    )

@@ -11,6 +11,7 @@ import pytest
 
 from sqlrunner import redshift
 from sqlrunner.errors import TargetError
+from sqlrunner.playbook import TargetSpec
 from sqlrunner.redshift import (
     IamCredentials,
     iam_credentials,
@@ -18,6 +19,7 @@ from sqlrunner.redshift import (
     query_session_statements,
     quote_literal,
     session_statements,
+    settings_for,
     tls_parameters,
 )
 
@@ -294,3 +296,30 @@ def test_a_query_level_setting_is_restored_after_the_query():
     before, after = query_session_statements({}, {"query_group": "vacuum"})
     assert before == ["SET query_group TO 'vacuum'"]
     assert after == ["RESET query_group"]
+
+
+# -- one call for targets.py ------------------------------------------------------------------
+
+def test_settings_for_a_redshift_target(tmp_path):
+    bundle = tmp_path / "amazon-trust-ca-bundle.crt"
+    bundle.write_text("")
+    target = TargetSpec(name="warehouse", type="redshift", line=1, host=CLUSTER_HOST,
+                        port="5439", database="events",
+                        options={"iam": True, "db_user": "loader", "sslmode": "verify-full",
+                                 "sslrootcert": str(bundle), "query_group": "model"})
+    settings = settings_for(target)
+    assert settings.tls == {"sslmode": "verify-full", "sslrootcert": str(bundle)}
+    assert settings.session == ("SET query_group TO 'model'",)
+    assert settings.credentials is not None
+    assert settings.credentials.settings.cluster_identifier == "analytics"
+
+
+def test_settings_for_a_postgres_target_refuse_redshift_options():
+    plain = TargetSpec(name="db", type="postgres", line=1, host="localhost", ssl=True)
+    assert settings_for(plain) == redshift.ConnectionSettings(tls={"sslmode": "require"},
+                                                              session=())
+    with pytest.raises(TargetError, match="iam: true is for Redshift targets"):
+        settings_for(TargetSpec(name="db", type="postgres", line=1, options={"iam": True}))
+    with pytest.raises(TargetError, match="workload-management"):
+        settings_for(TargetSpec(name="db", type="postgres", line=1,
+                                options={"wlm_query_slot_count": 2}))
