@@ -14,6 +14,10 @@ Errors are :class:`~sqlrunner.errors.TemplateError` in Go's words and form:
 ``template: NAME:LINE: ...`` for a parse error, ``template: NAME:LINE:COL:
 executing "NAME" at <.node>: ...`` for an execution error (the column counts
 bytes from the start of the line, as Go's does).
+
+Not supported, as SQL Runner never needs them: custom delimiters, keeping
+comments in the tree, calling methods or fields of Go structs (data is maps,
+lists and scalars), ranging over channels or iterator functions, and ``%p``.
 """
 
 from __future__ import annotations

@@ -269,8 +269,8 @@ class Executor:
         elements_are_interfaces = True
         if kind is list or kind is tuple:
             items: Any = ((GoInt(i), item) for i, item in enumerate(value))
-        elif kind is dict:
-            items = ((key, value[key]) for key in sorted_keys(value))
+        elif kind is dict or isinstance(value, Mapping):
+            items = ((key, value[key]) for key in sorted_keys(dict(value)))
         elif isinstance(value, int) and kind is not bool:
             if len(decl) > 1:
                 self.errorf(f"can't use {format_value(value)} to iterate over more than one "
