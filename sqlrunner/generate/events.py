@@ -400,7 +400,9 @@ class _Simulation:
 
         # who is logged in during this session, and from which page view
         login_at = None
-        if cookie.current_user is None and cookie.users and rng.random() < 0.5:
+        if cookie.users and rng.random() < 0.5 and (
+                cookie.current_user is None or len(cookie.users) > 1):
+            # a login (or, on a shared device, the other user's) at one of the page views
             login_at = rng.randint(0, 4)
 
         # the session's timeline: (true ms, kind, page, page view number)
@@ -438,8 +440,9 @@ class _Simulation:
         moved = (_GEOS[rng.randrange(len(_GEOS))], rng.choice(_APPS))
         previous_dvce = previous_collector = None
         for position, (true_ms, kind, _, number) in enumerate(events):
-            if login_at is not None and number >= login_at and cookie.current_user is None:
+            if login_at is not None and number >= login_at:
                 cookie.current_user = self._next_user(cookie)
+                login_at = None
             page_template = page_templates[number] if number >= 0 else stray_template
             row = self._event_row(cookie, page_template, true_ms, kind)
             if position >= geo_change_at:
@@ -459,10 +462,9 @@ class _Simulation:
             self._push(t + 1_800_000 + int(gap * 1000) % (30 * MS_PER_DAY), "session", cookie)
 
     def _next_user(self, cookie: _Cookie) -> str:
+        """Who logs in: on a shared device, the users take turns."""
         cookie.logins += 1
-        if len(cookie.users) > 1 and cookie.logins > 1 and self.rng.random() < 0.6:
-            return cookie.users[1]
-        return cookie.users[0]
+        return cookie.users[(cookie.logins - 1) % len(cookie.users)]
 
     def _page(self, rng: random.Random) -> _Page:
         host = rng.choice(_HOSTS)

@@ -1,0 +1,41 @@
+-- Builds {{.scratch_schema}}.cookie_id_to_user_id_map from {{.scratch_schema}}.events_this_run:
+-- one row per cookie with at least one login event (a used event with a non-empty user_id),
+-- holding the user_id and the dvce_created_tstamp of its last login event in event order.
+
+DROP TABLE IF EXISTS {{.scratch_schema}}.cookie_id_to_user_id_map;
+{{if eq .target_type "redshift"}}
+CREATE TABLE {{.scratch_schema}}.cookie_id_to_user_id_map
+DISTSTYLE KEY
+DISTKEY (domain_userid)
+SORTKEY (domain_userid)
+AS
+{{else}}
+SET LOCAL work_mem = '{{.postgres_work_mem}}';
+CREATE UNLOGGED TABLE {{.scratch_schema}}.cookie_id_to_user_id_map AS
+{{end}}
+WITH login_events AS (
+  -- each login event, ranked from its cookie's last login backwards
+  SELECT
+    domain_userid,
+    user_id,
+    dvce_created_tstamp,
+    ROW_NUMBER() OVER (
+      PARTITION BY domain_userid
+      ORDER BY dvce_created_tstamp DESC, collector_tstamp DESC, event_id DESC
+    ) AS rank_from_last_login
+  FROM {{.scratch_schema}}.events_this_run
+  WHERE user_id <> ''
+)
+
+SELECT
+  domain_userid,
+  user_id,
+  dvce_created_tstamp AS last_login_dvce_tstamp
+FROM login_events
+WHERE rank_from_last_login = 1;
+
+{{if eq .target_type "redshift"}}
+ANALYZE {{.scratch_schema}}.cookie_id_to_user_id_map PREDICATE COLUMNS;
+{{else}}
+ANALYZE {{.scratch_schema}}.cookie_id_to_user_id_map;
+{{end}}

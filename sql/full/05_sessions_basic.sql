@@ -1,0 +1,106 @@
+-- Builds {{.scratch_schema}}.sessions_basic from {{.scratch_schema}}.events_this_run and
+-- {{.scratch_schema}}.event_details: one row per session (domain_userid, domain_sessionidx)
+-- with its aggregates, the values of its first event (landing page, location, marketing,
+-- referrer, device) and of its last event (exit page, identity stitching), and the order
+-- keys (dvce_created_tstamp, collector_tstamp, event_id) of those two events, which pick a
+-- cookie's first and last sessions. Its engaged time is added from its page views later.
+
+DROP TABLE IF EXISTS {{.scratch_schema}}.sessions_basic;
+{{if eq .target_type "redshift"}}
+CREATE TABLE {{.scratch_schema}}.sessions_basic
+DISTSTYLE KEY
+DISTKEY (domain_userid)
+SORTKEY (domain_userid, domain_sessionidx)
+AS
+{{else}}
+SET LOCAL work_mem = '{{.postgres_work_mem}}';
+CREATE UNLOGGED TABLE {{.scratch_schema}}.sessions_basic AS
+{{end}}
+WITH session_aggregates AS (
+  -- the aggregates of each session, and its first and last events
+  SELECT
+    domain_userid,
+    domain_sessionidx,
+    MAX(CASE WHEN event_in_session_index = 1 THEN event_id END) AS first_event_id,
+    MAX(CASE WHEN event_in_session_index = 1 THEN collector_tstamp END)
+      AS first_event_collector_tstamp,
+    MAX(CASE WHEN event_in_session_index = session_event_count THEN event_id END)
+      AS last_event_id,
+    MAX(CASE WHEN event_in_session_index = session_event_count THEN collector_tstamp END)
+      AS last_event_collector_tstamp,
+    MAX(CASE WHEN event_in_session_index = session_event_count THEN blended_user_id END)
+      AS blended_user_id,
+    MAX(CASE WHEN event_in_session_index = session_event_count THEN inferred_user_id END)
+      AS inferred_user_id,
+    MIN(collector_tstamp) AS session_start_tstamp,
+    MAX(collector_tstamp) AS session_end_tstamp,
+    MIN(dvce_created_tstamp) AS dvce_min_tstamp,
+    MAX(dvce_created_tstamp) AS dvce_max_tstamp,
+    MAX(etl_tstamp) AS max_etl_tstamp,
+    COUNT(*) AS event_count,
+    SUM(CASE WHEN event = 'page_view' THEN 1 ELSE 0 END) AS page_view_count
+  FROM {{.scratch_schema}}.events_this_run
+  GROUP BY domain_userid, domain_sessionidx
+)
+
+SELECT
+  s.domain_userid,
+  s.domain_sessionidx,
+  f.domain_sessionid,
+  f.app_id,
+  s.blended_user_id,
+  s.inferred_user_id,
+  s.session_start_tstamp,
+  s.session_end_tstamp,
+  s.dvce_min_tstamp,
+  s.dvce_max_tstamp,
+  s.max_etl_tstamp,
+  s.event_count,
+  s.page_view_count,
+  f.geo_country,
+  f.geo_region,
+  f.geo_city,
+  f.geo_zipcode,
+  f.geo_latitude,
+  f.geo_longitude,
+  f.geo_timezone,
+  f.page_urlhost AS landing_page_host,
+  f.page_urlpath AS landing_page_path,
+  l.page_urlhost AS exit_page_host,
+  l.page_urlpath AS exit_page_path,
+  f.mkt_source,
+  f.mkt_medium,
+  f.mkt_term,
+  f.mkt_content,
+  f.mkt_campaign,
+  f.refr_source,
+  f.refr_medium,
+  f.refr_term,
+  f.refr_urlhost,
+  f.refr_urlpath,
+  f.br_family,
+  f.br_name,
+  f.br_version,
+  f.br_lang,
+  f.os_family,
+  f.os_name,
+  f.os_timezone,
+  f.dvce_type,
+  f.dvce_ismobile,
+  f.dvce_screenwidth,
+  f.dvce_screenheight,
+  s.first_event_collector_tstamp,
+  s.first_event_id,
+  s.last_event_collector_tstamp,
+  s.last_event_id
+FROM session_aggregates AS s
+INNER JOIN {{.scratch_schema}}.event_details AS f
+  ON f.event_id = s.first_event_id
+INNER JOIN {{.scratch_schema}}.event_details AS l
+  ON l.event_id = s.last_event_id;
+
+{{if eq .target_type "redshift"}}
+ANALYZE {{.scratch_schema}}.sessions_basic PREDICATE COLUMNS;
+{{else}}
+ANALYZE {{.scratch_schema}}.sessions_basic;
+{{end}}

@@ -1,0 +1,82 @@
+-- Builds {{.scratch_schema}}.sessions from {{.scratch_schema}}.sessions_basic and
+-- {{.scratch_schema}}.page_views: each session with its engaged time (the sum of its page
+-- views', 0 without any), in the columns of {{.derived_schema}}.sessions.
+
+DROP TABLE IF EXISTS {{.scratch_schema}}.sessions;
+{{if eq .target_type "redshift"}}
+CREATE TABLE {{.scratch_schema}}.sessions
+DISTSTYLE KEY
+DISTKEY (domain_userid)
+SORTKEY (domain_userid, domain_sessionidx)
+AS
+{{else}}
+SET LOCAL work_mem = '{{.postgres_work_mem}}';
+CREATE UNLOGGED TABLE {{.scratch_schema}}.sessions AS
+{{end}}
+WITH session_engagement AS (
+  -- the engaged time of each session with a page view
+  SELECT
+    domain_userid,
+    domain_sessionidx,
+    SUM(time_engaged_in_s) AS time_engaged_in_s
+  FROM {{.scratch_schema}}.page_views
+  GROUP BY domain_userid, domain_sessionidx
+)
+
+SELECT
+  s.domain_userid,
+  s.domain_sessionidx,
+  s.domain_sessionid,
+  s.app_id,
+  s.blended_user_id,
+  s.inferred_user_id,
+  s.session_start_tstamp,
+  s.session_end_tstamp,
+  s.dvce_min_tstamp,
+  s.dvce_max_tstamp,
+  s.max_etl_tstamp,
+  s.event_count,
+  s.page_view_count,
+  COALESCE(e.time_engaged_in_s, 0) AS time_engaged_in_s,
+  s.geo_country,
+  s.geo_region,
+  s.geo_city,
+  s.geo_zipcode,
+  s.geo_latitude,
+  s.geo_longitude,
+  s.geo_timezone,
+  s.landing_page_host,
+  s.landing_page_path,
+  s.exit_page_host,
+  s.exit_page_path,
+  s.mkt_source,
+  s.mkt_medium,
+  s.mkt_term,
+  s.mkt_content,
+  s.mkt_campaign,
+  s.refr_source,
+  s.refr_medium,
+  s.refr_term,
+  s.refr_urlhost,
+  s.refr_urlpath,
+  s.br_family,
+  s.br_name,
+  s.br_version,
+  s.br_lang,
+  s.os_family,
+  s.os_name,
+  s.os_timezone,
+  s.dvce_type,
+  s.dvce_ismobile,
+  s.dvce_screenwidth,
+  s.dvce_screenheight
+FROM {{.scratch_schema}}.sessions_basic AS s
+LEFT JOIN session_engagement AS e
+  ON e.domain_userid = s.domain_userid
+  AND e.domain_sessionidx = s.domain_sessionidx;
+
+{{if eq .target_type "redshift"}}
+ANALYZE {{.scratch_schema}}.sessions PREDICATE COLUMNS;
+{{else}}
+ANALYZE {{.scratch_schema}}.sessions;
+{{end}}

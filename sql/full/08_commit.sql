@@ -1,0 +1,218 @@
+-- Replaces every row of the derived tables in {{.derived_schema}} (sessions, page_views,
+-- visitors, cookie_id_to_user_id_map) with this run's, built in {{.scratch_schema}}, in one
+-- transaction: readers see the old rows or the new ones, never a mix. (TRUNCATE on
+-- PostgreSQL, where it is transactional; Redshift's would commit on its own, so DELETE.)
+
+{{if eq .target_type "redshift"}}
+DELETE FROM {{.derived_schema}}.sessions;
+DELETE FROM {{.derived_schema}}.page_views;
+DELETE FROM {{.derived_schema}}.visitors;
+DELETE FROM {{.derived_schema}}.cookie_id_to_user_id_map;
+{{else}}
+TRUNCATE
+  {{.derived_schema}}.sessions,
+  {{.derived_schema}}.page_views,
+  {{.derived_schema}}.visitors,
+  {{.derived_schema}}.cookie_id_to_user_id_map;
+{{end}}
+
+INSERT INTO {{.derived_schema}}.sessions (
+  domain_userid,
+  domain_sessionidx,
+  domain_sessionid,
+  app_id,
+  blended_user_id,
+  inferred_user_id,
+  session_start_tstamp,
+  session_end_tstamp,
+  dvce_min_tstamp,
+  dvce_max_tstamp,
+  max_etl_tstamp,
+  event_count,
+  page_view_count,
+  time_engaged_in_s,
+  geo_country,
+  geo_region,
+  geo_city,
+  geo_zipcode,
+  geo_latitude,
+  geo_longitude,
+  geo_timezone,
+  landing_page_host,
+  landing_page_path,
+  exit_page_host,
+  exit_page_path,
+  mkt_source,
+  mkt_medium,
+  mkt_term,
+  mkt_content,
+  mkt_campaign,
+  refr_source,
+  refr_medium,
+  refr_term,
+  refr_urlhost,
+  refr_urlpath,
+  br_family,
+  br_name,
+  br_version,
+  br_lang,
+  os_family,
+  os_name,
+  os_timezone,
+  dvce_type,
+  dvce_ismobile,
+  dvce_screenwidth,
+  dvce_screenheight
+)
+SELECT
+  domain_userid,
+  domain_sessionidx,
+  domain_sessionid,
+  app_id,
+  blended_user_id,
+  inferred_user_id,
+  session_start_tstamp,
+  session_end_tstamp,
+  dvce_min_tstamp,
+  dvce_max_tstamp,
+  max_etl_tstamp,
+  event_count,
+  page_view_count,
+  time_engaged_in_s,
+  geo_country,
+  geo_region,
+  geo_city,
+  geo_zipcode,
+  geo_latitude,
+  geo_longitude,
+  geo_timezone,
+  landing_page_host,
+  landing_page_path,
+  exit_page_host,
+  exit_page_path,
+  mkt_source,
+  mkt_medium,
+  mkt_term,
+  mkt_content,
+  mkt_campaign,
+  refr_source,
+  refr_medium,
+  refr_term,
+  refr_urlhost,
+  refr_urlpath,
+  br_family,
+  br_name,
+  br_version,
+  br_lang,
+  os_family,
+  os_name,
+  os_timezone,
+  dvce_type,
+  dvce_ismobile,
+  dvce_screenwidth,
+  dvce_screenheight
+FROM {{.scratch_schema}}.sessions;
+
+INSERT INTO {{.derived_schema}}.page_views (
+  page_view_id,
+  domain_userid,
+  domain_sessionidx,
+  page_view_in_session_index,
+  blended_user_id,
+  inferred_user_id,
+  page_urlhost,
+  page_urlpath,
+  page_title,
+  collector_tstamp,
+  dvce_created_tstamp,
+  dvce_max_tstamp,
+  page_ping_count,
+  event_count,
+  time_engaged_in_s
+)
+SELECT
+  page_view_id,
+  domain_userid,
+  domain_sessionidx,
+  page_view_in_session_index,
+  blended_user_id,
+  inferred_user_id,
+  page_urlhost,
+  page_urlpath,
+  page_title,
+  collector_tstamp,
+  dvce_created_tstamp,
+  dvce_max_tstamp,
+  page_ping_count,
+  event_count,
+  time_engaged_in_s
+FROM {{.scratch_schema}}.page_views;
+
+INSERT INTO {{.derived_schema}}.visitors (
+  domain_userid,
+  blended_user_id,
+  inferred_user_id,
+  first_touch_tstamp,
+  last_touch_tstamp,
+  dvce_min_tstamp,
+  dvce_max_tstamp,
+  max_etl_tstamp,
+  event_count,
+  page_view_count,
+  time_engaged_in_s,
+  session_count,
+  landing_page_host,
+  landing_page_path,
+  mkt_source,
+  mkt_medium,
+  mkt_term,
+  mkt_content,
+  mkt_campaign,
+  refr_source,
+  refr_medium,
+  refr_term,
+  refr_urlhost,
+  refr_urlpath
+)
+SELECT
+  domain_userid,
+  blended_user_id,
+  inferred_user_id,
+  first_touch_tstamp,
+  last_touch_tstamp,
+  dvce_min_tstamp,
+  dvce_max_tstamp,
+  max_etl_tstamp,
+  event_count,
+  page_view_count,
+  time_engaged_in_s,
+  session_count,
+  landing_page_host,
+  landing_page_path,
+  mkt_source,
+  mkt_medium,
+  mkt_term,
+  mkt_content,
+  mkt_campaign,
+  refr_source,
+  refr_medium,
+  refr_term,
+  refr_urlhost,
+  refr_urlpath
+FROM {{.scratch_schema}}.visitors;
+
+INSERT INTO {{.derived_schema}}.cookie_id_to_user_id_map (
+  domain_userid,
+  user_id,
+  last_login_dvce_tstamp
+)
+SELECT
+  domain_userid,
+  user_id,
+  last_login_dvce_tstamp
+FROM {{.scratch_schema}}.cookie_id_to_user_id_map;
+
+ANALYZE {{.derived_schema}}.sessions;
+ANALYZE {{.derived_schema}}.page_views;
+ANALYZE {{.derived_schema}}.visitors;
+ANALYZE {{.derived_schema}}.cookie_id_to_user_id_map;

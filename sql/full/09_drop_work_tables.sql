@@ -1,0 +1,10 @@
+-- Drops this run's work tables in {{.scratch_schema}} once the derived tables hold their
+-- rows; the scratch schema itself stays for the next run.
+
+DROP TABLE IF EXISTS {{.scratch_schema}}.events_this_run;
+DROP TABLE IF EXISTS {{.scratch_schema}}.event_details;
+DROP TABLE IF EXISTS {{.scratch_schema}}.cookie_id_to_user_id_map;
+DROP TABLE IF EXISTS {{.scratch_schema}}.page_views;
+DROP TABLE IF EXISTS {{.scratch_schema}}.sessions_basic;
+DROP TABLE IF EXISTS {{.scratch_schema}}.sessions;
+DROP TABLE IF EXISTS {{.scratch_schema}}.visitors;

@@ -1,0 +1,133 @@
+-- Creates the model's output tables in {{.derived_schema}} if they are missing: sessions,
+-- page_views, visitors and cookie_id_to_user_id_map, column by column as the model's
+-- contract (MODEL.md) lists them. Both modes fill them: the full mode replaces their rows,
+-- the incremental mode replaces the rows its batch touches.
+--
+-- Physical design, by engine:
+--   Redshift: distributed by cookie like the events they are built from, sorted by key.
+--   PostgreSQL: a unique index on each table's key, which the incremental mode's deletes
+--     look rows up by and which refuses a duplicate key if the model ever produced one.
+
+CREATE TABLE IF NOT EXISTS {{.derived_schema}}.sessions (
+  domain_userid        VARCHAR(128) NOT NULL,
+  domain_sessionidx    INT NOT NULL,
+  domain_sessionid     VARCHAR(128),
+  app_id               VARCHAR(255),
+  blended_user_id      VARCHAR(255),
+  inferred_user_id     VARCHAR(255),
+  session_start_tstamp TIMESTAMP,
+  session_end_tstamp   TIMESTAMP,
+  dvce_min_tstamp      TIMESTAMP,
+  dvce_max_tstamp      TIMESTAMP,
+  max_etl_tstamp       TIMESTAMP,
+  event_count          BIGINT,
+  page_view_count      BIGINT,
+  time_engaged_in_s    BIGINT,
+  geo_country          CHAR(2),
+  geo_region           VARCHAR(3),
+  geo_city             VARCHAR(75),
+  geo_zipcode          VARCHAR(15),
+  geo_latitude         DOUBLE PRECISION,
+  geo_longitude        DOUBLE PRECISION,
+  geo_timezone         VARCHAR(64),
+  landing_page_host    VARCHAR(255),
+  landing_page_path    VARCHAR(3000),
+  exit_page_host       VARCHAR(255),
+  exit_page_path       VARCHAR(3000),
+  mkt_source           VARCHAR(255),
+  mkt_medium           VARCHAR(255),
+  mkt_term             VARCHAR(255),
+  mkt_content          VARCHAR(500),
+  mkt_campaign         VARCHAR(255),
+  refr_source          VARCHAR(50),
+  refr_medium          VARCHAR(25),
+  refr_term            VARCHAR(255),
+  refr_urlhost         VARCHAR(255),
+  refr_urlpath         VARCHAR(6000),
+  br_family            VARCHAR(50),
+  br_name              VARCHAR(50),
+  br_version           VARCHAR(50),
+  br_lang              VARCHAR(255),
+  os_family            VARCHAR(50),
+  os_name              VARCHAR(50),
+  os_timezone          VARCHAR(255),
+  dvce_type            VARCHAR(50),
+  dvce_ismobile        BOOLEAN,
+  dvce_screenwidth     INT,
+  dvce_screenheight    INT
+){{if eq .target_type "redshift"}}
+DISTSTYLE KEY
+DISTKEY (domain_userid)
+SORTKEY (domain_userid, domain_sessionidx){{end}};
+
+CREATE TABLE IF NOT EXISTS {{.derived_schema}}.page_views (
+  page_view_id               CHAR(36) NOT NULL,
+  domain_userid              VARCHAR(128) NOT NULL,
+  domain_sessionidx          INT NOT NULL,
+  page_view_in_session_index BIGINT,
+  blended_user_id            VARCHAR(255),
+  inferred_user_id           VARCHAR(255),
+  page_urlhost               VARCHAR(255),
+  page_urlpath               VARCHAR(3000),
+  page_title                 VARCHAR(2000),
+  collector_tstamp           TIMESTAMP,
+  dvce_created_tstamp        TIMESTAMP,
+  dvce_max_tstamp            TIMESTAMP,
+  page_ping_count            BIGINT,
+  event_count                BIGINT,
+  time_engaged_in_s          BIGINT
+){{if eq .target_type "redshift"}}
+DISTSTYLE KEY
+DISTKEY (domain_userid)
+SORTKEY (domain_userid, domain_sessionidx){{end}};
+
+CREATE TABLE IF NOT EXISTS {{.derived_schema}}.visitors (
+  domain_userid      VARCHAR(128) NOT NULL,
+  blended_user_id    VARCHAR(255),
+  inferred_user_id   VARCHAR(255),
+  first_touch_tstamp TIMESTAMP,
+  last_touch_tstamp  TIMESTAMP,
+  dvce_min_tstamp    TIMESTAMP,
+  dvce_max_tstamp    TIMESTAMP,
+  max_etl_tstamp     TIMESTAMP,
+  event_count        BIGINT,
+  page_view_count    BIGINT,
+  time_engaged_in_s  BIGINT,
+  session_count      BIGINT,
+  landing_page_host  VARCHAR(255),
+  landing_page_path  VARCHAR(3000),
+  mkt_source         VARCHAR(255),
+  mkt_medium         VARCHAR(255),
+  mkt_term           VARCHAR(255),
+  mkt_content        VARCHAR(500),
+  mkt_campaign       VARCHAR(255),
+  refr_source        VARCHAR(50),
+  refr_medium        VARCHAR(25),
+  refr_term          VARCHAR(255),
+  refr_urlhost       VARCHAR(255),
+  refr_urlpath       VARCHAR(6000)
+){{if eq .target_type "redshift"}}
+DISTSTYLE KEY
+DISTKEY (domain_userid)
+SORTKEY (domain_userid){{end}};
+
+CREATE TABLE IF NOT EXISTS {{.derived_schema}}.cookie_id_to_user_id_map (
+  domain_userid          VARCHAR(128) NOT NULL,
+  user_id                VARCHAR(255),
+  last_login_dvce_tstamp TIMESTAMP
+){{if eq .target_type "redshift"}}
+DISTSTYLE KEY
+DISTKEY (domain_userid)
+SORTKEY (domain_userid){{end}};
+{{if ne .target_type "redshift"}}
+CREATE UNIQUE INDEX IF NOT EXISTS sessions_key_idx
+  ON {{.derived_schema}}.sessions (domain_userid, domain_sessionidx);
+CREATE UNIQUE INDEX IF NOT EXISTS page_views_key_idx
+  ON {{.derived_schema}}.page_views (page_view_id);
+CREATE INDEX IF NOT EXISTS page_views_session_idx
+  ON {{.derived_schema}}.page_views (domain_userid, domain_sessionidx);
+CREATE UNIQUE INDEX IF NOT EXISTS visitors_key_idx
+  ON {{.derived_schema}}.visitors (domain_userid);
+CREATE UNIQUE INDEX IF NOT EXISTS cookie_id_to_user_id_map_key_idx
+  ON {{.derived_schema}}.cookie_id_to_user_id_map (domain_userid);
+{{end}}
