@@ -481,3 +481,19 @@ def test_unusable_events_are_ignored(database: str) -> None:
     assert len(tables.page_views) == 1
     assert set(tables.visitors) == {"c1"}
     assert tables.cookie_id_to_user_id_map == {}
+
+
+def test_the_commit_rebuilds_the_indexes_setup_creates(database: str) -> None:
+    setup = open(os.path.join(ROOT, "sql", "setup", "04_derived_tables.sql")).read()
+    declared = set(re.findall(r"CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+)", setup))
+    query = ("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'derived' "
+             "ORDER BY 1")
+    run_full(database)
+    with psycopg.connect(database) as conn:
+        after_first = conn.execute(query).fetchall()
+    load(database, [event("page_view", 0)])
+    run_full(database)
+    with psycopg.connect(database) as conn:
+        after_second = conn.execute(query).fetchall()
+    assert {name for name, _ in after_first} == declared
+    assert after_second == after_first

@@ -7,6 +7,9 @@
 --   page_view_in_session_index         page views so far in the session, this one included
 --                                      (0 before the first): a page_view or page_ping
 --                                      with n > 0 belongs to the session's n-th page view
+-- and, on the last event of each session only (NULL on the others), the session's
+--   session_start_tstamp, session_end_tstamp, max_etl_tstamp, first_event_id,
+--   first_event_collector_tstamp, first_event_dvce_created_tstamp
 -- Event order is (dvce_created_tstamp, collector_tstamp, event_id), event_id byte-wise.
 -- The other columns of an event are read from atomic by the event details step.
 
@@ -94,7 +97,8 @@ stitched_events AS (
 ),
 
 events_in_session_order AS (
-  -- each event's position in its session, the page views so far, and the session's size
+  -- each event's position in its session, the page views so far, and the session's size,
+  -- times and first event
   SELECT
     *,
     COUNT(*) OVER (
@@ -111,7 +115,37 @@ events_in_session_order AS (
       PARTITION BY domain_userid, domain_sessionidx
       ORDER BY dvce_created_tstamp, collector_tstamp, event_id
       ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-    ) AS session_event_count
+    ) AS session_event_count,
+    MIN(collector_tstamp) OVER (
+      PARTITION BY domain_userid, domain_sessionidx
+      ORDER BY dvce_created_tstamp, collector_tstamp, event_id
+      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    ) AS session_start_tstamp,
+    MAX(collector_tstamp) OVER (
+      PARTITION BY domain_userid, domain_sessionidx
+      ORDER BY dvce_created_tstamp, collector_tstamp, event_id
+      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    ) AS session_end_tstamp,
+    MAX(etl_tstamp) OVER (
+      PARTITION BY domain_userid, domain_sessionidx
+      ORDER BY dvce_created_tstamp, collector_tstamp, event_id
+      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    ) AS max_etl_tstamp,
+    FIRST_VALUE(event_id) OVER (
+      PARTITION BY domain_userid, domain_sessionidx
+      ORDER BY dvce_created_tstamp, collector_tstamp, event_id
+      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    ) AS first_event_id,
+    FIRST_VALUE(collector_tstamp) OVER (
+      PARTITION BY domain_userid, domain_sessionidx
+      ORDER BY dvce_created_tstamp, collector_tstamp, event_id
+      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    ) AS first_event_collector_tstamp,
+    FIRST_VALUE(dvce_created_tstamp) OVER (
+      PARTITION BY domain_userid, domain_sessionidx
+      ORDER BY dvce_created_tstamp, collector_tstamp, event_id
+      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+    ) AS first_event_dvce_created_tstamp
   FROM stitched_events
 )
 
@@ -128,12 +162,24 @@ SELECT
   page_view_in_session_index,
   collector_tstamp,
   dvce_created_tstamp,
-  etl_tstamp,
-  dvce_sent_tstamp
+  -- the session's, on its last event
+  CASE WHEN event_in_session_index = session_event_count
+    THEN session_start_tstamp END AS session_start_tstamp,
+  CASE WHEN event_in_session_index = session_event_count
+    THEN session_end_tstamp END AS session_end_tstamp,
+  CASE WHEN event_in_session_index = session_event_count
+    THEN max_etl_tstamp END AS max_etl_tstamp,
+  CASE WHEN event_in_session_index = session_event_count
+    THEN first_event_id END AS first_event_id,
+  CASE WHEN event_in_session_index = session_event_count
+    THEN first_event_collector_tstamp END AS first_event_collector_tstamp,
+  CASE WHEN event_in_session_index = session_event_count
+    THEN first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp
 FROM events_in_session_order;
 
 {{if eq .target_type "redshift"}}
 ANALYZE {{.scratch_schema}}.events_this_run PREDICATE COLUMNS;
 {{else}}
-ANALYZE {{.scratch_schema}}.events_this_run;
+ANALYZE {{.scratch_schema}}.events_this_run (domain_userid, domain_sessionidx, event_id, event,
+  user_id, event_in_session_index, session_event_count, page_view_in_session_index);
 {{end}}

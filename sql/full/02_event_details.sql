@@ -117,5 +117,5 @@ WHERE copy_rank = 1;
 {{if eq .target_type "redshift"}}
 ANALYZE {{.scratch_schema}}.event_details PREDICATE COLUMNS;
 {{else}}
-ANALYZE {{.scratch_schema}}.event_details;
+ANALYZE {{.scratch_schema}}.event_details (event_id);
 {{end}}

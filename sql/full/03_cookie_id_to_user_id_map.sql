@@ -37,5 +37,5 @@ WHERE rank_from_last_login = 1;
 {{if eq .target_type "redshift"}}
 ANALYZE {{.scratch_schema}}.cookie_id_to_user_id_map PREDICATE COLUMNS;
 {{else}}
-ANALYZE {{.scratch_schema}}.cookie_id_to_user_id_map;
+ANALYZE {{.scratch_schema}}.cookie_id_to_user_id_map (domain_userid);
 {{end}}

@@ -14,74 +14,85 @@ SORTKEY (domain_userid, domain_sessionidx)
 AS
 {{else}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
+-- a parallel plan would aggregate the pings again in every worker
+SET LOCAL max_parallel_workers_per_gather = 0;
 CREATE UNLOGGED TABLE {{.scratch_schema}}.page_views AS
 {{end}}
 WITH page_view_events AS (
-  -- each page view's own event and its pings; a ping's heartbeat interval is computed from
-  -- its epoch in whole seconds, floored (so that both engines agree, before 1970 too)
+  -- the page_view events, numbered within their sessions
   SELECT
     domain_userid,
     domain_sessionidx,
     page_view_in_session_index,
-    event,
-    event_id,
+    event_id AS page_view_id,
     blended_user_id,
     inferred_user_id,
     collector_tstamp,
-    dvce_created_tstamp,
-    CASE WHEN event = 'page_ping'
-      THEN FLOOR(
-        CAST(EXTRACT(EPOCH FROM DATE_TRUNC('second', dvce_created_tstamp)) AS DOUBLE PRECISION)
-        / {{.heartbeat}})
-    END AS ping_interval
+    dvce_created_tstamp
   FROM {{.scratch_schema}}.events_this_run
-  WHERE page_view_in_session_index > 0
-    AND event IN ('page_view', 'page_ping')
+  WHERE event = 'page_view'
 ),
 
-page_view_aggregates AS (
-  -- one row per page view: its own event's values, and the counts over it and its pings
+ping_intervals AS (
+  -- the pings of each page view by heartbeat interval, computed from the ping's epoch in
+  -- whole seconds, floored first: Redshift's epoch has no fractions, and truncating one
+  -- before 1970 would round it up (a double holds these whole seconds exactly)
   SELECT
     domain_userid,
     domain_sessionidx,
     page_view_in_session_index,
-    MAX(CASE WHEN event = 'page_view' THEN event_id END) AS page_view_id,
-    MAX(CASE WHEN event = 'page_view' THEN blended_user_id END) AS blended_user_id,
-    MAX(CASE WHEN event = 'page_view' THEN inferred_user_id END) AS inferred_user_id,
-    MAX(CASE WHEN event = 'page_view' THEN collector_tstamp END) AS collector_tstamp,
-    MAX(CASE WHEN event = 'page_view' THEN dvce_created_tstamp END) AS dvce_created_tstamp,
-    MAX(dvce_created_tstamp) AS dvce_max_tstamp,
-    SUM(CASE WHEN event = 'page_ping' THEN 1 ELSE 0 END) AS page_ping_count,
-    COUNT(*) AS event_count,
-    CASE WHEN COUNT(ping_interval) = 0 THEN 0
-      ELSE {{.heartbeat}} * (COUNT(DISTINCT ping_interval) - 1) + {{.min_visit_length}}
-    END AS time_engaged_in_s
-  FROM page_view_events
-  GROUP BY domain_userid, domain_sessionidx, page_view_in_session_index
+    FLOOR(DATE_PART('epoch', DATE_TRUNC('second', dvce_created_tstamp)) / {{.heartbeat}})
+      AS ping_interval,
+    COUNT(*) AS page_ping_count,
+    MAX(dvce_created_tstamp) AS dvce_max_tstamp
+  FROM {{.scratch_schema}}.events_this_run
+  WHERE event = 'page_ping'
+    AND page_view_in_session_index > 0
+  GROUP BY 1, 2, 3, 4
+),
+
+page_view_pings AS (
+  -- the pings of each page view with at least one
+  SELECT
+    domain_userid,
+    domain_sessionidx,
+    page_view_in_session_index,
+    SUM(page_ping_count) AS page_ping_count,
+    COUNT(*) AS ping_interval_count,
+    MAX(dvce_max_tstamp) AS dvce_max_tstamp
+  FROM ping_intervals
+  GROUP BY 1, 2, 3
 )
 
 SELECT
-  p.page_view_id,
-  p.domain_userid,
-  p.domain_sessionidx,
-  p.page_view_in_session_index,
-  p.blended_user_id,
-  p.inferred_user_id,
+  v.page_view_id,
+  v.domain_userid,
+  v.domain_sessionidx,
+  v.page_view_in_session_index,
+  v.blended_user_id,
+  v.inferred_user_id,
   d.page_urlhost,
   d.page_urlpath,
   d.page_title,
-  p.collector_tstamp,
-  p.dvce_created_tstamp,
-  p.dvce_max_tstamp,
-  p.page_ping_count,
-  p.event_count,
-  p.time_engaged_in_s
-FROM page_view_aggregates AS p
+  v.collector_tstamp,
+  v.dvce_created_tstamp,
+  CASE WHEN p.dvce_max_tstamp > v.dvce_created_tstamp THEN p.dvce_max_tstamp
+    ELSE v.dvce_created_tstamp END AS dvce_max_tstamp,
+  COALESCE(p.page_ping_count, 0) AS page_ping_count,
+  1 + COALESCE(p.page_ping_count, 0) AS event_count,
+  CASE WHEN p.ping_interval_count IS NULL THEN 0
+    ELSE {{.heartbeat}} * (p.ping_interval_count - 1) + {{.min_visit_length}}
+  END AS time_engaged_in_s
+FROM page_view_events AS v
 INNER JOIN {{.scratch_schema}}.event_details AS d
-  ON d.event_id = p.page_view_id;
+  ON d.event_id = v.page_view_id
+LEFT JOIN page_view_pings AS p
+  ON p.domain_userid = v.domain_userid
+  AND p.domain_sessionidx = v.domain_sessionidx
+  AND p.page_view_in_session_index = v.page_view_in_session_index;
 
 {{if eq .target_type "redshift"}}
 ANALYZE {{.scratch_schema}}.page_views PREDICATE COLUMNS;
 {{else}}
-ANALYZE {{.scratch_schema}}.page_views;
+ANALYZE {{.scratch_schema}}.page_views (domain_userid, domain_sessionidx);
 {{end}}

@@ -1,9 +1,11 @@
 -- Builds {{.scratch_schema}}.sessions_basic from {{.scratch_schema}}.events_this_run and
 -- {{.scratch_schema}}.event_details: one row per session (domain_userid, domain_sessionidx)
--- with its aggregates, the values of its first event (landing page, location, marketing,
--- referrer, device) and of its last event (exit page, identity stitching), and the order
--- keys (dvce_created_tstamp, collector_tstamp, event_id) of those two events, which pick a
--- cookie's first and last sessions. Its engaged time is added from its page views later.
+-- from its last event, which carries the session's aggregates and identity stitching, with
+-- the values of its first event (landing page, location, marketing, referrer, device) and
+-- of its last (exit page), and the order keys (dvce_created_tstamp, collector_tstamp,
+-- event_id) of those two events, which pick a cookie's first and last sessions. Events are
+-- in event order, so the first event holds the MIN dvce_created_tstamp and the last the
+-- MAX. The session's engaged time is added from its page views in the next step.
 
 DROP TABLE IF EXISTS {{.scratch_schema}}.sessions_basic;
 {{if eq .target_type "redshift"}}
@@ -16,31 +18,11 @@ AS
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
 CREATE UNLOGGED TABLE {{.scratch_schema}}.sessions_basic AS
 {{end}}
-WITH session_aggregates AS (
-  -- the aggregates of each session, and its first and last events
-  SELECT
-    domain_userid,
-    domain_sessionidx,
-    MAX(CASE WHEN event_in_session_index = 1 THEN event_id END) AS first_event_id,
-    MAX(CASE WHEN event_in_session_index = 1 THEN collector_tstamp END)
-      AS first_event_collector_tstamp,
-    MAX(CASE WHEN event_in_session_index = session_event_count THEN event_id END)
-      AS last_event_id,
-    MAX(CASE WHEN event_in_session_index = session_event_count THEN collector_tstamp END)
-      AS last_event_collector_tstamp,
-    MAX(CASE WHEN event_in_session_index = session_event_count THEN blended_user_id END)
-      AS blended_user_id,
-    MAX(CASE WHEN event_in_session_index = session_event_count THEN inferred_user_id END)
-      AS inferred_user_id,
-    MIN(collector_tstamp) AS session_start_tstamp,
-    MAX(collector_tstamp) AS session_end_tstamp,
-    MIN(dvce_created_tstamp) AS dvce_min_tstamp,
-    MAX(dvce_created_tstamp) AS dvce_max_tstamp,
-    MAX(etl_tstamp) AS max_etl_tstamp,
-    COUNT(*) AS event_count,
-    SUM(CASE WHEN event = 'page_view' THEN 1 ELSE 0 END) AS page_view_count
+WITH last_events AS (
+  -- the last event of each session, which carries the session's aggregates
+  SELECT *
   FROM {{.scratch_schema}}.events_this_run
-  GROUP BY domain_userid, domain_sessionidx
+  WHERE event_in_session_index = session_event_count
 )
 
 SELECT
@@ -52,11 +34,11 @@ SELECT
   s.inferred_user_id,
   s.session_start_tstamp,
   s.session_end_tstamp,
-  s.dvce_min_tstamp,
-  s.dvce_max_tstamp,
+  s.first_event_dvce_created_tstamp AS dvce_min_tstamp,
+  s.dvce_created_tstamp AS dvce_max_tstamp,
   s.max_etl_tstamp,
-  s.event_count,
-  s.page_view_count,
+  s.session_event_count AS event_count,
+  s.page_view_in_session_index AS page_view_count,
   f.geo_country,
   f.geo_region,
   f.geo_city,
@@ -91,16 +73,16 @@ SELECT
   f.dvce_screenheight,
   s.first_event_collector_tstamp,
   s.first_event_id,
-  s.last_event_collector_tstamp,
-  s.last_event_id
-FROM session_aggregates AS s
+  s.collector_tstamp AS last_event_collector_tstamp,
+  s.event_id AS last_event_id
+FROM last_events AS s
 INNER JOIN {{.scratch_schema}}.event_details AS f
   ON f.event_id = s.first_event_id
 INNER JOIN {{.scratch_schema}}.event_details AS l
-  ON l.event_id = s.last_event_id;
+  ON l.event_id = s.event_id;
 
 {{if eq .target_type "redshift"}}
 ANALYZE {{.scratch_schema}}.sessions_basic PREDICATE COLUMNS;
 {{else}}
-ANALYZE {{.scratch_schema}}.sessions_basic;
+ANALYZE {{.scratch_schema}}.sessions_basic (domain_userid, domain_sessionidx);
 {{end}}

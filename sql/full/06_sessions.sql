@@ -78,5 +78,5 @@ LEFT JOIN session_engagement AS e
 {{if eq .target_type "redshift"}}
 ANALYZE {{.scratch_schema}}.sessions PREDICATE COLUMNS;
 {{else}}
-ANALYZE {{.scratch_schema}}.sessions;
+ANALYZE {{.scratch_schema}}.sessions (domain_userid, domain_sessionidx);
 {{end}}

@@ -101,5 +101,5 @@ LEFT JOIN visitor_engagement AS e
 {{if eq .target_type "redshift"}}
 ANALYZE {{.scratch_schema}}.visitors PREDICATE COLUMNS;
 {{else}}
-ANALYZE {{.scratch_schema}}.visitors;
+ANALYZE {{.scratch_schema}}.visitors (domain_userid);
 {{end}}
