@@ -315,7 +315,6 @@ class _Simulation:
         self._push(self.start_ms, "new_cookie", None)
         emitted = 0
         etl = _I["etl_tstamp"]
-        batches = max(self.config.batches, 1)
         while emitted < total:
             time_ms, _, kind, payload = heapq.heappop(self.heap)
             if kind == "new_cookie":
@@ -326,7 +325,7 @@ class _Simulation:
                 self._start_session(payload, time_ms)
             else:
                 row = payload
-                row[etl] = self.etl_tstamps[emitted * batches // total]
+                row[etl] = self.etl_tstamps[batch_of(emitted, self.config)]
                 emitted += 1
                 yield tuple(row)
 
