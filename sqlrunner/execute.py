@@ -128,21 +128,26 @@ class Executor:
             timer = threading.Timer(self.settings.run_timeout, self._time_out)
             timer.daemon = True
             timer.start()
-        threads = [threading.Thread(target=self._run_target, args=(tp,), daemon=True,
-                                    name=f"target-{tp.target.name}")
-                   for tp in self.plan.targets]
-        for thread in threads:
-            thread.start()
+        finished = [threading.Event() for _ in self.plan.targets]
+
+        def run_target(target_plan: TargetPlan, done: threading.Event) -> None:
+            try:
+                self._run_target(target_plan)
+            finally:
+                done.set()
+
+        for target_plan, done in zip(self.plan.targets, finished, strict=True):
+            threading.Thread(target=run_target, args=(target_plan, done), daemon=True,
+                             name=f"target-{target_plan.target.name}").start()
+        # Waiting on events, not Thread.join: a KeyboardInterrupt inside join() can leave
+        # a live thread marked as stopped (CPython), and the run would end too early.
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(0.05)
+            _wait_all(finished)
         except KeyboardInterrupt:
             # SIGINT (and SIGTERM, which the CLI turns into one): cancel on the server,
             # then wait for the targets to record what happened.
             self.cancel()
-            for thread in threads:
-                thread.join()
+            _wait_all(finished)
         finally:
             if timer is not None:
                 timer.cancel()
@@ -398,6 +403,12 @@ class Executor:
                            seconds=seconds, error=self.secrets.mask(text), sqlstate=sqlstate,
                            line=line, column=column, retries=retries,
                            excerpt=self.secrets.mask(excerpt) if excerpt else None)
+
+
+def _wait_all(events: list[threading.Event]) -> None:
+    for event in events:
+        while not event.wait(0.05):
+            pass
 
 
 def _one_line(err: BaseException) -> str:

@@ -39,7 +39,7 @@ def summary_lines(result: RunResult) -> list[str]:
         if query.excerpt:
             lines.extend("    " + part for part in query.excerpt.splitlines())
     targets = len({q.target for q in result.executed})
-    done_before = sum(1 for q in result.queries if q.status == SKIPPED and q.error)
+    done_before = len(result.done_before)
     if done_before:
         lines.append(f"{done_before} queries skipped: done in the run being resumed")
     state = ("interrupted: " if result.interrupted else

@@ -89,6 +89,11 @@ class RunResult:
         return [q for q in self.queries if q.status in (SUCCEEDED, FAILED)]
 
     @property
+    def done_before(self) -> list[QueryResult]:
+        """Queries skipped because the run being resumed had finished them."""
+        return [q for q in self.queries if q.status == SKIPPED and q.error]
+
+    @property
     def errors(self) -> list[str]:
         """Every error as one line, for messages and tests."""
         lines = [f"target {f.target}: {f.error}"
@@ -111,7 +116,7 @@ class RunResult:
             return EXIT_TARGET
         if query:
             return EXIT_QUERY
-        if not self.executed:
+        if not self.executed and not self.done_before:
             return EXIT_NOTHING_RAN
         return EXIT_OK
 

@@ -230,7 +230,8 @@ def test_sigterm_cancels_on_the_server_and_records_the_run_interrupted(workdir, 
                               "AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()")
         assert still.fetchone()[0] == 0
     assert not lock.exists()
-    assert query_one(database, "SELECT status FROM sqlrunner.runs") == "interrupted"
+    assert query_one(database, "SELECT status FROM sqlrunner.runs") == "interrupted", \
+        proc.stderr.read()
 
 
 def test_query_timeout_cancels_that_query_without_retry(workdir, database):

@@ -1,0 +1,144 @@
+"""Stress: kill the runner (SIGKILL) or its backends at random points, re-run, and check
+that every query's effect is applied exactly once.
+
+    python stress/kill_loop.py --seconds 120 [--dsn "host=127.0.0.1 user=postgres dbname=postgres"]
+
+Each round uses a fresh database and a playbook of 6 steps (some with parallel
+queries); every query inserts its own name into ``effects`` and then sleeps a
+random while. One fault is injected at a random moment, the playbook is run
+again until it succeeds, and ``effects`` must hold each name exactly once.
+Bounded by --seconds; prints a line per round and a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+STEPS = [["a"], ["b1", "b2", "b3"], ["c"], ["d1", "d2"], ["e"], ["f"]]
+
+
+def write_playbook(root: Path, dsn: str, rng: random.Random) -> Path:
+    params = conninfo_to_dict(dsn)
+    (root / "sql").mkdir()
+    lines = ["targets:", "  - name: stress", "    type: postgres",
+             f"    host: {params.get('host', '127.0.0.1')}",
+             f"    port: {params.get('port', 5432)}", f"    database: {params['dbname']}",
+             f"    username: {params.get('user', 'postgres')}", "steps:"]
+    for index, queries in enumerate(STEPS):
+        lines += [f"  - name: step{index}", "    queries:"]
+        for name in queries:
+            nap = rng.choice([0, 0.05, 0.1, 0.2, 0.3])
+            (root / "sql" / f"{name}.sql").write_text(
+                f"INSERT INTO effects VALUES ('{name}');\nSELECT pg_sleep({nap});\n")
+            lines += [f"      - name: {name}", f"        file: sql/{name}.sql"]
+    path = root / "playbook.yml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def finished(dsn: str) -> bool:
+    """Whether the latest run recorded in the database succeeded."""
+    with psycopg.connect(dsn) as conn:
+        if conn.execute("SELECT to_regclass('sqlrunner.runs')").fetchone()[0] is None:
+            return False
+        row = conn.execute("SELECT status FROM sqlrunner.runs ORDER BY started_at DESC "
+                           "LIMIT 1").fetchone()
+    return row is not None and row[0] == "succeeded"
+
+
+def run(playbook: Path) -> subprocess.Popen:
+    log = open(playbook.parent / "runs.log", "a")  # noqa: SIM115 - closed with the folder
+    log.write("--- run\n")
+    log.flush()
+    return subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", str(playbook),
+                             "--retry-backoff", "0.05", "--lock-timeout", "30"],
+                            stdout=log, stderr=log)
+
+
+def one_round(server_dsn: str, rng: random.Random) -> tuple[str, int, bool]:
+    name = f"sqlrunner_stress_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(server_dsn)
+    params["dbname"] = name
+    dsn = make_conninfo(**params)
+    fault = rng.choice(["sigkill", "sigkill", "terminate-backend", "sigkill-twice"])
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE effects (name text)")
+        with tempfile.TemporaryDirectory() as tmp:
+            playbook = write_playbook(Path(tmp), dsn, rng)
+            proc = run(playbook)
+            kills = 2 if fault == "sigkill-twice" else 1
+            for _ in range(kills):
+                time.sleep(rng.uniform(0.2, 1.6))
+                if fault == "terminate-backend":
+                    with psycopg.connect(dsn, autocommit=True) as conn:
+                        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                     "WHERE datname = current_database() "
+                                     "AND pid <> pg_backend_pid()")
+                elif proc.poll() is None:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    if finished(dsn):
+                        # Killed after the run had recorded its success: there is nothing
+                        # to resume, and a re-run would be a new run of the playbook.
+                        fault += " (after success)"
+                        proc = None
+                        break
+                    proc = run(playbook)
+            reruns = 0
+            while proc is not None and proc.wait(timeout=120) != 0:
+                reruns += 1
+                if reruns > 5:
+                    break
+                proc = run(playbook)
+            with psycopg.connect(dsn) as conn:
+                effects = Counter(r[0] for r in conn.execute("SELECT name FROM effects"))
+            expected = Counter(q for step in STEPS for q in step)
+            if effects != expected:
+                print(f"effects {dict(effects)}", flush=True)
+                print((Path(tmp) / "runs.log").read_text(), flush=True)
+        return fault, reruns, effects == expected
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dsn", default="host=127.0.0.1 port=5432 user=postgres "
+                                         "dbname=postgres")
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    deadline = time.monotonic() + args.seconds
+    outcomes: Counter[tuple[str, bool]] = Counter()
+    while time.monotonic() < deadline:
+        fault, reruns, exact = one_round(args.dsn, rng)
+        outcomes[(fault, exact)] += 1
+        print(f"{fault:<18} reruns={reruns} exactly-once={'yes' if exact else 'NO'}",
+              flush=True)
+    print("\nfault               rounds  exactly-once")
+    for fault in sorted({f for f, _ in outcomes}):
+        good, bad = outcomes[(fault, True)], outcomes[(fault, False)]
+        print(f"{fault:<18} {good + bad:>7}  {good:>12}")
+    return 0 if not any(not exact for _, exact in outcomes) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
