@@ -29,8 +29,12 @@ TARGET_KEYS: dict[str, tuple[type, ...]] = {
     "sslrootcert": (str,), "connect_timeout": (int,), "application_name": (str,),
     "query_group": (str,), "wlm_query_slot_count": (int,), "options": (str,),
     "retries": (int,), "retry_backoff": (int, float), "timeout": (int, float),
+    # Redshift IAM authentication (see docs/redshift.md).
+    "iam": (bool,), "cluster_identifier": (str,), "db_user": (str,),
+    "serverless_workgroup": (str,), "auto_create": (bool,), "db_groups": (list, str),
+    "duration_seconds": (int,), "profile": (str,), "region": (str,),
     # SQL Runner's fields for Snowflake and BigQuery targets: accepted, unused.
-    "account": (str,), "warehouse": (str,), "project": (str,), "region": (str,),
+    "account": (str,), "warehouse": (str,), "project": (str,),
 }
 STEP_KEYS: dict[str, tuple[type, ...]] = {"name": (str,), "queries": (list,)}
 # Settings a query may carry (and a target or the playbook may default).
@@ -69,7 +73,10 @@ class TargetSpec:
         if self.type not in SUPPORTED_TYPES.values():
             return f"unknown target type {self.type!r} (expected postgres, redshift or embedded)"
         if self.type != "embedded":
-            missing = [f for f in REQUIRED_SERVER_FIELDS if not getattr(self, f)]
+            # With IAM the user comes from AWS's temporary credentials.
+            required = [f for f in REQUIRED_SERVER_FIELDS
+                        if not (f == "username" and self.options.get("iam") is True)]
+            missing = [f for f in required if not getattr(self, f)]
             if missing:
                 return f"target {self.name!r} is missing {', '.join(missing)}"
         return None

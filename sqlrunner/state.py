@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
+from sqlrunner.check import runs_alone
 from sqlrunner.checkpoints import (
     FAILED,
     INTERRUPTED,
@@ -22,11 +23,6 @@ from sqlrunner.checkpoints import (
 from sqlrunner.errors import SqlRunnerError
 from sqlrunner.runlock import RunLock, wait_until_gone
 from sqlrunner.targets import Connection, connect
-
-# What must run alone cannot carry a checkpoint INSERT in its string (NOTES.md).
-_MUST_RUN_ALONE = ("vacuum", "create index concurrently", "drop index concurrently",
-                   "create database", "drop database", "alter system",
-                   "reindex database", "reindex system")
 
 
 class StateUnavailable(SqlRunnerError):
@@ -40,18 +36,6 @@ class StateSettings:
     schema: str = "sqlrunner"
     lock_timeout: float = 0.0
     restart: bool = False
-
-
-def must_run_alone(sql: str) -> bool:
-    """Whether ``sql`` is a statement that refuses to run in a transaction block."""
-    words = " ".join(_strip_comments(sql).lower().split())
-    return words.startswith(_MUST_RUN_ALONE) or (
-        words.startswith("alter table") and " append from " in f" {words} ")
-
-
-def _strip_comments(sql: str) -> str:
-    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
-    return "\n".join(lines).strip().rstrip(";")
 
 
 class RunState:
@@ -117,7 +101,7 @@ class RunState:
         assert self.store is not None
         checkpoint = self.store.checkpoint_sql(self.run_id, self.target, step, query, file,
                                                digest)
-        if must_run_alone(sql):
+        if runs_alone(sql, self.dialect):
             return sql, checkpoint
         # A newline ends a trailing -- comment; the semicolon ends the last statement.
         return f"{sql}\n;\n{checkpoint}", None

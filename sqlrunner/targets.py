@@ -20,6 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from sqlrunner.errors import QueryError, TargetError
 from sqlrunner.playbook import TargetSpec
+from sqlrunner.secrets import SecretRegistry
 
 DEFAULT_CONNECT_TIMEOUT = 10
 # Short keepalives: a NAT that drops an idle connection during a long query is
@@ -35,6 +36,8 @@ class Connection:
     name: str
     dialect: str  # "postgres" or "redshift"
     params: dict[str, Any] = field(repr=False)
+    session: tuple[str, ...] = ()  # SET commands for every new connection
+    credentials: Any = field(default=None, repr=False)  # redshift.IamCredentials
 
     def describe(self) -> str:
         """``user@host:port/db`` without the password, for messages."""
@@ -94,29 +97,41 @@ def connection_for(target: TargetSpec, embedded_dir: str | None = None) -> Conne
                   user=target.username)
     if target.password:
         params["password"] = target.password
-    if options.get("sslmode"):
-        params["sslmode"] = options["sslmode"]
-    elif target.ssl:
-        params["sslmode"] = "require"  # SQL Runner's ssl: TLS without certificate checks
-    if options.get("sslrootcert"):
-        params["sslrootcert"] = options["sslrootcert"]
+    from sqlrunner import redshift
+
+    # TLS (SQL Runner's ssl: true is sslmode=require), session SETs and IAM, checked.
+    settings = redshift.settings_for(target)
+    params.update(settings.tls)
     if options.get("options") and target.type != "redshift":
         params["options"] = options["options"]
     params.setdefault("connect_timeout", options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
     params.setdefault("application_name", options.get("application_name", "sqlrunner"))
     for key, value in KEEPALIVES.items():
         params.setdefault(key, value)
-    return Connection(name=target.name, dialect=target.type, params=params)
+    return Connection(name=target.name, dialect=target.type, params=params,
+                      session=settings.session, credentials=settings.credentials)
 
 
-def connect(connection: Connection) -> psycopg.Connection:
+def connect(connection: Connection, secrets: SecretRegistry | None = None) -> psycopg.Connection:
     """Open an autocommit connection: a file sent whole runs as one implicit transaction."""
+    params = dict(connection.params)
+    if connection.credentials is not None:
+        params["user"], params["password"] = connection.credentials.get()
+        if secrets is not None:
+            secrets.add(params["password"])
     try:
         # prepare_threshold=None: Redshift rejects the DEALLOCATE of prepared statements.
-        return psycopg.connect(autocommit=True, prepare_threshold=None, **connection.params)
+        conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
     except psycopg.Error as err:
         raise QueryError(f"cannot connect to target {connection.name!r} "
                          f"({connection.describe()}): {_first_line(err)}") from err
+    try:
+        for statement in connection.session:
+            conn.execute(statement)
+    except psycopg.Error as err:
+        conn.close()
+        raise QueryError(f"target {connection.name!r}: {statement}: {_first_line(err)}") from err
+    return conn
 
 
 class ConnectionPool:
