@@ -320,7 +320,23 @@ def command_status(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def command_check(argv: list[str]) -> int:
+    """``sqlrunner check``: the portability check (loads sqlglot only when asked)."""
+    from sqlrunner.check import main as check_main
+
+    return check_main(argv)
+
+
+def command_generate(argv: list[str]) -> int:
+    """``sqlrunner generate``: synthetic Snowplow events into a database."""
+    from sqlrunner.generate.cli import main as generate_main
+
+    return generate_main(argv)
+
+
 SUBCOMMANDS["status"] = command_status
+SUBCOMMANDS["check"] = command_check
+SUBCOMMANDS["generate"] = command_generate
 
 
 def _error(message: str) -> None:
@@ -353,4 +369,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-SUBCOMMANDS["check"] = lambda argv: __import__("sqlrunner.check", fromlist=["main"]).main(argv)

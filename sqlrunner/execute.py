@@ -28,6 +28,7 @@ from sqlrunner.errors import LockError, SqlRunnerError
 from sqlrunner.plan import RunPlan, StepPlan, TargetPlan, replan_target
 from sqlrunner.render import RenderedQuery
 from sqlrunner.results import (
+    DONE_BEFORE,
     FAILED,
     SKIPPED,
     SUCCEEDED,
@@ -40,8 +41,7 @@ from sqlrunner.retry import RetryPolicy, call_with_retries, is_connection_loss
 from sqlrunner.secrets import SecretRegistry
 from sqlrunner.state import RunState, StateSettings, StateUnavailable
 from sqlrunner.targets import Connection, ConnectionPool, connection_for
-
-DONE_BEFORE = "done in the run being resumed"
+from sqlrunner.upsert import upsert_sql
 
 
 class Reporter(Protocol):
@@ -255,6 +255,11 @@ class Executor:
                         for query in step.queries:
                             self._record(self._skipped(query))
                         continue
+                    if step.skip_if_empty and self._is_empty(pool, step.skip_if_empty):
+                        for query in step.queries:
+                            self._record(self._skipped(
+                                query, f"{step.skip_if_empty} has no rows"))
+                        continue
                     self.reporter.step_started(name, step)
 
                     def run(query: RenderedQuery) -> QueryResult:
@@ -269,6 +274,16 @@ class Executor:
             pool.close()
         return failed
 
+    def _is_empty(self, pool: ConnectionPool, table: str) -> bool:
+        """Whether ``table`` has no rows (or does not exist): the step skips itself."""
+        conn = pool.acquire()
+        try:
+            return conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None
+        except psycopg.errors.UndefinedTable:
+            return True
+        finally:
+            pool.release(conn)
+
     def _fail_target(self, failure: TargetFailure) -> None:
         with self._lock:
             self._result.target_failures.append(failure)
@@ -281,9 +296,13 @@ class Executor:
 
     def _skipped(self, query: RenderedQuery, note: str | None = None) -> QueryResult:
         return QueryResult(query.target, query.step, query.query, query.file, SKIPPED,
-                           error=note)
+                           note=note)
 
     # -- one query -----------------------------------------------------------------------
+    def _dialect(self, query: RenderedQuery) -> str:
+        targets = {tp.target.name: tp.target.type for tp in self.plan.targets}
+        return "redshift" if targets.get(query.target) == "redshift" else "postgres"
+
     def _policy(self, query: RenderedQuery) -> RetryPolicy:
         return RetryPolicy(retries=int(query.settings.get("retries", self.settings.retries)),
                            backoff=float(query.settings.get("retry_backoff",
@@ -303,6 +322,16 @@ class Executor:
             return result
         self.reporter.query_started(query)
         started = time.perf_counter()
+        offset = 0
+        if query.upsert is not None:
+            try:
+                wrapped = upsert_sql(sql, query.upsert, self._dialect(query))
+            except SqlRunnerError as err:
+                result = QueryResult(query.target, query.step, query.query, query.file, FAILED,
+                                     error=f"{query.file}: {err}")
+                self._record(result)
+                return result
+            sql, offset = wrapped.text, wrapped.select_offset
         text, after = (state.checkpointed(sql, query.step, query.query, query.file, digest)
                        if state is not None else (sql, None))
         retries = 0
@@ -322,7 +351,7 @@ class Executor:
                                  rows=sent.rows, seconds=time.perf_counter() - started,
                                  retries=retries, output=sent.output)
         except psycopg.Error as err:
-            result = self._failure(query, err, time.perf_counter() - started, retries)
+            result = self._failure(query, err, time.perf_counter() - started, retries, offset)
         except SqlRunnerError as err:
             result = QueryResult(query.target, query.step, query.query, query.file, FAILED,
                                  seconds=time.perf_counter() - started, retries=retries,
@@ -385,11 +414,15 @@ class Executor:
         return (counts[-1] if counts else None), output
 
     def _failure(self, query: RenderedQuery, err: psycopg.Error, seconds: float,
-                 retries: int) -> QueryResult:
+                 retries: int, offset: int = 0) -> QueryResult:
+        """A failed query's record; ``offset``: characters sent before the file's text."""
         diag = err.diag
         text = str(err).strip()
         message = diag.message_primary or (text.splitlines()[0] if text else type(err).__name__)
-        where = position_in(query.sql or "", diag.statement_position)
+        position = diag.statement_position
+        if position and offset:
+            position = str(int(position) - offset) if int(position) > offset else None
+        where = position_in(query.sql or "", position)
         line = column = excerpt = None
         if where is not None:
             line, column, excerpt = where.line, where.column, where.excerpt()

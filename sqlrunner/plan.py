@@ -20,6 +20,7 @@ class StepPlan:
 
     name: str
     queries: tuple[RenderedQuery, ...]
+    skip_if_empty: str | None = None  # rendered table name
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,9 @@ def plan_target(playbook: Playbook, target: TargetSpec, steps: tuple[StepSpec, .
         StepPlan(name=step.name,
                  queries=tuple(renderer.render(target.name, step.name, q, data,
                                                _settings(playbook, target, q))
-                               for q in step.queries))
+                               for q in step.queries),
+                 skip_if_empty=(renderer.render_text(step.skip_if_empty, playbook.path, data)
+                                if step.skip_if_empty else None))
         for step in steps)
     return TargetPlan(target=target, steps=step_plans, init_error=target.init_error())
 

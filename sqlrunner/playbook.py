@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlrunner.errors import PlaybookError, SqlRunnerError
+from sqlrunner.upsert import UpsertSpec, upsert_spec
 from sqlrunner.yaml12 import LineDict, LineList, load_yaml
 
 SUPPORTED_TYPES = {"postgres": "postgres", "postgresql": "postgres", "redshift": "redshift",
@@ -36,13 +37,15 @@ TARGET_KEYS: dict[str, tuple[type, ...]] = {
     # SQL Runner's fields for Snowflake and BigQuery targets: accepted, unused.
     "account": (str,), "warehouse": (str,), "project": (str,),
 }
-STEP_KEYS: dict[str, tuple[type, ...]] = {"name": (str,), "queries": (list,)}
+STEP_KEYS: dict[str, tuple[type, ...]] = {
+    "name": (str,), "queries": (list,), "skip_if_empty": (str,),
+}
 # Settings a query may carry (and a target or the playbook may default).
 QUERY_SETTINGS: dict[str, tuple[type, ...]] = {
     "retries": (int,), "retry_backoff": (int, float), "timeout": (int, float),
 }
 QUERY_KEYS: dict[str, tuple[type, ...]] = {
-    "name": (str,), "file": (str,), "template": (bool,), **QUERY_SETTINGS,
+    "name": (str,), "file": (str,), "template": (bool,), "upsert": (dict,), **QUERY_SETTINGS,
 }
 TOP_KEYS: dict[str, tuple[type, ...]] = {
     "targets": (list,), "variables": (dict,), "steps": (list,), **QUERY_SETTINGS,
@@ -91,6 +94,7 @@ class QuerySpec:
     template: bool
     line: int
     settings: Mapping[str, Any] = field(default_factory=dict)
+    upsert: UpsertSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class StepSpec:
     name: str
     queries: tuple[QuerySpec, ...]
     line: int
+    skip_if_empty: str | None = None  # a table: the step is skipped when it has no rows
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,7 @@ def _step(raw: Any, line: int, path: str) -> StepSpec:
         name=name,
         queries=tuple(_query(q, queries.line_of(i), path) for i, q in enumerate(queries)),
         line=line,
+        skip_if_empty=_scalar_str(entry.get("skip_if_empty")),
     )
 
 
@@ -231,6 +237,8 @@ def _query(raw: Any, line: int, path: str) -> QuerySpec:
         template=bool(entry.get("template") or False),
         line=line,
         settings=_settings(entry),
+        upsert=(upsert_spec(entry["upsert"], path, entry.line_of("upsert"))
+                if entry.get("upsert") is not None else None),
     )
 
 

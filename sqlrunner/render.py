@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlrunner.errors import SqlRunnerError, TargetError
 from sqlrunner.playbook import QuerySpec, query_path
 from sqlrunner.secrets import SecretRegistry
 from sqlrunner.template_functions import runner_functions
+from sqlrunner.upsert import UpsertSpec
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class RenderedQuery:
     template: bool
     error: SqlRunnerError | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)  # retries, timeout, ...
+    upsert: UpsertSpec | None = None  # with its table rendered
 
 
 def missing_key(setting: str) -> Any:
@@ -64,14 +66,23 @@ class Renderer:
         path = query_path(self.sql_root, query.file)
         shown = display_path(path)
         settings = dict(settings or {})
+        upsert = query.upsert
         try:
             source = self._read(path, shown)
             sql = self._execute(path, shown, source, data) if query.template else source
+            if upsert is not None:
+                upsert = replace(upsert, table=self.render_text(upsert.table, shown, data))
         except SqlRunnerError as err:
             return RenderedQuery(target, step, query.name, shown, None, query.template, err,
-                                 settings)
+                                 settings, upsert)
         return RenderedQuery(target, step, query.name, shown, sql, query.template, None,
-                             settings)
+                             settings, upsert)
+
+    def render_text(self, text: str, name: str, data: Mapping[str, Any]) -> str:
+        """Render a short template from the playbook (an upsert table, a step condition)."""
+        if "{{" not in text:
+            return text
+        return self._execute(f"{name}#{text}", name, text, data)
 
     def _read(self, path: str, shown: str) -> str:
         if path not in self._sources:

@@ -89,7 +89,7 @@ class PlainReporter:
 
     def query_finished(self, result: QueryResult) -> None:
         if result.status == SKIPPED:
-            why = f" ({result.error})" if result.error else ""
+            why = f" ({result.note})" if result.note else ""
             self._log(f"[{result.target}] {result.step}/{result.query} skipped{why}")
             return
         if result.status == FAILED:

@@ -19,6 +19,7 @@ from sqlrunner.errors import (
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 SKIPPED = "skipped"
+DONE_BEFORE = "done in the run being resumed"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class QueryResult:
     column: int | None = None
     excerpt: str | None = None
     retries: int = 0
+    note: str | None = None  # why a query was skipped
     output: QueryOutput | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -91,7 +93,12 @@ class RunResult:
     @property
     def done_before(self) -> list[QueryResult]:
         """Queries skipped because the run being resumed had finished them."""
-        return [q for q in self.queries if q.status == SKIPPED and q.error]
+        return [q for q in self.queries if q.status == SKIPPED and q.note == DONE_BEFORE]
+
+    @property
+    def skipped_on_purpose(self) -> list[QueryResult]:
+        """Queries skipped for a reason (done before, or their step had nothing to do)."""
+        return [q for q in self.queries if q.status == SKIPPED and q.note]
 
     @property
     def errors(self) -> list[str]:
@@ -116,7 +123,7 @@ class RunResult:
             return EXIT_TARGET
         if query:
             return EXIT_QUERY
-        if not self.executed and not self.done_before:
+        if not self.executed and not self.skipped_on_purpose:
             return EXIT_NOTHING_RAN
         return EXIT_OK
 

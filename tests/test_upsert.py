@@ -1,0 +1,88 @@
+"""The upsert query option and steps that skip themselves when there is nothing to do."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from conftest import query_one
+
+from sqlrunner.api import run_playbook
+from sqlrunner.errors import PlaybookError
+
+
+def _upsert_playbook(workdir, select: str, upsert: str) -> str:
+    file = workdir.sql("select.sql", select)
+    return workdir.playbook(
+        "  - name: s\n    queries:\n      - name: merge\n        file: " + file +
+        "\n        template: true\n        upsert:\n" + upsert)
+
+
+def _rows(dsn: str, sql: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return [tuple(r) for r in conn.execute(sql)]
+
+
+def test_upsert_creates_the_table_then_replaces_rows_by_key(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA d; CREATE TABLE src (k int, v text)")
+        conn.execute("INSERT INTO src VALUES (1, 'a'), (2, 'b')")
+    playbook = _upsert_playbook(workdir, "-- the new rows\nSELECT k, v FROM src;\n",
+                                "          table: '{{.schema}}.merged'\n          key: k\n")
+    first = run_playbook(playbook, {"schema": "d"})
+    assert first.exit_code == 0, first.errors
+    assert first.queries[0].rows == 2
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("DELETE FROM src; INSERT INTO src VALUES (2, 'B'), (3, 'c')")
+    assert run_playbook(playbook, {"schema": "d"}).exit_code == 0
+    assert _rows(database, "SELECT k, v FROM d.merged ORDER BY k") == [
+        (1, "a"), (2, "B"), (3, "c")]
+
+
+def test_upsert_by_composite_key_within_a_date_window(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE src (a int, b int, day date, n int)")
+        conn.execute("CREATE TABLE merged (a int, b int, day date, n int)")
+        # An old row with the same key, outside the window, is left alone.
+        conn.execute("INSERT INTO merged VALUES (1, 1, '2024-01-01', 0), (1, 1, '2024-03-09', 0),"
+                     " (1, 2, '2024-03-10', 0)")
+        conn.execute("INSERT INTO src VALUES (1, 1, '2024-03-10', 5), (1, 2, '2024-03-10', 6)")
+    playbook = _upsert_playbook(
+        workdir, "SELECT a, b, day, n FROM src",
+        "          table: public.merged\n          key: [a, b]\n          date_key: day\n"
+        "          lookback_days: 3\n")
+    assert run_playbook(playbook).exit_code == 0
+    assert _rows(database, "SELECT a, b, day::text, n FROM merged ORDER BY day, b") == [
+        (1, 1, "2024-01-01", 0), (1, 1, "2024-03-10", 5), (1, 2, "2024-03-10", 6)]
+
+
+def test_a_failing_upsert_changes_nothing_and_points_into_the_select(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE merged (k int)")
+        conn.execute("INSERT INTO merged VALUES (1)")
+    playbook = _upsert_playbook(workdir, "SELECT k\nFROM nowhere", "          table: "
+                                "public.merged\n          key: k\n")
+    result = run_playbook(playbook, retries=0)
+    assert result.exit_code == 6
+    assert (result.queries[0].line, result.queries[0].column) == (2, 6)
+    assert query_one(database, "SELECT count(*) FROM merged") == 1
+
+
+def test_upsert_settings_are_validated_with_the_playbook(workdir):
+    with pytest.raises(PlaybookError, match="upsert needs 'key'"):
+        run_playbook(_upsert_playbook(workdir, "SELECT 1", "          table: public.x\n"))
+
+
+def test_a_step_skips_itself_when_its_table_is_empty(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE batch (x int); CREATE TABLE out (x int)")
+    work = workdir.sql("work.sql", "INSERT INTO out SELECT x FROM batch;")
+    playbook = workdir.playbook("  - name: model\n    skip_if_empty: public.batch\n"
+                                "    queries:\n      - name: work\n        file: " + work + "\n")
+    empty = run_playbook(playbook)
+    assert empty.exit_code == 0
+    assert empty.queries[0].status == "skipped"
+    assert empty.queries[0].note == "public.batch has no rows"
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("INSERT INTO batch VALUES (7)")
+    assert run_playbook(playbook).queries[0].status == "succeeded"
+    assert query_one(database, "SELECT x FROM out") == 7
