@@ -299,6 +299,16 @@ class Executor:
                            note=note)
 
     # -- one query -----------------------------------------------------------------------
+    def _session(self, query: RenderedQuery) -> tuple[list[str], list[str]]:
+        """SET commands around one query (its timeout, its Redshift query group)."""
+        before = list(query.settings.get("session_before", ()))
+        after = list(query.settings.get("session_after", ()))
+        timeout = query.settings.get("timeout")
+        if timeout:
+            before.append(f"SET statement_timeout = {int(float(timeout) * 1000):d}")
+            after.append("RESET statement_timeout")
+        return before, after
+
     def _dialect(self, query: RenderedQuery) -> str:
         targets = {tp.target.name: tp.target.type for tp in self.plan.targets}
         return "redshift" if targets.get(query.target) == "redshift" else "postgres"
@@ -370,12 +380,12 @@ class Executor:
         if self._cancelled.is_set():
             conn.cancel_safe()
         try:
-            timeout = query.settings.get("timeout")
-            if timeout:
-                conn.execute(f"SET statement_timeout = {int(float(timeout) * 1000):d}")
+            before, reset = self._session(query)
+            for statement in before:
+                conn.execute(statement)
             rows, output = self._send(conn, text, checkpointed=state is not None and not after)
-            if timeout:
-                conn.execute("RESET statement_timeout")
+            for statement in reset:
+                conn.execute(statement)
             if after is not None and state is not None:
                 state.write(after)
             return _Sent(rows, output)

@@ -156,8 +156,16 @@ def plan_target(playbook: Playbook, target: TargetSpec, steps: tuple[StepSpec, .
 
 
 def _settings(playbook: Playbook, target: TargetSpec, query: QuerySpec) -> dict[str, Any]:
-    return {key: value for key in QUERY_SETTINGS
-            if (value := playbook.query_setting(target, query, key)) is not None}
+    """Retries and timeouts (query, else target, else playbook), and the query's own SETs."""
+    settings = {key: value for key in QUERY_SETTINGS
+                if (value := playbook.query_setting(target, query, key)) is not None}
+    if query.session:
+        from sqlrunner.redshift import query_session_statements
+
+        before, after = query_session_statements(target.options, query.session,
+                                                 target.type, target.name)
+        settings["session_before"], settings["session_after"] = tuple(before), tuple(after)
+    return settings
 
 
 def replan_target(plan: RunPlan, target_plan: TargetPlan, run_id: str,

@@ -44,8 +44,13 @@ STEP_KEYS: dict[str, tuple[type, ...]] = {
 QUERY_SETTINGS: dict[str, tuple[type, ...]] = {
     "retries": (int,), "retry_backoff": (int, float), "timeout": (int, float),
 }
+# Redshift workload-management settings a query may set for itself alone.
+QUERY_SESSION: dict[str, tuple[type, ...]] = {
+    "query_group": (str,), "wlm_query_slot_count": (int,),
+}
 QUERY_KEYS: dict[str, tuple[type, ...]] = {
     "name": (str,), "file": (str,), "template": (bool,), "upsert": (dict,), **QUERY_SETTINGS,
+    **QUERY_SESSION,
 }
 TOP_KEYS: dict[str, tuple[type, ...]] = {
     "targets": (list,), "variables": (dict,), "steps": (list,), **QUERY_SETTINGS,
@@ -95,6 +100,7 @@ class QuerySpec:
     line: int
     settings: Mapping[str, Any] = field(default_factory=dict)
     upsert: UpsertSpec | None = None
+    session: Mapping[str, Any] = field(default_factory=dict)  # query_group, ...
 
 
 @dataclass(frozen=True)
@@ -239,6 +245,7 @@ def _query(raw: Any, line: int, path: str) -> QuerySpec:
         settings=_settings(entry),
         upsert=(upsert_spec(entry["upsert"], path, entry.line_of("upsert"))
                 if entry.get("upsert") is not None else None),
+        session={k: entry[k] for k in QUERY_SESSION if entry.get(k) is not None},
     )
 
 

@@ -132,3 +132,24 @@ def test_unsupported_and_unknown_target_types_are_target_errors(tmp_path):
 def test_missing_connection_fields_are_target_errors(tmp_path):
     text = COLON_PLAYBOOK.replace(":host: localhost", ":host:")
     assert "missing host" in load_playbook(write(tmp_path, text)).targets[0].init_error()
+
+
+def test_a_query_group_of_one_query_is_set_before_it_and_restored_after(tmp_path):
+    from sqlrunner.api import RunOptions, prepare
+    from sqlrunner.errors import TargetError
+
+    (tmp_path / "q.sql").write_text("SELECT 1;")
+    text = ("targets:\n  - name: rs\n    type: redshift\n    host: h\n    port: 5439\n"
+            "    database: d\n    username: u\n    query_group: nightly\n"
+            "steps:\n  - name: s\n    queries:\n      - name: q\n        file: q.sql\n"
+            "        query_group: heavy\n        wlm_query_slot_count: 3\n")
+    playbook = write(tmp_path, text)
+    (query,) = prepare(playbook, RunOptions()).targets[0].queries
+    assert query.settings["session_before"] == (
+        "SET query_group TO 'heavy'", "SET wlm_query_slot_count TO 3")
+    assert query.settings["session_after"] == (
+        "SET query_group TO 'nightly'", "RESET wlm_query_slot_count")
+    postgres = write(tmp_path, text.replace("type: redshift", "type: postgres")
+                     .replace("    query_group: nightly\n", ""), "pg.yml")
+    with pytest.raises(TargetError, match="Redshift workload-management"):
+        prepare(postgres, RunOptions())
