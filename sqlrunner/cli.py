@@ -95,7 +95,8 @@ def run_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="sqlrunner", allow_abbrev=False,
         description="Run a SQL Runner playbook against PostgreSQL, Redshift or the embedded "
-                    "PostgreSQL. Subcommands: run (default).",
+                    "PostgreSQL. Subcommands: run (the default), status, check, generate, demo; "
+                    "each has --help.",
     )
     add = parser.add_argument
     add("-p", "--playbook", "-playbook", dest="playbook", metavar="PLAYBOOK",
@@ -334,7 +335,15 @@ def command_generate(argv: list[str]) -> int:
     return generate_main(argv)
 
 
+def command_demo(argv: list[str]) -> int:
+    """``sqlrunner demo``: generated loads, the incremental playbook after each, the tables."""
+    from sqlrunner.demo import main as demo_main
+
+    return demo_main(argv)
+
+
 SUBCOMMANDS["status"] = command_status
+SUBCOMMANDS["demo"] = command_demo
 SUBCOMMANDS["check"] = command_check
 SUBCOMMANDS["generate"] = command_generate
 

@@ -1,0 +1,136 @@
+"""``sqlrunner demo``: the main job end to end on real data, with nothing set up.
+
+Generated web events are loaded into landing in a few batches; after each load
+the incremental playbook runs, as a pipeline's post-load hook would; then the
+derived tables are shown. With no database configured it runs on the embedded
+PostgreSQL, in a database of its own (``sqlrunner_demo``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from rich.console import Console
+from rich.table import Table
+
+from sqlrunner.errors import TargetError
+
+DEMO_DATABASE = "sqlrunner_demo"
+SUMMARY = (
+    ("atomic.events", "SELECT count(*) FROM atomic.events"),
+    ("snowplow_landing.events", "SELECT count(*) FROM snowplow_landing.events"),
+    ("derived.sessions", "SELECT count(*) FROM derived.sessions"),
+    ("derived.page_views", "SELECT count(*) FROM derived.page_views"),
+    ("derived.visitors", "SELECT count(*) FROM derived.visitors"),
+    ("derived.cookie_id_to_user_id_map",
+     "SELECT count(*) FROM derived.cookie_id_to_user_id_map"),
+    ("derived.etl_tstamps", "SELECT count(*) FROM derived.etl_tstamps"),
+)
+TOP_SESSIONS = """
+SELECT domain_userid, domain_sessionidx, blended_user_id, session_start_tstamp,
+       event_count, page_view_count, time_engaged_in_s, landing_page_path
+FROM derived.sessions
+ORDER BY event_count DESC, domain_userid, domain_sessionidx
+LIMIT 5
+"""
+
+
+def find_playbook(name: str) -> Path:
+    """A shipped playbook: under the working folder, else beside the package (a clone)."""
+    for root in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        candidate = root / "playbooks" / name
+        if candidate.exists():
+            return candidate
+    raise TargetError(f"playbooks/{name} not found: run the demo from the project folder")
+
+
+def demo_database(server_dsn: str, fresh: bool) -> str:
+    """Create (or recreate) the demo database on the server; its DSN."""
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                               (DEMO_DATABASE,)).fetchone()
+        if exists and fresh:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(
+                sql.Identifier(DEMO_DATABASE)))
+        if not exists or fresh:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEMO_DATABASE)))
+    params = conninfo_to_dict(server_dsn)
+    params["dbname"] = DEMO_DATABASE
+    return make_conninfo(**params)
+
+
+def server_dsn(target: str | None, embedded_dir: str | None) -> str:
+    """The server to use: ``--target``/``SQLRUNNER_TARGET``, else the embedded one."""
+    dsn = target or os.environ.get("SQLRUNNER_TARGET")
+    if dsn and dsn != "embedded":
+        return dsn
+    from sqlrunner import embedded
+
+    return embedded.ensure_server(embedded_dir)
+
+
+def main(argv: list[str]) -> int:
+    """Run the demo; returns the exit code."""
+    from sqlrunner.api import run_playbook
+    from sqlrunner.generate.events import GeneratorConfig, generate_batches
+    from sqlrunner.generate.load import copy_rows, create_events_table
+    from sqlrunner.report import make_reporter
+
+    parser = argparse.ArgumentParser(prog="sqlrunner demo", allow_abbrev=False,
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000, help="events in all (20000)")
+    parser.add_argument("--batches", type=int, default=4, help="loads into landing (4)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--target", help="a PostgreSQL server DSN (default: embedded)")
+    parser.add_argument("--embedded-dir", dest="embedded_dir")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the demo database's earlier data instead of starting afresh")
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    dsn = demo_database(server_dsn(args.target, args.embedded_dir), fresh=not args.keep)
+    playbook = str(find_playbook("incremental.yml"))
+    config = GeneratorConfig(events=args.events, seed=args.seed, batches=args.batches)
+    with psycopg.connect(dsn) as conn:
+        create_events_table(conn, "snowplow_landing")
+    for batch in generate_batches(config):
+        with psycopg.connect(dsn) as conn:
+            loaded = copy_rows(conn, "snowplow_landing", batch.rows)
+        console.rule(f"load {batch.index + 1} of {args.batches}: {loaded} events into "
+                     "snowplow_landing.events, then the incremental playbook")
+        result = run_playbook(playbook, target=dsn, reporter=make_reporter())
+        if result.exit_code != 0:
+            console.print(f"[red]the incremental run failed (exit {result.exit_code})")
+            return result.exit_code
+    show_tables(dsn, Console())
+    console.print(f"demo done in {time.perf_counter() - started:.1f}s; the data stays in "
+                  f"database {DEMO_DATABASE!r} (connect with: psql \"{dsn}\")")
+    return 0
+
+
+def show_tables(dsn: str, console: Console) -> None:
+    """Print row counts of the model's tables and its busiest sessions."""
+    counts = Table(title="what the tables hold", title_justify="left")
+    counts.add_column("table")
+    counts.add_column("rows", justify="right")
+    with psycopg.connect(dsn) as conn:
+        for name, query in SUMMARY:
+            try:
+                counts.add_row(name, f"{conn.execute(query).fetchone()[0]:,}")
+            except psycopg.errors.UndefinedTable:
+                conn.rollback()
+                counts.add_row(name, "-")
+        cursor = conn.execute(TOP_SESSIONS)
+        top = Table(title="the busiest sessions (derived.sessions)", title_justify="left")
+        for column in cursor.description:
+            top.add_column(column.name)
+        for row in cursor.fetchall():
+            top.add_row(*("" if v is None else str(v) for v in row))
+    console.print(counts)
+    console.print(top)
