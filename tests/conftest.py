@@ -134,3 +134,22 @@ def query_one(dsn: str, sql: str):
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute(sql).fetchone()
     return None if row is None else row[0]
+
+
+@pytest.fixture
+def embedded_folder():
+    """A data folder for an embedded server, reachable by the unprivileged account the
+    server runs as under root (pytest's own tmp folder is private); removed afterwards."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from sqlrunner import embedded
+
+    folder = Path(tempfile.mkdtemp(prefix="sqlrunner-embedded-test-"))
+    folder.chmod(0o711)
+    try:
+        yield folder
+    finally:
+        embedded.stop_server(folder)
+        shutil.rmtree(folder, ignore_errors=True)
