@@ -3,20 +3,20 @@ a summary at the end, and query output when asked."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
 from datetime import UTC, datetime
-from typing import IO, Any
-
-from rich.console import Console, Group
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlrunner.plan import RunPlan, StepPlan
 from sqlrunner.render import RenderedQuery
 from sqlrunner.results import FAILED, SKIPPED, SUCCEEDED, QueryResult, RunResult, TargetFailure
+
+if TYPE_CHECKING:  # rich is imported only when a table or the live view is shown
+    from rich.console import Console, Group
+    from rich.live import Live
 
 _STATE_STYLE = {SUCCEEDED: "green", FAILED: "bold red", SKIPPED: "dim", "running": "yellow",
                 "waiting": "dim"}
@@ -53,6 +53,9 @@ def print_query_output(result: QueryResult, stream: IO[str] | None = None) -> No
     """Print a query's rows as a table, headers upper-cased (SQL Runner's -showQueryOutput)."""
     if result.output is None or not result.output.rows:
         return
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
     table = Table(title=f"{result.step} / {result.query}", title_justify="left")
     for column in result.output.columns:
@@ -123,6 +126,8 @@ class LiveReporter:
     """A live rich view of the steps and queries, then a summary table of durations."""
 
     def __init__(self, console: Console | None = None, show_query_output: bool = False) -> None:
+        from rich.console import Console
+
         self.console = console or Console(stderr=True)
         self.show_query_output = show_query_output
         self._lock = threading.Lock()
@@ -138,6 +143,8 @@ class LiveReporter:
                 for query in step.queries:
                     self._rows[(query.target, query.step, query.query)] = {
                         "state": "waiting", "started": None, "result": None}
+        from rich.live import Live
+
         self._live = Live(self._render(), console=self.console, refresh_per_second=8,
                           transient=True, get_renderable=self._render)
         self._live.start()
@@ -156,6 +163,8 @@ class LiveReporter:
 
     def query_retrying(self, query: RenderedQuery, attempt: int, error: str,
                        wait: float) -> None:
+        from rich.text import Text
+
         with self._lock:
             row = self._rows[(query.target, query.step, query.query)]
             row["state"] = f"retry {attempt}"
@@ -168,9 +177,13 @@ class LiveReporter:
             self._failures.append(failure)
 
     def note(self, target: str, message: str) -> None:
+        from rich.text import Text
+
         self.console.print(Text(f"[{target}] {message}", style="cyan"))
 
     def run_finished(self, result: RunResult) -> None:
+        from rich.text import Text
+
         if self._live is not None:
             self._live.stop()
         self.console.print(self._render(final=True))
@@ -182,6 +195,10 @@ class LiveReporter:
             self.console.print(Text(line, style=style))
 
     def _render(self, final: bool = False) -> Group:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table(title="sqlrunner" if not final else "summary", title_justify="left",
                       expand=False)
         for column in ("target", "step", "query", "state", "seconds", "rows"):
@@ -208,8 +225,23 @@ class LiveReporter:
         return Group(*parts)
 
 
+def _surely_not_interactive() -> bool:
+    """True when rich would certainly find stderr not interactive: it is not a terminal and
+    no variable forces rich's choice (a plain run then never imports rich)."""
+    if any(name in os.environ for name in ("TTY_INTERACTIVE", "TTY_COMPATIBLE", "FORCE_COLOR")):
+        return False
+    try:
+        return not sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def make_reporter(show_query_output: bool = False, live: bool | None = None) -> Any:
     """The live view on an interactive terminal, plain log lines otherwise."""
+    if live is False or (live is None and _surely_not_interactive()):
+        return PlainReporter(show_query_output=show_query_output)
+    from rich.console import Console
+
     console = Console(stderr=True)
     if live is None:
         live = console.is_interactive
