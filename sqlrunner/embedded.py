@@ -170,8 +170,18 @@ class Postmaster:
 
 
 def default_data_dir() -> Path:
-    """``.sqlrunner`` in the current working directory."""
-    return Path.cwd() / ".sqlrunner"
+    """``.sqlrunner`` in the current working directory.
+
+    As root, when a folder above it is closed to other accounts (a clone under
+    ``/root``), the unprivileged server could not reach it: then the data lives in
+    ``/var/tmp/sqlrunner-<hash of the working folder>`` instead, still one per project.
+    """
+    cwd = Path.cwd()
+    if os.geteuid() == 0 and any(not os.stat(folder).st_mode & 0o001
+                                 for folder in [*cwd.parents, cwd]):
+        digest = hashlib.sha1(str(cwd).encode()).hexdigest()[:12]
+        return Path("/var/tmp") / f"sqlrunner-{digest}"
+    return cwd / ".sqlrunner"
 
 
 def ensure_server(

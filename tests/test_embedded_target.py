@@ -37,3 +37,21 @@ def test_a_dry_run_reaches_the_embedded_server(embedded_folder, capsys):
     assert code == 0
     err = capsys.readouterr().err
     assert "target warehouse: reachable" in err and "PostgreSQL" in err
+
+
+def test_as_root_a_project_in_a_private_folder_keeps_its_data_where_the_server_can_reach(
+        tmp_path, monkeypatch):
+    import os
+
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("only root runs the server as another account")
+    private = tmp_path / "private" / "project"
+    private.mkdir(parents=True)
+    (tmp_path / "private").chmod(0o700)
+    monkeypatch.chdir(private)
+    folder = embedded.default_data_dir()
+    assert str(folder).startswith("/var/tmp/sqlrunner-")
+    monkeypatch.chdir("/tmp")  # open to every account
+    assert str(embedded.default_data_dir()) == "/tmp/.sqlrunner"
