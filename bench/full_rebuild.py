@@ -1,129 +1,161 @@
-"""Time the full-mode rebuild (playbooks/full.yml) against one GROUP BY of the same events.
+"""The full rebuild (playbooks/full.yml) against the GROUP BY floor of the same events.
 
-    python bench/full_rebuild.py --dsn "host=127.0.0.1 user=postgres" --events 100000 1000000
-
-For each size: a database ``sqlrunner_bench_full_<events>_<seed>`` holding that many
-generated events in atomic.events (made once, reused after), a warm-up run (the first
-one also builds atomic's indexes), then ``--runs`` rounds of the floor query and the
-full rebuild, alternated. The floor is ``SELECT domain_userid, domain_sessionidx,
-COUNT(*) FROM atomic.events GROUP BY 1, 2`` read by a sequential scan (index scans off:
-with atomic's session index PostgreSQL would answer it from the index alone). Prints
-medians with min and max, the ratio, and each step's median time.
+For each size: a clone of the size's data template (generated events in atomic.events,
+with atomic's indexes, vacuumed and analysed), a warm-up rebuild, then rounds of: the
+floor read with index-only scans allowed (PostgreSQL answers it from atomic's session
+index), the floor read by a sequential scan (``enable_indexonlyscan``, ``enable_indexscan``
+and ``enable_bitmapscan`` off), and the full rebuild, run as a user runs it (``python -m
+sqlrunner -p playbooks/full.yml --target DSN --report FILE``, checkpoints on). Ratios are
+taken within a round. Each query's seconds come from the runner's JSON report; a step
+lasts as long as its slowest query (its queries run in parallel).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import statistics
-import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from bench import process
+from bench.db import ROOT, data_template, digest_of, fresh_database
+from bench.stats import Figure, paired
 
-from sqlrunner.api import run_playbook  # noqa: E402
-from sqlrunner.generate import GeneratorConfig  # noqa: E402
-from sqlrunner.generate.load import load_generated  # noqa: E402
-
-PLAYBOOK = os.path.join(ROOT, "playbooks", "full.yml")
+PLAYBOOK = ROOT / "playbooks" / "full.yml"
 FLOOR = ("SELECT domain_userid, domain_sessionidx, COUNT(*) FROM atomic.events "
          "GROUP BY 1, 2")
+SEQUENTIAL = ("enable_indexonlyscan", "enable_indexscan", "enable_bitmapscan")
+# What a template of generated events depends on.
+DATA_SOURCES = [ROOT / "sqlrunner" / "generate", ROOT / "sql" / "setup"]
 
 
-def database_for(server_dsn: str, events: int, seed: int, reload: bool) -> str:
-    name = f"sqlrunner_bench_full_{events}_{seed}"
-    params = conninfo_to_dict(server_dsn)
-    params["dbname"] = name
-    dsn = make_conninfo(**params)
-    with psycopg.connect(server_dsn, autocommit=True) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
-                               (name,)).fetchone()
-        if exists and reload:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            admin.execute(f'CREATE DATABASE "{name}"')
+def build_events(dsn: str, events: int, seed: int, batches: int = 10,
+                 log: Callable[[str], None] = print) -> None:
+    """Generate ``events`` events into atomic.events, create atomic's indexes (the setup
+    queries of the full playbook), then VACUUM ANALYZE."""
+    from sqlrunner.api import run_playbook
+    from sqlrunner.generate import GeneratorConfig
+    from sqlrunner.generate.load import load_generated
+
+    report = load_generated(dsn, GeneratorConfig(events=events, seed=seed, batches=batches),
+                            "atomic")
+    log(f"    generated and loaded {report.events:,} events in {report.seconds:.1f} s "
+        f"({report.events_per_second:,.0f} events/s)")
+    for query in ("setup_schemas::schemas", "setup_tables::atomic_events",
+                  "setup_tables::landing_events", "setup_tables::derived_tables"):
+        result = run_playbook(str(PLAYBOOK), target=dsn, run_query=query, checkpoints=False)
+        if result.exit_code != 0:
+            raise RuntimeError(f"setup query {query} failed: {result.errors}")
     with psycopg.connect(dsn, autocommit=True) as conn:
-        loaded = conn.execute("SELECT to_regclass('atomic.events') IS NOT NULL").fetchone()[0]
-        count = conn.execute("SELECT COUNT(*) FROM atomic.events").fetchone()[0] if loaded else 0
-    if count != events:
-        report = load_generated(dsn, GeneratorConfig(events=events, seed=seed, batches=10),
-                                "atomic")
-        print(f"  generated and loaded {report.events} events in {report.seconds:.1f} s "
-              f"({report.events_per_second:,.0f} events/s)", flush=True)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE atomic.events")
-    return dsn
+        conn.execute("VACUUM ANALYZE atomic.events")
 
 
-def time_floor(dsn: str) -> float:
-    with psycopg.connect(dsn) as conn:
-        for setting in ("enable_indexscan", "enable_indexonlyscan", "enable_bitmapscan"):
-            conn.execute(f"SET {setting} = off")
+def events_template(server_dsn: str, events: int, seed: int, regenerate: bool = False,
+                    log: Callable[[str], None] = print) -> str:
+    """The name of the template database holding ``events`` generated events."""
+    started = time.perf_counter()
+    name, built = data_template(
+        server_dsn, f"events_{events}_s{seed}", digest_of(DATA_SOURCES),
+        lambda dsn: build_events(dsn, events, seed, log=log), regenerate)
+    if built:
+        log(f"    data template {name} made in {time.perf_counter() - started:.0f} s")
+    return name
+
+
+def time_floor(dsn: str, sequential: bool) -> tuple[float, str]:
+    """Seconds of the floor query (rows fetched by the client), and its plan's scan node."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if sequential:
+            for setting in SEQUENTIAL:
+                conn.execute(f"SET {setting} = off")
+        plan = conn.execute("EXPLAIN (FORMAT JSON) " + FLOOR).fetchone()[0]
         started = time.perf_counter()
         conn.execute(FLOOR).fetchall()
-        return time.perf_counter() - started
+        return time.perf_counter() - started, _scan_of(plan[0]["Plan"])
 
 
-def time_rebuild(dsn: str) -> tuple[float, dict[str, float]]:
-    started = time.perf_counter()
-    result = run_playbook(PLAYBOOK, target=dsn)
-    seconds = time.perf_counter() - started
-    if result.exit_code != 0:
-        raise SystemExit(f"full rebuild failed: {result.errors}")
-    steps: dict[str, float] = defaultdict(float)
-    for query in result.queries:  # a step lasts as long as its slowest query
-        steps[query.step] = max(steps[query.step], query.seconds)
-    return seconds, dict(steps)
+def _scan_of(node: dict[str, Any]) -> str:
+    """The plan's top node and its scan, e.g. ``Aggregate (Hashed) over Seq Scan``."""
+    top = node["Node Type"] + (f" ({node['Strategy']})" if node.get("Strategy") else "")
+    while node.get("Plans"):
+        node = node["Plans"][0]
+    return f"{top} over {node['Node Type']}"
 
 
-def summary(values: list[float]) -> str:
-    return f"{statistics.median(values):7.2f} s (min {min(values):.2f}, max {max(values):.2f})"
+def time_rebuild(dsn: str, report: Path) -> dict[str, Any]:
+    """Run the full playbook once as a child process; wall seconds, peak RSS, per query."""
+    done = process.run(process.runner_command(
+        "-p", str(PLAYBOOK), "--target", dsn, "--progress", "plain", "--report", str(report)),
+        env=process.runner_env(), cwd=ROOT)
+    data = json.loads(report.read_text())
+    if data["exit_code"] != 0:
+        raise RuntimeError(f"full rebuild failed: {data}")
+    queries = {f"{q['step']}/{q['query']}": q["seconds"] for q in data["queries"]}
+    steps: dict[str, float] = {}
+    for query in data["queries"]:
+        steps[query["step"]] = max(steps.get(query["step"], 0.0), query["seconds"])
+    return {"seconds": done.seconds, "run_seconds": data["seconds"], "max_rss": done.max_rss,
+            "steps": steps, "queries": queries}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dsn", default=os.environ.get("SQLRUNNER_BENCH_DSN",
-                                                        "host=127.0.0.1 user=postgres"),
-                        help="a superuser connection to the server (default %(default)r)")
-    parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--reload", action="store_true", help="generate the events again")
-    parser.add_argument("--json", help="also write the results to this file")
-    args = parser.parse_args(argv)
-
-    results = []
-    for events in args.events:
-        print(f"{events:,} events", flush=True)
-        dsn = database_for(args.dsn, events, args.seed, args.reload)
-        time_rebuild(dsn)  # warm-up (builds atomic's indexes the first time)
-        floors, rebuilds, steps = [], [], defaultdict(list)
-        for _ in range(args.runs):
-            floors.append(time_floor(dsn))
-            seconds, step_seconds = time_rebuild(dsn)
-            rebuilds.append(seconds)
-            for step, value in step_seconds.items():
+def measure_size(server_dsn: str, work: Path, events: int, seed: int, runs: int,
+                 regenerate: bool, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Floor and rebuild figures for one size."""
+    template = events_template(server_dsn, events, seed, regenerate, log)
+    report = work / f"full_{events}.json"
+    with fresh_database(server_dsn, f"full_{events}", template) as dsn:
+        with psycopg.connect(dsn) as conn:
+            table_bytes = conn.execute(
+                "SELECT pg_table_size('atomic.events')").fetchone()[0]
+        time_rebuild(dsn, report)  # warm-up: creates the derived tables, warms the caches
+        floors_ios, floors_seq, rebuilds = [], [], []
+        plans: dict[str, str] = {}
+        steps: dict[str, list[float]] = defaultdict(list)
+        queries: dict[str, list[float]] = defaultdict(list)
+        overheads, rss = [], []
+        for number in range(runs):
+            seconds, plans["index_only_allowed"] = time_floor(dsn, sequential=False)
+            floors_ios.append(seconds)
+            seconds, plans["sequential"] = time_floor(dsn, sequential=True)
+            floors_seq.append(seconds)
+            run = time_rebuild(dsn, report)
+            rebuilds.append(run["seconds"])
+            rss.append(run["max_rss"])
+            # Outside the queries: start-up, state bookkeeping, waits between steps.
+            overheads.append(run["seconds"] - sum(run["steps"].values()))
+            for step, value in run["steps"].items():
                 steps[step].append(value)
-        ratio = statistics.median(rebuilds) / statistics.median(floors)
-        print(f"  GROUP BY floor {summary(floors)}")
-        print(f"  full rebuild   {summary(rebuilds)}  = {ratio:.1f} x the floor")
-        for step, values in steps.items():
-            print(f"    {step:32s} {statistics.median(values):6.2f} s")
-        results.append({"events": events, "floor_seconds": floors,
-                        "rebuild_seconds": rebuilds, "ratio": ratio,
-                        "step_seconds": {s: statistics.median(v) for s, v in steps.items()}})
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(results, handle, indent=2)
-    return 0
+            for query, value in run["queries"].items():
+                queries[query].append(value)
+            log(f"    round {number + 1}/{runs}: floor {floors_ios[-1]:.2f} s (index-only "
+                f"allowed), {floors_seq[-1]:.2f} s (sequential); rebuild {rebuilds[-1]:.2f} s")
+    return {
+        "events": events,
+        "atomic_bytes": table_bytes,
+        "floor_index_only_allowed": Figure.of(floors_ios).to_json(),
+        "floor_sequential": Figure.of(floors_seq).to_json(),
+        "floor_plans": plans,
+        "rebuild": Figure.of(rebuilds).to_json(),
+        "ratio_to_sequential_floor": paired(rebuilds, floors_seq).to_json(),
+        "ratio_to_index_only_floor": paired(rebuilds, floors_ios).to_json(),
+        "rebuild_per_million_events": Figure.of(
+            [r * 1_000_000 / events for r in rebuilds]).to_json(),
+        "outside_queries": Figure.of(overheads).to_json(),
+        "runner_max_rss": Figure.of(rss, "B").to_json(),
+        "steps": {step: Figure.of(values).to_json() for step, values in steps.items()},
+        "queries": {query: Figure.of(values).to_json() for query, values in queries.items()},
+    }
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def measure(server_dsn: str, work: Path, sizes: list[int], seed: int, runs: int,
+            regenerate: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """This section's figures, one entry per size."""
+    results = []
+    for events in sizes:
+        log(f"  {events:,} events")
+        results.append(measure_size(server_dsn, work, events, seed, runs, regenerate, log))
+    return {"sizes": results}

@@ -1,0 +1,98 @@
+"""The benchmark harness's own logic (bench/): figures, ratios, fixtures and the table.
+
+No timing is asserted here; the benchmarks themselves run with ``python -m bench``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.db import Endpoint, _like_prefix, with_database
+from bench.output import Row, format_table, rows
+from bench.overhead import QUERIES, write_fixtures
+from bench.stats import Figure, marginal_per_query, paired
+from sqlrunner.playbook import load_playbook
+
+
+def test_figure_reports_median_min_and_max_of_its_runs():
+    figure = Figure.of([3.0, 1.0, 2.0, 10.0, 2.5])
+    assert (figure.median, figure.min, figure.max) == (2.5, 1.0, 10.0)
+    assert figure.to_json()["runs"] == 5
+    assert figure.text(1000, "ms", 0) == "2500 ms (1000–10000)"
+
+
+def test_figure_needs_a_value():
+    with pytest.raises(ValueError):
+        Figure.of([])
+
+
+def test_ratios_pair_runs_of_the_same_round():
+    figure = paired([10.0, 20.0, 30.0], [1.0, 4.0, 3.0])
+    assert figure.values == (10.0, 5.0, 10.0)
+    with pytest.raises(ValueError):
+        paired([1.0], [1.0, 2.0])
+
+
+def test_per_query_overhead_is_the_marginal_cost_beyond_psql():
+    # runner: 0.3 s + 1 ms per query; psql: 0.03 s + 0.1 ms per query -> 0.9 ms per query
+    runner_one, runner_many = [0.301], [0.3 + 0.001 * 200]
+    psql_one, psql_many = [0.0301], [0.03 + 0.0001 * 200]
+    figure = marginal_per_query(runner_many, runner_one, psql_many, psql_one, 200)
+    assert figure.median == pytest.approx(0.0009)
+
+
+def test_like_prefix_escapes_wildcards():
+    assert _like_prefix("a_b%") == "a\\_b\\%%"
+
+
+def test_endpoint_from_a_dsn():
+    dsn = with_database("host=db.example port=6543 user=me password=secret dbname=x", "bench")
+    endpoint = Endpoint.of(dsn)
+    assert (endpoint.host, endpoint.port, endpoint.user, endpoint.database) == (
+        "db.example", "6543", "me", "bench")
+    assert endpoint.psql_env() == {"PGPASSWORD": "secret"}
+    assert endpoint.psql_args() == ["-h", "db.example", "-p", "6543", "-U", "me", "-d", "bench"]
+
+
+def test_overhead_fixtures_are_valid_playbooks_of_the_right_shape(tmp_path):
+    endpoint = Endpoint("127.0.0.1", "5432", "postgres", None, "bench")
+    playbooks = write_fixtures(tmp_path, endpoint, heavy_rows=10, many_rows=10)
+    shapes = {name: [len(step.queries) for step in load_playbook(str(path)).steps]
+              for name, path in playbooks.items()}
+    assert shapes["one"] == [1]
+    assert shapes["steps_of_one"] == [1] * QUERIES
+    assert shapes["steps_of_ten"] == [10] * (QUERIES // 10)
+    assert shapes["heavy_parallel"] == [4] and shapes["heavy_series"] == [1] * 4
+    assert (tmp_path / "sql" / "q200.sql").read_text() == "SELECT 1;\n"
+
+
+def _figure(median: float) -> dict:
+    return {"median": median, "min": median * 0.9, "max": median * 1.1}
+
+
+def test_table_judges_each_target():
+    results = {
+        "overhead": {
+            "per_query.no_checkpoints.steps_of_one": _figure(0.0004),
+            "per_query.checkpoints.steps_of_one": _figure(0.0007),
+            "startup.no_checkpoints": _figure(0.25),
+        },
+        "full_rebuild": {"sizes": [{
+            "events": 1_000_000, "rebuild": _figure(12.0), "floor_sequential": _figure(1.0),
+            "floor_index_only_allowed": _figure(0.1),
+            "ratio_to_sequential_floor": _figure(12.0),
+            "ratio_to_index_only_floor": _figure(120.0)}]},
+        "incremental": {"skipped": "not there yet"},
+    }
+    table = rows(results)
+    verdicts = {row.what: row.verdict for row in table}
+    assert verdicts["per-query overhead beyond psql -f, 200 steps of 1, no checkpoints"] == "holds"
+    assert verdicts["per-query overhead beyond psql -f, 200 steps of 1, checkpoints"] == "MISSED"
+    assert verdicts["start-up, a 1-query playbook, no checkpoints"] == "holds"
+    assert verdicts["full rebuild, 1,000,000 events"] == "MISSED"
+    assert any("not there yet" in row.ours for row in table)
+
+
+def test_table_is_markdown():
+    text = format_table([Row("a", "1 s", "", "≤ 2 s", True)])
+    assert text.splitlines()[2] == "| a | 1 s |  | ≤ 2 s | holds |"
