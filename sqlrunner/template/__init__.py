@@ -30,8 +30,9 @@ from sqlrunner.template.evaluate import MissingKey
 from sqlrunner.template.functions import Function, function_table
 from sqlrunner.template.nodes import ListNode
 from sqlrunner.template.parser import parse_trees
+from sqlrunner.template.sourcemap import SourceMap
 
-__all__ = ["MissingKey", "Template", "parse"]
+__all__ = ["MissingKey", "SourceMap", "Template", "parse"]
 
 
 class Template:
@@ -66,6 +67,19 @@ class Template:
         an error; ``missing`` decides what printing a missing map key does.
         """
         return self.execute_template(self.name, data, missing)
+
+    def execute_mapped(self, data: Any,
+                       missing: MissingKey = MissingKey.ERROR) -> tuple[str, SourceMap]:
+        """Render as :meth:`execute` does, with a map from the output back to the source.
+
+        The text is exactly what :meth:`execute` gives; the :class:`SourceMap`
+        turns a character offset in it into an offset, or a line and column, of
+        :attr:`source` (``source_position(offset, template.source)``). This is
+        slower than :meth:`execute`, which stays as it is: use it when a position
+        in the output is to be reported.
+        """
+        return evaluate.execute_mapped(self._trees, self.source, self.name, self.name, data,
+                                       self._funcs, missing)
 
     def execute_template(self, name: str, data: Any,
                          missing: MissingKey = MissingKey.ERROR) -> str:

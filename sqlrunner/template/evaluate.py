@@ -39,6 +39,7 @@ from sqlrunner.template.nodes import (
     VariableNode,
     WithNode,
 )
+from sqlrunner.template.sourcemap import SourceMap, build_source_map
 from sqlrunner.template.values import (
     NO_VALUE,
     GoInt,
@@ -548,3 +549,73 @@ def execute(trees: Mapping[str, ListNode], text: str, parse_name: str, name: str
             funcs: Mapping[str, fn.Function], missing: MissingKey) -> str:
     """Execute template ``name`` of ``trees`` (parsed from ``text``) with ``data``."""
     return Executor(trees, text, parse_name, funcs, missing).execute(name, data)
+
+
+class MappedExecutor(Executor):
+    """An execution that also records where each piece of its output came from.
+
+    It walks exactly as :class:`Executor` does (the plain executor is left
+    untouched, so ``execute`` pays nothing for this); ``origins`` runs parallel to
+    ``out``: the source offset of a text node's text, or ``~start`` for what an
+    action printed, ``start`` being the offset of the action's ``{{``.
+    """
+
+    __slots__ = ("origins", "action_starts")
+
+    def __init__(self, trees: Mapping[str, ListNode], text: str, parse_name: str,
+                 funcs: Mapping[str, fn.Function], missing: MissingKey) -> None:
+        super().__init__(trees, text, parse_name, funcs, missing)
+        self.origins: list[int] = []
+        self.action_starts: dict[int, int] = {}
+
+    def execute_mapped(self, name: str, data: Any) -> tuple[str, SourceMap]:
+        """Execute the template ``name``; the output and its :class:`SourceMap`."""
+        rendered = self.execute(name, data)
+        return rendered, build_source_map(self.out, self.origins)
+
+    def action_start(self, node: Any) -> int:
+        """The offset of the ``{{`` that opens the action ``node`` (which starts after it).
+
+        Between the delimiter and the action's first token there is only space
+        and a trim marker, so the nearest ``{{`` before the node is its own.
+        """
+        start = self.action_starts.get(node.pos)
+        if start is None:
+            start = self.text.rfind("{{", 0, node.pos)
+            self.action_starts[node.pos] = start = start if start >= 0 else node.pos
+        return start
+
+    def walk(self, dot: Any, node: Any) -> None:
+        if type(node) is TextNode:
+            self.node = node
+            self.out.append(node.text)
+            self.origins.append(node.pos)
+        else:
+            Executor.walk(self, dot, node)
+
+    def walk_list(self, dot: Any, node: ListNode) -> None:
+        append = self.out.append
+        record = self.origins.append
+        walk = self.walk
+        for child in node.nodes:
+            kind = type(child)
+            if kind is TextNode:
+                append(child.text)
+                record(child.pos)
+            elif kind is ActionNode and child.field is not None and type(dot) is dict:
+                self.node = child
+                value = self.field_value(dot, child.field)
+                self.print_value(child, value)
+            else:
+                walk(dot, child)
+
+    def print_value(self, node: Any, value: Any) -> None:
+        Executor.print_value(self, node, value)
+        self.origins.append(~self.action_start(node))
+
+
+def execute_mapped(trees: Mapping[str, ListNode], text: str, parse_name: str, name: str,
+                   data: Any, funcs: Mapping[str, fn.Function],
+                   missing: MissingKey) -> tuple[str, SourceMap]:
+    """As :func:`execute`, with the :class:`SourceMap` of the output."""
+    return MappedExecutor(trees, text, parse_name, funcs, missing).execute_mapped(name, data)
