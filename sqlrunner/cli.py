@@ -231,6 +231,7 @@ def _variables(args: argparse.Namespace) -> dict[str, Any]:
     variables: dict[str, Any] = {}
     if args.var_file:
         from sqlrunner.errors import PlaybookError
+        from sqlrunner.playbook import plain
         from sqlrunner.yaml12 import load_yaml
 
         try:
@@ -241,7 +242,7 @@ def _variables(args: argparse.Namespace) -> dict[str, Any]:
         if loaded is not None and not isinstance(loaded, dict):
             raise PlaybookError("a variables file must be a mapping", file=args.var_file,
                                 line=1)
-        variables.update(loaded or {})
+        variables.update(plain(loaded or {}))
     for item in args.var:
         variables.update(_parse_var(item))
     return variables

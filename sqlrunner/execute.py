@@ -23,7 +23,7 @@ from typing import Protocol
 import psycopg
 
 from sqlrunner.checkpoints import fingerprint
-from sqlrunner.errorpos import position_in
+from sqlrunner.errorpos import SourcePosition, position_in
 from sqlrunner.errors import LockError, SqlRunnerError
 from sqlrunner.plan import RunPlan, StepPlan, TargetPlan, replan_target
 from sqlrunner.render import RenderedQuery
@@ -429,10 +429,7 @@ class Executor:
         diag = err.diag
         text = str(err).strip()
         message = diag.message_primary or (text.splitlines()[0] if text else type(err).__name__)
-        position = diag.statement_position
-        if position and offset:
-            position = str(int(position) - offset) if int(position) > offset else None
-        where = position_in(query.sql or "", position)
+        where = _where(query, diag.statement_position, offset)
         line = column = excerpt = None
         if where is not None:
             line, column, excerpt = where.line, where.column, where.excerpt()
@@ -440,12 +437,28 @@ class Executor:
         text = f"ERROR {sqlstate}: {message}" if sqlstate else message
         if line is not None:
             text = f"{query.file}:{line}:{column}: {text}"
-            if query.template:
-                text += " (line of the rendered SQL)"
         return QueryResult(query.target, query.step, query.query, query.file, FAILED,
                            seconds=seconds, error=self.secrets.mask(text), sqlstate=sqlstate,
                            line=line, column=column, retries=retries,
                            excerpt=self.secrets.mask(excerpt) if excerpt else None)
+
+
+def _where(query: RenderedQuery, statement_position: str | None,
+           offset: int) -> SourcePosition | None:
+    """Where the server's 1-based ``statement_position`` falls in the query's *file*.
+
+    ``offset``: characters the runner sent before the file's text (an upsert's
+    preamble). For a template, the rendered position is mapped back to the source.
+    """
+    if not statement_position:
+        return None
+    rendered = int(statement_position) - 1 - offset
+    sql = query.sql or ""
+    if rendered < 0 or rendered > len(sql):
+        return None
+    if query.source_map is not None and query.source is not None:
+        return position_in(query.source, query.source_map.source_offset(rendered) + 1)
+    return position_in(sql, rendered + 1)
 
 
 def _wait_all(events: list[threading.Event]) -> None:

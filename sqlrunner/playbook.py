@@ -192,10 +192,20 @@ def _validate(document: Any, path: str) -> Playbook:
     return Playbook(
         path=path,
         targets=tuple(_target(t, targets.line_of(i), path) for i, t in enumerate(targets)),
-        variables=dict(variables),
+        variables=plain(variables),
         steps=tuple(_step(s, steps.line_of(i), path) for i, s in enumerate(steps)),
         settings=_settings(document),
     )
+
+
+def plain(value: Any) -> Any:
+    """``value`` with line-tracking mappings and lists turned into plain dicts and lists
+    (the template engine sees exactly the types YAML gives)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
 
 
 def _target(raw: Any, line: int, path: str) -> TargetSpec:

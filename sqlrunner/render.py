@@ -28,6 +28,8 @@ class RenderedQuery:
     error: SqlRunnerError | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)  # retries, timeout, ...
     upsert: UpsertSpec | None = None  # with its table rendered
+    source: str | None = field(default=None, repr=False)  # the template, when rendered
+    source_map: Any = field(default=None, repr=False)  # rendered offset -> source offset
 
 
 def missing_key(setting: str) -> Any:
@@ -67,16 +69,21 @@ class Renderer:
         shown = display_path(path)
         settings = dict(settings or {})
         upsert = query.upsert
+        source_map = None
         try:
             source = self._read(path, shown)
-            sql = self._execute(path, shown, source, data) if query.template else source
+            if query.template:
+                sql, source_map = self._template(path, shown, source).execute_mapped(
+                    dict(data), missing=missing_key(self.missing))
+            else:
+                sql = source
             if upsert is not None:
                 upsert = replace(upsert, table=self.render_text(upsert.table, shown, data))
         except SqlRunnerError as err:
             return RenderedQuery(target, step, query.name, shown, None, query.template, err,
                                  settings, upsert)
         return RenderedQuery(target, step, query.name, shown, sql, query.template, None,
-                             settings, upsert)
+                             settings, upsert, source if query.template else None, source_map)
 
     def render_text(self, text: str, name: str, data: Mapping[str, Any]) -> str:
         """Render a short template from the playbook (an upsert table, a step condition)."""
@@ -98,7 +105,8 @@ class Renderer:
             raise source
         return source
 
-    def _execute(self, path: str, shown: str, source: str, data: Mapping[str, Any]) -> str:
+    def _template(self, path: str, shown: str, source: str) -> Any:
+        """The parsed template of a file (parsed once; a syntax error is kept and re-raised)."""
         from sqlrunner.template import parse
 
         if path not in self._templates:
@@ -109,4 +117,8 @@ class Renderer:
         template = self._templates[path]
         if isinstance(template, SqlRunnerError):
             raise template
-        return template.execute(dict(data), missing=missing_key(self.missing))
+        return template
+
+    def _execute(self, path: str, shown: str, source: str, data: Mapping[str, Any]) -> str:
+        return self._template(path, shown, source).execute(dict(data),
+                                                           missing=missing_key(self.missing))

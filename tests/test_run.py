@@ -179,3 +179,17 @@ def test_live_view_renders_a_summary_table(workdir, capsys):
     assert main(["-p", playbook, "--progress", "live"]) == 0
     err = capsys.readouterr().err
     assert "summary" in err and "succeeded" in err and "1 queries executed" in err
+
+
+def test_an_error_in_a_template_names_the_line_of_the_file_not_of_the_rendered_sql(workdir):
+    sql = workdir.sql("t.sql", "SELECT\n{{- range $i, $c := .columns}}\n  {{$c}},\n{{- end}}\n"
+                               "  1\nFROM {{.schema}}.nowhere_at_all;\n")
+    playbook = workdir.playbook(workdir.steps(("s", [("t", sql)]), template=True))
+    variables = "  columns: [1, 2, 3, 4, 5]\n  schema: public\n"
+    playbook = workdir.playbook(workdir.steps(("s", [("t", sql)]), template=True),
+                                variables=variables)
+    result = run_playbook(playbook, retries=0)
+    (query,) = result.queries
+    assert query.sqlstate == "42P01"
+    assert (query.line, query.column) == (6, 6)  # the {{.schema}} action in the file
+    assert query.excerpt.splitlines()[0] == "FROM {{.schema}}.nowhere_at_all;"

@@ -268,7 +268,7 @@ class Executor:
         decl = pipe.decl
         kind = type(value)
         elements_are_interfaces = True
-        if kind is list or kind is tuple:
+        if kind is list or kind is tuple or isinstance(value, list | tuple):
             items: Any = ((GoInt(i), item) for i, item in enumerate(value))
         elif kind is dict or isinstance(value, Mapping):
             items = ((key, value[key]) for key in sorted_keys(dict(value)))
