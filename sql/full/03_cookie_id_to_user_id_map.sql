@@ -1,6 +1,8 @@
 -- Builds {{.scratch_schema}}.cookie_id_to_user_id_map from {{.scratch_schema}}.events_this_run:
 -- one row per cookie with at least one login event (a used event with a non-empty user_id),
--- holding the user_id and the dvce_created_tstamp of its last login event in event order.
+-- holding the user_id and the dvce_created_tstamp of its last login event in event order
+-- (event_id compared byte-wise: the incremental mode's events_this_run keeps the database's
+-- collation).
 
 DROP TABLE IF EXISTS {{.scratch_schema}}.cookie_id_to_user_id_map;
 {{if eq .target_type "redshift"}}
@@ -21,7 +23,8 @@ WITH login_events AS (
     dvce_created_tstamp,
     ROW_NUMBER() OVER (
       PARTITION BY domain_userid
-      ORDER BY dvce_created_tstamp DESC, collector_tstamp DESC, event_id DESC
+      ORDER BY dvce_created_tstamp DESC, collector_tstamp DESC,
+        event_id{{if ne .target_type "redshift"}} COLLATE "C"{{end}} DESC
     ) AS rank_from_last_login
   FROM {{.scratch_schema}}.events_this_run
   WHERE user_id <> ''

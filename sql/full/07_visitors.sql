@@ -21,11 +21,13 @@ WITH ranked_sessions AS (
     *,
     ROW_NUMBER() OVER (
       PARTITION BY domain_userid
-      ORDER BY dvce_min_tstamp, first_event_collector_tstamp, first_event_id
+      ORDER BY dvce_min_tstamp, first_event_collector_tstamp,
+        first_event_id{{if ne .target_type "redshift"}} COLLATE "C"{{end}}
     ) AS rank_by_first_event,
     ROW_NUMBER() OVER (
       PARTITION BY domain_userid
-      ORDER BY dvce_max_tstamp DESC, last_event_collector_tstamp DESC, last_event_id DESC
+      ORDER BY dvce_max_tstamp DESC, last_event_collector_tstamp DESC,
+        last_event_id{{if ne .target_type "redshift"}} COLLATE "C"{{end}} DESC
     ) AS rank_by_last_event
   FROM {{.scratch_schema}}.sessions_basic
 ),

@@ -1,5 +1,6 @@
 -- Drops this run's work tables in {{.scratch_schema}} once the derived tables hold their
--- rows; the scratch schema itself stays for the next run.
+-- rows; the scratch schema itself stays for the next run. Both modes run it (touched_cookies
+-- is the incremental mode's only).
 
 DROP TABLE IF EXISTS {{.scratch_schema}}.events_this_run;
 DROP TABLE IF EXISTS {{.scratch_schema}}.event_details;
@@ -8,3 +9,4 @@ DROP TABLE IF EXISTS {{.scratch_schema}}.page_views;
 DROP TABLE IF EXISTS {{.scratch_schema}}.sessions_basic;
 DROP TABLE IF EXISTS {{.scratch_schema}}.sessions;
 DROP TABLE IF EXISTS {{.scratch_schema}}.visitors;
+DROP TABLE IF EXISTS {{.scratch_schema}}.touched_cookies;

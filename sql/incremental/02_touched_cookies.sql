@@ -1,0 +1,61 @@
+-- Builds {{.scratch_schema}}.touched_cookies from the batch ({{.landing_schema}}.events_in_progress)
+-- and {{.atomic_schema}}.events: the cookies whose derived rows the batch can change, one row
+-- each. A cookie is touched when it holds a usable copy, in the batch or in atomic, of an
+-- event_id that is in the batch. That covers MODEL.md's touched sessions (the sessions of
+-- every copy of every event_id in the batch) and its login rule (every cookie holding a
+-- usable copy with a user_id of such an event_id); the run recomputes every session of each
+-- touched cookie, its visitor row and its cookie map row. A cookie that is not touched has no
+-- copy of any batch event_id, so its used events, and every row built from them, stay as
+-- they are. Copies in atomic are found through its event_id index (PostgreSQL) or by a
+-- join on the batch's event_ids (Redshift), so the cost follows the batch.
+
+{{if eq .target_type "redshift"}}
+ANALYZE {{.landing_schema}}.events_in_progress PREDICATE COLUMNS;
+{{else}}
+ANALYZE {{.landing_schema}}.events_in_progress (event_id, domain_userid, domain_sessionidx);
+{{end}}
+
+DROP TABLE IF EXISTS {{.scratch_schema}}.touched_cookies;
+{{if eq .target_type "redshift"}}
+CREATE TABLE {{.scratch_schema}}.touched_cookies
+DISTSTYLE KEY
+DISTKEY (domain_userid)
+SORTKEY (domain_userid)
+AS
+{{else}}
+SET LOCAL work_mem = '{{.postgres_work_mem}}';
+CREATE UNLOGGED TABLE {{.scratch_schema}}.touched_cookies AS
+{{end}}
+WITH batch_event_ids AS (
+  -- every event_id in the batch, usable or not
+  SELECT DISTINCT event_id
+  FROM {{.landing_schema}}.events_in_progress
+),
+
+touched_copies AS (
+  -- the cookies of the usable copies of those event_ids: in the batch, and in atomic
+  SELECT domain_userid
+  FROM {{.landing_schema}}.events_in_progress
+  WHERE domain_userid IS NOT NULL
+    AND domain_userid <> ''
+    AND domain_sessionidx IS NOT NULL
+    AND dvce_created_tstamp IS NOT NULL
+  UNION ALL
+  SELECT a.domain_userid
+  FROM {{.atomic_schema}}.events AS a
+  INNER JOIN batch_event_ids AS b
+    ON b.event_id = a.event_id
+  WHERE a.domain_userid IS NOT NULL
+    AND a.domain_userid <> ''
+    AND a.domain_sessionidx IS NOT NULL
+    AND a.dvce_created_tstamp IS NOT NULL
+)
+
+SELECT DISTINCT domain_userid
+FROM touched_copies;
+
+{{if eq .target_type "redshift"}}
+ANALYZE {{.scratch_schema}}.touched_cookies PREDICATE COLUMNS;
+{{else}}
+ANALYZE {{.scratch_schema}}.touched_cookies;
+{{end}}
