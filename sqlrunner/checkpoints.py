@@ -103,7 +103,16 @@ class CheckpointStore:
         return sql.Literal(value).as_string(self.conn)
 
     def ensure_tables(self) -> None:
-        """Create the schema and tables if missing (racing creators are tolerated)."""
+        """Create the schema and tables if missing (racing creators are tolerated).
+
+        When both tables exist nothing is created, so a user without CREATE on the
+        database can use a schema an administrator made for it.
+        """
+        present = self.conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s "
+            "AND table_name IN ('runs', 'run_queries')", (self.schema,)).fetchone()[0]
+        if present == 2:
+            return
         for attempt in range(3):
             try:
                 with self.conn.transaction():
@@ -163,15 +172,17 @@ class CheckpointStore:
             f"updated_at = {self.literal(now)}, ended_at = {self.literal(now)} "
             f"WHERE run_id = {self.literal(run_id)} AND target = {self.literal(target)}"))
 
-    def abandon_unfinished(self, playbook: str, target: str) -> None:
-        """``--restart``: unfinished runs of this playbook on this target are given up."""
+    def abandon_unfinished(self, playbook: str, target: str, mode: str | None = None) -> None:
+        """Unfinished runs of this playbook on this target (in ``mode``) are given up
+        (``--restart``, or a partial run that finished the job)."""
         now = utc_now()
         states = ", ".join(self.literal(s) for s in UNFINISHED)
+        only_mode = f" AND mode = {self.literal(mode)}" if mode else ""
         self.conn.execute(self._q(
             f"UPDATE {{schema}}.runs SET status = {self.literal(ABANDONED)}, "
             f"updated_at = {self.literal(now)}, ended_at = {self.literal(now)} "
             f"WHERE playbook = {self.literal(playbook)} AND target = {self.literal(target)} "
-            f"AND status IN ({states})"))
+            f"AND status IN ({states}){only_mode}"))
 
     def done_queries(self, run_id: str, target: str) -> dict[tuple[str, str], set[str]]:
         """(step, query) -> fingerprints of the SQL recorded as done in ``run_id``."""
@@ -187,7 +198,12 @@ class CheckpointStore:
     def is_recorded(self, run_id: str, target: str, step: str, query: str,
                     digest: str) -> bool:
         """Whether the checkpoint of this query (with this SQL) exists."""
-        return digest in self.done_queries(run_id, target).get((step, query), set())
+        row = self.conn.execute(self._q(
+            "SELECT count(*) FROM {schema}.run_queries "
+            f"WHERE run_id = {self.literal(run_id)} AND target = {self.literal(target)} "
+            f"AND step = {self.literal(step)} AND query = {self.literal(query)} "
+            f"AND sql_fingerprint = {self.literal(digest)}")).fetchone()
+        return bool(row[0])
 
     def checkpoint_sql(self, run_id: str, target: str, step: str, query: str, file: str,
                        digest: str) -> str:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,7 +25,7 @@ import psycopg
 
 from sqlrunner.checkpoints import fingerprint
 from sqlrunner.errorpos import SourcePosition, position_in
-from sqlrunner.errors import LockError, SqlRunnerError
+from sqlrunner.errors import LockError, QueryError, SqlRunnerError
 from sqlrunner.plan import RunPlan, StepPlan, TargetPlan, replan_target
 from sqlrunner.render import RenderedQuery
 from sqlrunner.results import (
@@ -89,8 +90,8 @@ class ExecutionSettings:
 class _Sent:
     """What one attempt at a query produced."""
 
-    def __init__(self, rows: int | None, output: QueryOutput | None, recovered: bool = False):
-        self.rows, self.output, self.recovered = rows, output, recovered
+    def __init__(self, rows: int | None, output: QueryOutput | None):
+        self.rows, self.output = rows, output
 
 
 class Executor:
@@ -115,6 +116,7 @@ class Executor:
         self._cancelled = threading.Event()
         self._timed_out = False
         self._result = RunResult(run_id=plan.run_id, playbook=plan.playbook.path)
+        self._types = {tp.target.name: tp.target.type for tp in plan.targets}
 
     # -- the run -----------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -189,24 +191,47 @@ class Executor:
         state = self._open_state(connection, target_plan)
         if state is False:
             return
-        if state is not None and state.resumed is not None:
-            target_plan = replan_target(self.plan, target_plan, state.run_id, state.started_at)
-            done = sum(len(v) for v in state.done.values())
-            self.reporter.note(name, f"resuming run {state.run_id[:8]} of "
-                                     f"{state.resumed.started_at:%Y-%m-%d %H:%M:%S} UTC "
-                                     f"({done} queries already done)")
-            with self._lock:
-                self._result.resumed_from = state.run_id
-        failed = False
+        failed = True
         try:
+            if state is not None and state.resumed is not None:
+                target_plan = replan_target(self.plan, target_plan, state.run_id,
+                                            state.started_at)
+                broken = next((q.error for q in target_plan.queries if q.error), None)
+                if broken is not None:
+                    raise broken
+                done = sum(len(v) for v in state.done.values())
+                self.reporter.note(name, f"resuming run {state.run_id[:8]} of "
+                                         f"{state.resumed.started_at:%Y-%m-%d %H:%M:%S} UTC "
+                                         f"({done} queries already done)")
+                with self._lock:
+                    self._result.resumed_from = state.run_id
             if state is not None:
-                digest = fingerprint("\x00".join(q.sql or "" for q in target_plan.queries))
+                digest = fingerprint("\x00".join(self.secrets.mask(q.sql or "")
+                                                 for q in target_plan.queries))
                 state.begin(digest, len(target_plan.queries))
             failed = self._run_steps(target_plan, connection, state)
+        except Exception as err:  # noqa: BLE001 - a target thread must record, not die
+            # Whatever broke outside a query (the state connection, a step's check, a
+            # re-render) fails the target's queries not yet recorded, not the process.
+            self._fail_unrecorded(target_plan, self.secrets.mask(_one_line(err)))
+            failed = True
         finally:
             if state is not None:
                 state.finish(failed, self._cancelled.is_set())
                 state.close()
+
+    def _fail_unrecorded(self, target_plan: TargetPlan, message: str) -> None:
+        """Record every query of the target that has no result yet: the first failed."""
+        with self._lock:
+            seen = {(q.target, q.step, q.query) for q in self._result.queries}
+        first = True
+        for query in target_plan.queries:
+            if (query.target, query.step, query.query) in seen:
+                continue
+            self._record(QueryResult(query.target, query.step, query.query, query.file,
+                                     FAILED if first else SKIPPED,
+                                     error=message if first else None))
+            first = False
 
     def _open_state(self, connection: Connection,
                     target_plan: TargetPlan) -> RunState | None | bool:
@@ -216,7 +241,7 @@ class Executor:
         name = target_plan.target.name
         state = RunState(connection, os.path.realpath(self.plan.playbook.path), name,
                          self.plan.run_id, self.plan.started_at, self.plan.partial,
-                         self.settings.state)
+                         self.settings.state, self._cancelled)
         try:
             state.open()
             return state
@@ -247,6 +272,9 @@ class Executor:
         workers = self.settings.max_parallel or max(
             (len(s.queries) for s in target_plan.steps), default=1)
         failed = False
+        # Done queries are skipped only up to the first step with something left to do:
+        # from there on everything runs, since later steps may read what it rewrites.
+        resuming = state is not None and state.resumed is not None
         try:
             with ThreadPoolExecutor(max_workers=max(workers, 1),
                                     thread_name_prefix=f"{name}-query") as threads:
@@ -262,27 +290,49 @@ class Executor:
                         continue
                     self.reporter.step_started(name, step)
 
-                    def run(query: RenderedQuery) -> QueryResult:
-                        return self._run_query(pool, query, state)
+                    def run(query: RenderedQuery, may_skip: bool = resuming) -> QueryResult:
+                        return self._run_query(pool, query, state, may_skip)
 
                     if len(step.queries) == 1:
                         results = [run(step.queries[0])]
                     else:
                         results = list(threads.map(run, step.queries))
                     failed = any(r.status == FAILED for r in results)
+                    if any(r.note != DONE_BEFORE for r in results):
+                        resuming = False
         finally:
             pool.close()
         return failed
 
     def _is_empty(self, pool: ConnectionPool, table: str) -> bool:
-        """Whether ``table`` has no rows (or does not exist): the step skips itself."""
+        """Whether ``table`` has no rows (or does not exist): the step skips itself.
+
+        Any other error is raised as a QueryError naming the setting.
+        """
         conn = pool.acquire()
         try:
-            return conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None
+            with self._tracked(conn):
+                return conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None
         except psycopg.errors.UndefinedTable:
             return True
+        except psycopg.Error as err:
+            raise QueryError(f"skip_if_empty: {table}: {_one_line(err)}") from None
         finally:
             pool.release(conn)
+
+    @contextmanager
+    def _tracked(self, conn: psycopg.Connection) -> Iterator[None]:
+        """Register ``conn`` as busy, so that an interrupt or timeout cancels its query."""
+        key = id(conn)
+        with self._lock:
+            self._active[key] = conn
+        try:
+            if self._cancelled.is_set():
+                raise Cancelled("the run was cancelled")
+            yield
+        finally:
+            with self._lock:
+                self._active.pop(key, None)
 
     def _fail_target(self, failure: TargetFailure) -> None:
         with self._lock:
@@ -310,8 +360,7 @@ class Executor:
         return before, after
 
     def _dialect(self, query: RenderedQuery) -> str:
-        targets = {tp.target.name: tp.target.type for tp in self.plan.targets}
-        return "redshift" if targets.get(query.target) == "redshift" else "postgres"
+        return "redshift" if self._types.get(query.target) == "redshift" else "postgres"
 
     def _policy(self, query: RenderedQuery) -> RetryPolicy:
         return RetryPolicy(retries=int(query.settings.get("retries", self.settings.retries)),
@@ -319,10 +368,16 @@ class Executor:
                                                             self.settings.retry_backoff)))
 
     def _run_query(self, pool: ConnectionPool, query: RenderedQuery,
-                   state: RunState | None) -> QueryResult:
-        sql = query.sql or ""
-        digest = fingerprint(sql)
-        if state is not None and state.is_done(query.step, query.query, digest):
+                   state: RunState | None, may_skip: bool = False) -> QueryResult:
+        if query.error is not None or query.sql is None:
+            result = QueryResult(query.target, query.step, query.query, query.file, FAILED,
+                                 error=self.secrets.mask(str(query.error or "not rendered")))
+            self._record(result)
+            return result
+        sql = query.sql
+        # Masked: rotating credentials rendered into SQL must not make a done query new.
+        digest = fingerprint(self.secrets.mask(sql))
+        if may_skip and state is not None and state.is_done(query.step, query.query, digest):
             result = self._skipped(query, DONE_BEFORE)
             self._record(result)
             return result
@@ -356,7 +411,9 @@ class Executor:
             return self._attempt(pool, query, text, after, digest, state, fresh=number > 1)
 
         try:
-            sent = call_with_retries(attempt, self._policy(query), on_retry)
+            sent = call_with_retries(attempt, self._policy(query), on_retry,
+                                     sleep=self._sleep,
+                                     should_retry=lambda: not self._cancelled.is_set())
             result = QueryResult(query.target, query.step, query.query, query.file, SUCCEEDED,
                                  rows=sent.rows, seconds=time.perf_counter() - started,
                                  retries=retries, output=sent.output)
@@ -369,36 +426,54 @@ class Executor:
         self._record(result)
         return result
 
+    def _sleep(self, seconds: float) -> None:
+        """Tenacity's wait between attempts, cut short by an interrupt or timeout."""
+        if self._cancelled.wait(seconds):
+            raise Cancelled("the run was cancelled")
+
     def _attempt(self, pool: ConnectionPool, query: RenderedQuery, text: str,
                  after: str | None, digest: str, state: RunState | None,
                  fresh: bool) -> _Sent:
         conn = pool.acquire(fresh=fresh)
         backend_pid = conn.info.backend_pid
-        key = id(conn)
-        with self._lock:
-            self._active[key] = conn
-        if self._cancelled.is_set():
-            conn.cancel_safe()
+        sent = False
         try:
-            before, reset = self._session(query)
-            for statement in before:
-                conn.execute(statement)
-            rows, output = self._send(conn, text, checkpointed=state is not None and not after)
-            for statement in reset:
-                conn.execute(statement)
+            with self._tracked(conn):
+                before, reset = self._session(query)
+                try:
+                    for statement in before:
+                        conn.execute(statement)
+                    sent = True
+                    rows, output = self._send(conn, text,
+                                              checkpointed=state is not None and not after)
+                    _require_idle(conn)
+                finally:
+                    _reset_session(conn, reset, pool)
             if after is not None and state is not None:
                 state.write(after)
             return _Sent(rows, output)
         except psycopg.Error as err:
-            if state is not None and is_connection_loss(err):
+            if sent and is_connection_loss(err):
                 pool.discard(conn)
-                if state.settle_lost_query(backend_pid, query.step, query.query, digest):
-                    return _Sent(None, None, recovered=True)
+                if state is None:
+                    raise OutcomeUnknown(f"the connection was lost while the query ran, so "
+                                         f"whether it committed is unknown: {_one_line(err)}"
+                                         ) from None
+                if self._settle(state, backend_pid, query, digest):
+                    return _Sent(None, None)
             raise
         finally:
-            with self._lock:
-                self._active.pop(key, None)
             pool.release(conn)
+
+    def _settle(self, state: RunState, backend_pid: int | None, query: RenderedQuery,
+                digest: str) -> bool:
+        """After a lost connection: True if the query committed; False if it surely did not
+        (then it may be retried); OutcomeUnknown when that cannot be told."""
+        try:
+            return state.settle_lost_query(backend_pid, query.step, query.query, digest)
+        except Exception as err:  # noqa: BLE001 - any doubt means: do not send it again
+            raise OutcomeUnknown(f"the connection was lost while the query ran and its "
+                                 f"outcome cannot be checked: {_one_line(err)}") from None
 
     def _send(self, conn: psycopg.Connection, sql: str,
               checkpointed: bool) -> tuple[int | None, QueryOutput | None]:
@@ -441,6 +516,38 @@ class Executor:
                            seconds=seconds, error=self.secrets.mask(text), sqlstate=sqlstate,
                            line=line, column=column, retries=retries,
                            excerpt=self.secrets.mask(excerpt) if excerpt else None)
+
+
+class Cancelled(QueryError):
+    """The run was interrupted or timed out before this query could finish."""
+
+
+class OutcomeUnknown(QueryError):
+    """A query's connection broke mid-flight and whether it committed cannot be known."""
+
+
+def _require_idle(conn: psycopg.Connection) -> None:
+    """A file must not leave a transaction open: its work (and checkpoint) would be lost."""
+    status = conn.info.transaction_status
+    if status != psycopg.pq.TransactionStatus.IDLE:
+        try:
+            conn.rollback()
+        finally:
+            conn.close()
+        raise QueryError("the file left a transaction open (BEGIN without COMMIT); "
+                         "it was rolled back")
+
+
+def _reset_session(conn: psycopg.Connection, statements: list[str],
+                   pool: ConnectionPool) -> None:
+    """Undo a query's own SETs; a connection that cannot be reset is not reused."""
+    if not statements or conn.closed:
+        return
+    try:
+        for statement in statements:
+            conn.execute(statement)
+    except psycopg.Error:
+        pool.discard(conn)
 
 
 def _where(query: RenderedQuery, statement_position: str | None,

@@ -7,6 +7,7 @@ reports its serializable isolation violation as the catch-all ``XX000``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,7 +21,13 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from sqlrunner.errors import QueryError
+
 T = TypeVar("T")
+
+
+class ConnectFailed(QueryError):
+    """A connection could not be opened; transient when its cause is."""
 
 RETRY_SQLSTATES = frozenset({
     "40001",  # serialization_failure
@@ -54,6 +61,8 @@ class RetryPolicy:
 
 def is_transient(err: BaseException) -> bool:
     """True for errors that another attempt on a fresh connection may not meet."""
+    if isinstance(err, ConnectFailed):
+        return err.__cause__ is not None and is_transient(err.__cause__)
     if not isinstance(err, psycopg.Error):
         return False
     sqlstate = err.sqlstate or (err.diag.sqlstate if err.diag else None)
@@ -82,8 +91,15 @@ def call_with_retries(
     attempt: Callable[[int], T],
     policy: RetryPolicy,
     on_retry: Callable[[int, BaseException, float], Any] | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    should_retry: Callable[[], bool] = lambda: True,
 ) -> T:
-    """Call ``attempt(n)`` (n = 1, 2, ...) until it returns, retrying transient errors."""
+    """Call ``attempt(n)`` (n = 1, 2, ...) until it returns, retrying transient errors.
+
+    ``sleep`` waits between attempts (it may raise to stop waiting); ``should_retry``
+    is asked before each retry (False after an interrupt).
+    """
 
     def before_sleep(state: RetryCallState) -> None:
         if on_retry is not None and state.outcome is not None:
@@ -94,8 +110,9 @@ def call_with_retries(
         stop=stop_after_attempt(policy.retries + 1),
         wait=wait_exponential_jitter(multiplier=policy.backoff, max=policy.max_backoff,
                                      jitter=policy.backoff),
-        retry=retry_if_exception(is_transient),
+        retry=retry_if_exception(lambda err: is_transient(err) and should_retry()),
         before_sleep=before_sleep,
+        sleep=sleep,
         reraise=True,
     )
     for attempt_state in retrying:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import zlib
 from datetime import datetime
@@ -24,7 +25,7 @@ from datetime import datetime
 import psycopg
 
 from sqlrunner.checkpoints import CheckpointStore, utc_now
-from sqlrunner.errors import LockError
+from sqlrunner.errors import Interrupted, LockError
 
 _RUN_SPACE = zlib.crc32(b"sqlrunner.run") & 0x7FFFFFFF
 _WORK_SPACE = zlib.crc32(b"sqlrunner.work") & 0x7FFFFFFF
@@ -72,8 +73,13 @@ class RunLock:
         self.held = False
 
     # -- acquiring -----------------------------------------------------------------
-    def acquire(self, timeout: float = 0.0, stale_wait: float = 30.0) -> None:
-        """Take the lock, waiting up to ``timeout`` seconds; raise LockError (exit 3)."""
+    def acquire(self, timeout: float = 0.0, stale_wait: float = 30.0,
+                cancelled: threading.Event | None = None) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds; raise LockError (exit 3).
+
+        ``cancelled`` (an interrupt) ends any wait at once with :class:`Interrupted`.
+        """
+        self.cancelled = cancelled or threading.Event()
         deadline = time.monotonic() + timeout
         while True:
             holder = self._try_acquire()
@@ -84,7 +90,11 @@ class RunLock:
             if time.monotonic() >= deadline:
                 raise LockError(f"playbook {self.playbook} is already running on target "
                                 f"{self.target!r} ({holder})")
-            time.sleep(min(0.5, max(deadline - time.monotonic(), 0.05)))
+            self._pause(min(0.5, max(deadline - time.monotonic(), 0.05)))
+
+    def _pause(self, seconds: float) -> None:
+        if self.cancelled.wait(seconds):
+            raise Interrupted("interrupted while waiting for the run lock")
 
     def _try_acquire(self) -> str | None:
         """None when acquired, else a description of the holder."""
@@ -145,7 +155,7 @@ class RunLock:
             if time.monotonic() > deadline:
                 raise LockError(f"a previous run's queries are still running on target "
                                 f"{self.target!r} (backends {pids}); try again later")
-            time.sleep(0.1)
+            self._pause(0.1)
         if self.dialect == "redshift":
             self.conn.execute(f"DELETE FROM {self.store._schema_sql}.run_backends WHERE "
                               f"lock_key = {self.store.literal(str(self.key))}")
@@ -155,14 +165,33 @@ class RunLock:
 
     # -- query connections ---------------------------------------------------------
     def enlist(self, worker: psycopg.Connection) -> None:
-        """Mark a query connection as doing this run's work (see the module docstring)."""
+        """Mark a query connection as doing this run's work (see the module docstring),
+        after checking that this run still holds the lock: if its bookkeeping connection
+        was lost, another run may have taken over, and no new work may start."""
+        admin_pid = self.conn.info.backend_pid
         if self.dialect == "redshift":
-            values = ", ".join(self.store.literal(v) for v in (
-                str(self.key), self.run_id, worker.info.backend_pid))
-            self.conn.execute(f"INSERT INTO {self.store._schema_sql}.run_backends "
-                              f"(lock_key, run_id, backend_pid) VALUES ({values})")
+            schema = self.store._schema_sql
+            key = self.store.literal(str(self.key))
+            owned = worker.execute(
+                f"SELECT count(*) FROM {schema}.locks WHERE lock_key = {key} "
+                f"AND run_id = {self.store.literal(self.run_id)} "
+                f"AND backend_pid = {int(admin_pid):d}").fetchone()[0]
+            if owned:
+                values = ", ".join(self.store.literal(v) for v in (
+                    str(self.key), self.run_id, worker.info.backend_pid))
+                worker.execute(f"INSERT INTO {schema}.run_backends "
+                               f"(lock_key, run_id, backend_pid) VALUES ({values})")
         else:
-            worker.execute("SELECT pg_advisory_lock_shared(%s, %s)", (_WORK_SPACE, self.key))
+            owned = worker.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                "AND classid = %s AND objid = %s AND objsubid = 2 AND granted AND pid = %s) "
+                "FROM (SELECT pg_advisory_lock_shared(%s, %s)) AS work_lock_taken",
+                (_RUN_SPACE, self.key & 0xFFFFFFFF, admin_pid, _WORK_SPACE, self.key),
+            ).fetchone()[0]
+        if not owned or self.conn.closed:
+            raise LockError(f"this run lost its lock on target {self.target!r} (its "
+                            "bookkeeping connection was closed); stopping before any more "
+                            "work starts")
 
     def release(self) -> None:
         """Give the lock up (a dead process gives it up by losing its connection)."""

@@ -6,6 +6,7 @@ connection of its own (the one that holds the run lock).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,7 +43,8 @@ class RunState:
     """The lock, run record and checkpoints of one run on one target."""
 
     def __init__(self, connection: Connection, playbook: str, target: str, run_id: str,
-                 started_at: datetime, partial: bool, settings: StateSettings) -> None:
+                 started_at: datetime, partial: bool, settings: StateSettings,
+                 cancelled: threading.Event | None = None) -> None:
         self.connection = connection
         self.dialect = connection.dialect
         self.playbook = playbook
@@ -51,6 +53,7 @@ class RunState:
         self.started_at = started_at
         self.partial = partial
         self.settings = settings
+        self.cancelled = cancelled
         self.resumed: RunRecord | None = None
         self.done: dict[tuple[str, str], set[str]] = {}
         self.conn: psycopg.Connection | None = None
@@ -69,7 +72,7 @@ class RunState:
                                    f"({err.diag.message_primary}); running without "
                                    "checkpoints, resume or run lock") from None
         self.lock = RunLock(self.store, self.dialect, self.playbook, self.target, self.run_id)
-        self.lock.acquire(self.settings.lock_timeout)
+        self.lock.acquire(self.settings.lock_timeout, cancelled=self.cancelled)
         mode = "partial" if self.partial else "full"
         if self.settings.restart:
             self.store.abandon_unfinished(self.playbook, self.target)
@@ -121,8 +124,8 @@ class RunState:
         """After a lost connection: make sure its query is no longer running on the server,
         then tell whether it committed (its checkpoint is there)."""
         assert self.conn is not None and self.store is not None
-        if backend_pid:
-            wait_until_gone(self.conn, self.dialect, [backend_pid])
+        if backend_pid and not wait_until_gone(self.conn, self.dialect, [backend_pid]):
+            raise StateUnavailable(f"the lost query's backend {backend_pid} is still running")
         return self.store.is_recorded(self.run_id, self.target, step, query, digest)
 
     def finish(self, failed: bool, interrupted: bool) -> None:
@@ -132,6 +135,10 @@ class RunState:
         status = INTERRUPTED if interrupted else FAILED if failed else SUCCEEDED
         try:
             self.store.finish_run(self.run_id, self.target, status)
+            if self.partial and status == SUCCEEDED:
+                # A --from-step/--run-query run that succeeds finishes the job by hand: an
+                # unfinished full run must not be resumed later and repeat that work.
+                self.store.abandon_unfinished(self.playbook, self.target, mode="full")
         except psycopg.Error:
             pass
 

@@ -20,6 +20,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from sqlrunner.errors import QueryError, TargetError
 from sqlrunner.playbook import TargetSpec
+from sqlrunner.retry import ConnectFailed
 from sqlrunner.secrets import SecretRegistry
 
 DEFAULT_CONNECT_TIMEOUT = 10
@@ -123,8 +124,8 @@ def connect(connection: Connection, secrets: SecretRegistry | None = None) -> ps
         # prepare_threshold=None: Redshift rejects the DEALLOCATE of prepared statements.
         conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
     except psycopg.Error as err:
-        raise QueryError(f"cannot connect to target {connection.name!r} "
-                         f"({connection.describe()}): {_first_line(err)}") from err
+        raise ConnectFailed(f"cannot connect to target {connection.name!r} "
+                            f"({connection.describe()}): {_first_line(err)}") from err
     try:
         for statement in connection.session:
             conn.execute(statement)
