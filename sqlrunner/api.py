@@ -7,8 +7,10 @@ directly.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -24,6 +26,8 @@ from sqlrunner.state import StateSettings
 from sqlrunner.targets import connect, connection_for, override_targets
 
 TARGET_ENV = "SQLRUNNER_TARGET"
+# Command-line variables with such names are secrets: masked wherever SQL is shown.
+_SECRET_NAME = re.compile(r"pass|secret|token|credential|private|_key$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -68,18 +72,16 @@ def prepare(playbook_path: str, options: RunOptions,
     playbook = replace(playbook, targets=override_targets(playbook.targets, dsn))
     for target in playbook.targets:
         secrets.add(target.password)
+    for name, value in (options.variables or {}).items():
+        if _SECRET_NAME.search(name) and isinstance(value, str):
+            secrets.add(value)
     sql_root = resolve_sql_root(options.sql_root, playbook_path)
-    plan = build_plan(playbook, cli_variables=options.variables, sql_root=sql_root,
+    started_at = datetime.now(UTC)  # one clock for the templates and the run record
+    return build_plan(playbook, cli_variables=options.variables, sql_root=sql_root,
                       from_step=options.from_step, run_query=options.run_query,
-                      renderer=_renderer(sql_root, missing, secrets))
-    return plan
-
-
-def _renderer(sql_root: str, missing: str, secrets: SecretRegistry) -> Renderer:
-    from datetime import UTC, datetime
-
-    return Renderer(sql_root=sql_root, started_at=datetime.now(UTC), missing=missing,
-                    secrets=secrets)
+                      renderer=Renderer(sql_root=sql_root, started_at=started_at,
+                                        missing=missing, secrets=secrets),
+                      started_at=started_at)
 
 
 def execute(plan: RunPlan, options: RunOptions, reporter: Reporter | None = None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -12,6 +13,7 @@ from typing import Any
 
 from sqlrunner import __version__
 from sqlrunner.errors import (
+    EXIT_LOCK_EXISTS,
     EXIT_NOTHING_RAN,
     EXIT_OK,
     EXIT_TARGET,
@@ -213,18 +215,32 @@ def command_run(argv: list[str]) -> int:
 
     if lock is not None:
         lock.acquire()
-    exit_code = EXIT_USAGE
+    if args.report:
+        _check_writable(args.report)
+    exit_code = None
     try:
         reporter = make_reporter(args.show_query_output,
                                  None if args.progress == "auto" else args.progress == "live")
         result = api.execute(plan, options, reporter, secrets)
-        if args.report:
-            result.write_report(args.report)
         exit_code = result.exit_code
+        if args.report:
+            try:
+                result.write_report(args.report)
+            except OSError as err:
+                _error(f"cannot write the report {args.report}: {err.strerror}")
         return exit_code
     finally:
         if lock is not None:
-            lock.release(exit_code)
+            # Another run holding the target (3) did no harm: don't wedge the pipeline.
+            lock.release(0 if exit_code == EXIT_LOCK_EXISTS else
+                         exit_code if exit_code is not None else EXIT_USAGE)
+
+
+def _check_writable(path: str) -> None:
+    """Fail before the run, not after it, when the report cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK) or os.path.isdir(path):
+        raise UsageError(f"--report {path}: cannot write there")
 
 
 def _variables(args: argparse.Namespace) -> dict[str, Any]:
@@ -239,6 +255,8 @@ def _variables(args: argparse.Namespace) -> dict[str, Any]:
                 loaded = load_yaml(handle.read(), args.var_file)
         except FileNotFoundError:
             raise UsageError(f"variables file not found: {args.var_file}") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"cannot read variables file {args.var_file}: {err}") from None
         if loaded is not None and not isinstance(loaded, dict):
             raise PlaybookError("a variables file must be a mapping", file=args.var_file,
                                 line=1)
@@ -278,11 +296,14 @@ def _dry_run(plan: Any, options: Any, secrets: Any) -> int:
     """Everything rendered; check each target once and say what would run."""
     from sqlrunner import api
 
-    sys.stderr.write(f"dry run: {plan.query_count} queries rendered without error\n")
+    queries = sum(len(t.queries) for t in plan.targets)
+    sys.stderr.write(f"dry run: {queries} queries rendered without error\n")
     for check in api.check_reachability(plan, options, secrets):
         verdict = "reachable" if check.reachable else "NOT reachable"
         sys.stderr.write(f"dry run: target {check.target}: {verdict}: {check.detail}\n")
-    return EXIT_OK
+    # A target that cannot be initialised fails a dry run as it fails a run (5);
+    # an unreachable database is only reported, since a dry run needs none.
+    return EXIT_TARGET if any(t.init_error for t in plan.targets) else EXIT_OK
 
 
 def command_status(argv: list[str]) -> int:
@@ -372,7 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return command(arguments)
     except SqlRunnerError as err:
-        _error(str(err))
+        from sqlrunner.secrets import SecretRegistry
+
+        _error(SecretRegistry().mask(str(err)))
         return err.exit_code
     except KeyboardInterrupt:
         _error("interrupted")

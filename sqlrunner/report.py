@@ -53,15 +53,25 @@ def print_query_output(result: QueryResult, stream: IO[str] | None = None) -> No
     """Print a query's rows as a table, headers upper-cased (SQL Runner's -showQueryOutput)."""
     if result.output is None or not result.output.rows:
         return
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=stream or sys.stdout, highlight=False, soft_wrap=True)
-    table = Table(title=f"{result.step} / {result.query}", title_justify="left")
-    for column in result.output.columns:
-        table.add_column(column.upper())
-    for row in result.output.rows:
-        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    out = stream or sys.stdout
+    headers = [column.upper() for column in result.output.columns]
+    rows = [["NULL" if v is None else str(v) for v in row] for row in result.output.rows]
+    terminal = out.isatty()
+    # Off a terminal (a file, a pipe) nothing is cut: the table is as wide as its data.
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    console = Console(file=out, highlight=False, soft_wrap=True,
+                      width=None if terminal else sum(widths) + 3 * len(widths) + 1,
+                      color_system="auto" if terminal else None)
+    table = Table(title=f"{result.step} / {result.query}", title_justify="left",
+                  box=box.HEAVY_HEAD if terminal else box.ASCII)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 

@@ -123,6 +123,8 @@ class RunResult:
             return EXIT_TARGET
         if query:
             return EXIT_QUERY
+        if self.timed_out:
+            return EXIT_QUERY  # the run did not do all it should have
         if not self.executed and not self.skipped_on_purpose:
             return EXIT_NOTHING_RAN
         return EXIT_OK

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 MASK = "********"
+_PATTERNS = re.compile(
+    r"((?:aws_secret_access_key|secret_access_key|token|password)\s*=\s*)[^;'\"\s]+"
+    r"|(\bPASSWORD\s+')[^']*"
+    r"|(://[^:/@\s]+:)[^@/\s]+(?=@)",
+    re.IGNORECASE,
+)
 
 
 class SecretRegistry:
@@ -21,10 +28,13 @@ class SecretRegistry:
                 self._secrets.add(secret)
 
     def mask(self, text: str) -> str:
-        """``text`` with every known secret replaced by ``********``."""
+        """``text`` with every known secret, and every credential-looking value
+        (``aws_secret_access_key=...``, ``token=...``, ``PASSWORD '...'``,
+        ``user:password@`` in a URL), replaced by ``********``."""
         with self._lock:
             secrets = sorted(self._secrets, key=len, reverse=True)
         for secret in secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
-        return text
+        return _PATTERNS.sub(lambda m: next(g for g in m.groups() if g is not None) + MASK,
+                             text)

@@ -60,7 +60,9 @@ def target_from_dsn(dsn: str, name: str = "target") -> TargetSpec:
     try:
         params = conninfo_to_dict(text)
     except psycopg.ProgrammingError as err:
-        raise TargetError(f"invalid target DSN: {_first_line(err)}") from None
+        # libpq quotes the DSN in its message: mask the password it may hold.
+        raise TargetError(f"invalid target DSN: {SecretRegistry().mask(_first_line(err))}"
+                          ) from None
     # libpq's defaults: the user from PGUSER or the login, the database named like the user.
     user = params.pop("user", None) or os.environ.get("PGUSER") or getpass.getuser()
     return TargetSpec(

@@ -23,6 +23,8 @@ def runner_functions(
     every call, one run renders one consistent time (and a resumed run the same).
     """
     started = (now or datetime.now().astimezone()).astimezone()
+    # Seeded by the run's start, so a resumed run renders the same "random" numbers.
+    numbers = random.Random(started.isoformat())
     registry = secrets or SecretRegistry()
 
     def now_with_format(layout: str) -> str:
@@ -35,7 +37,7 @@ def runner_functions(
         return value
 
     def random_int() -> int:
-        return random.getrandbits(63)
+        return numbers.getrandbits(63)
 
     def credentials(access_key: str, secret_key: str, token: str | None) -> str:
         registry.add(secret_key)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 from conftest import query_one, target_yaml
 
@@ -253,3 +254,57 @@ def test_the_installed_command_runs_as_a_process(workdir, database):
     assert done.returncode == 0, done.stderr
     assert "\x1b" not in done.stderr  # not a terminal: plain lines, no control characters
     assert "1 queries executed against 1 targets" in done.stderr
+
+
+def test_bad_report_path_and_var_file_are_usage_errors_before_anything_runs(workdir,
+                                                                            database, capsys):
+    sql = workdir.sql("t.sql", "CREATE TABLE t (x int);")
+    playbook = workdir.playbook(workdir.steps(("s", [("t", sql)])))
+    assert main(_plain("-p", playbook, "--report", "/nonexistent/r.json")) == 2
+    assert main(_plain("-p", playbook, "--var-file", str(workdir.root))) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert query_one(database, "SELECT to_regclass('t') IS NULL") is True
+
+
+def test_a_password_in_a_malformed_dsn_is_not_printed(workdir, capsys):
+    sql = workdir.sql("t.sql", "SELECT 1;")
+    playbook = workdir.playbook(workdir.steps(("s", [("t", sql)])))
+    assert main(_plain("-p", playbook, "--target", "postgresql://u:TopSecret1@[::1/db")) == 5
+    assert "TopSecret1" not in capsys.readouterr().err
+
+
+def test_fill_templates_masks_secret_variables_and_credentials(workdir, capsys):
+    sql = workdir.sql("t.sql", "COPY x FROM 's3://b' CREDENTIALS "
+                               "'aws_access_key_id=AK;aws_secret_access_key={{.aws_secret}}';\n"
+                               "SELECT '{{.db_password}}';")
+    playbook = workdir.playbook(workdir.steps(("s", [("t", sql)]), template=True))
+    assert main(["-p", playbook, "--fill-templates", "--var", "aws_secret=VerySecret123",
+                 "--var", "db_password=Hunter22"]) == 8
+    err = capsys.readouterr().err
+    assert "VerySecret123" not in err and "Hunter22" not in err and "********" in err
+
+
+def test_dry_run_with_a_target_that_cannot_start_exits_5(workdir):
+    sql = workdir.sql("t.sql", "SELECT 1;")
+    playbook = workdir.playbook(workdir.steps(("s", [("t", sql)])),
+                                targets=target_yaml({**workdir.params, "port": ""}, "noport"))
+    assert main(["-p", playbook, "--dry-run"]) == 5
+
+
+def test_query_output_off_a_terminal_is_never_cut(workdir, capsys):
+    sql = workdir.sql("q.sql", "SELECT repeat('x', 150) || 'END' AS long_value;")
+    playbook = workdir.playbook(workdir.steps(("s", [("q", sql)])))
+    assert main(_plain("-p", playbook, "--show-query-output")) == 0
+    assert "x" * 150 + "END" in capsys.readouterr().out
+
+
+def test_a_lock_file_is_removed_when_the_database_lock_turned_the_run_away(workdir, tmp_path):
+    slow = workdir.sql("slow.sql", "SELECT pg_sleep(2);")
+    playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
+    first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook],
+                             cwd=workdir.root, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    lock = tmp_path / "other-host.lock"
+    assert main(_plain("-p", playbook, "--lock", str(lock))) == 3
+    assert not lock.exists()
+    assert first.wait(timeout=60) == 0

@@ -288,3 +288,121 @@ def test_status_shows_recent_runs_and_where_a_failed_one_stopped(workdir, databa
     out = capsys.readouterr().out
     assert run.run_id[:8] in out and "failed" in out
     assert "1 queries done; the next run resumes at b/two" in out
+
+
+def test_resume_runs_every_step_after_the_first_one_with_work_left(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE staged (batch int); CREATE TABLE published (batch int)")
+    stage = workdir.sql("stage.sql", "DELETE FROM staged; INSERT INTO staged VALUES ({{.batch}});")
+    publish = workdir.sql("publish.sql", "INSERT INTO published SELECT batch FROM staged;")
+    tail = workdir.sql("tail.sql", "SELECT * FROM {{.tail_table}};")
+    playbook = workdir.playbook(workdir.steps(("stage", [("stage", stage)]),
+                                              ("publish", [("publish", publish)]),
+                                              ("tail", [("tail", tail)]), template=True))
+    assert run_playbook(playbook, {"batch": "1", "tail_table": "nowhere"},
+                        retries=0).exit_code == 6
+    # Resumed with other variables: stage changed, so publish (unchanged) runs again too.
+    result = run_playbook(playbook, {"batch": "2", "tail_table": "staged"})
+    assert result.exit_code == 0, result.errors
+    assert [q.status for q in result.queries] == ["succeeded"] * 3
+    with psycopg.connect(database) as conn:
+        assert [r[0] for r in conn.execute("SELECT batch FROM published ORDER BY 1")] == [1, 2]
+
+
+def test_a_successful_partial_run_closes_the_unfinished_full_run(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE out (x int)")
+    first = workdir.sql("first.sql", "INSERT INTO out VALUES (1);")
+    last = workdir.sql("last.sql", "INSERT INTO out SELECT 100 FROM later;")
+    playbook = workdir.playbook(workdir.steps(("first", [("first", first)]),
+                                              ("last", [("last", last)])))
+    assert run_playbook(playbook, retries=0).exit_code == 6
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE later AS SELECT 1")
+    assert run_playbook(playbook, from_step="last").exit_code == 0
+    # The job was finished by hand: the next full run is a new run, not a resume.
+    again = run_playbook(playbook)
+    assert again.resumed_from is None
+    assert query_one(database, "SELECT count(*) FILTER (WHERE x = 100) FROM out") == 2
+
+
+def test_an_error_outside_a_query_fails_the_target_without_a_traceback(workdir, database,
+                                                                        capsys):
+    work = workdir.sql("work.sql", "SELECT 1;")
+    playbook = workdir.playbook("  - name: s\n    skip_if_empty: 't t t'\n    queries:\n"
+                                "      - name: work\n        file: " + work + "\n")
+    assert main(["-p", playbook, "--progress", "plain"]) == 6
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "skip_if_empty" in err
+    assert query_one(database, "SELECT status FROM sqlrunner.runs") == "failed"
+
+
+def test_a_file_that_leaves_a_transaction_open_fails_and_its_work_is_undone(workdir,
+                                                                             database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (x int)")
+    open_tx = workdir.sql("open.sql", "BEGIN; INSERT INTO t VALUES (1);")
+    playbook = workdir.playbook(workdir.steps(("s", [("open", open_tx)])))
+    result = run_playbook(playbook)
+    assert result.exit_code == 6
+    assert "left a transaction open" in result.queries[0].error
+    assert query_one(database, "SELECT count(*) FROM t") == 0
+
+
+def test_a_failed_querys_timeout_does_not_leak_into_the_next_query(workdir, database):
+    bad = workdir.sql("bad.sql", "SELEC 1;")
+    slow = workdir.sql("slow.sql", "SELECT pg_sleep(1.2);")
+    steps = ("  - name: s\n    queries:\n      - name: bad\n        file: " + bad +
+             "\n        timeout: 0.5\n  - name: t\n    queries:\n      - name: slow\n"
+             "        file: " + slow + "\n")
+    playbook = workdir.playbook(steps)
+    first = run_playbook(playbook, retries=0)
+    assert first.queries[0].sqlstate == "42601"
+    result = run_playbook(playbook, run_query="t::slow", max_parallel=1)
+    assert result.exit_code == 0, result.errors
+
+
+def test_an_interrupt_during_a_retry_wait_sends_nothing_more(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE SEQUENCE tries")
+    flaky = workdir.sql("flaky.sql", "DO $$ BEGIN PERFORM nextval('tries'); RAISE EXCEPTION "
+                                     "'x' USING ERRCODE = 'serialization_failure'; END $$;")
+    playbook = workdir.playbook(workdir.steps(("s", [("flaky", flaky)])))
+    proc = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook,
+                             "--retry-backoff", "5"], cwd=workdir.root,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while query_one(database, "SELECT last_value FROM tries") < 1 or \
+            not query_one(database, "SELECT is_called FROM tries"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 130
+    assert time.monotonic() - started < 3
+    assert query_one(database, "SELECT last_value FROM tries") == 1
+
+
+def test_a_run_that_lost_its_lock_connection_never_applies_work_twice(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE log (step text)")
+    one = workdir.sql("one.sql", "SELECT pg_sleep(1.5); INSERT INTO log VALUES ('one');")
+    two = workdir.sql("two.sql", "INSERT INTO log VALUES ('two');")
+    playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)])))
+    first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook,
+                              "--retry-backoff", "0.1"], cwd=workdir.root,
+                             stderr=subprocess.PIPE, text=True)
+    with psycopg.connect(database, autocommit=True) as admin:
+        _wait_for_query(admin, "pg_sleep(1.5)")
+        # The first run's bookkeeping connection (it holds the run lock) is lost.
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                      "datname = current_database() AND pid <> pg_backend_pid() "
+                      "AND state = 'idle'")
+    second = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", playbook,
+                             "--lock-timeout", "30"], cwd=workdir.root, capture_output=True,
+                            text=True, timeout=60)
+    first.wait(timeout=60)
+    assert second.returncode == 0, second.stderr
+    with psycopg.connect(database) as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT step FROM log")) == ["one", "two"]
