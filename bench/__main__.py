@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,7 +69,20 @@ def machine(dsn: str) -> dict[str, Any]:
         pass
     return {"cores": os.cpu_count(), "memory_bytes": memory, "python": platform.python_version(),
             "platform": platform.platform(), "postgresql": server_version(dsn),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **_source()}
+
+
+def _source() -> dict[str, Any]:
+    """The commit measured, and whether the runner, SQL or playbooks differed from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    try:
+        return {"commit": git("rev-parse", "HEAD"),
+                "modified": bool(git("status", "--porcelain", "--", "sqlrunner", "sql",
+                                     "playbooks", "bench"))}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "modified": None}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,13 +1,14 @@
 """The full rebuild (playbooks/full.yml) against the GROUP BY floor of the same events.
 
-For each size: a clone of the size's data template (generated events in atomic.events,
-with atomic's indexes, vacuumed and analysed), a warm-up rebuild, then rounds of: the
-floor read with index-only scans allowed (PostgreSQL answers it from atomic's session
-index), the floor read by a sequential scan (``enable_indexonlyscan``, ``enable_indexscan``
-and ``enable_bitmapscan`` off), and the full rebuild, run as a user runs it (``python -m
-sqlrunner -p playbooks/full.yml --target DSN --report FILE``, checkpoints on). Ratios are
-taken within a round. Each query's seconds come from the runner's JSON report; a step
-lasts as long as its slowest query (its queries run in parallel).
+For each size: a clone of the size's data set (data.py: generated events modelled into
+atomic.events and the derived tables, vacuumed and analysed), a warm-up rebuild, then
+rounds of: the floor read with index-only scans allowed (PostgreSQL answers it from
+atomic's session index), the floor read by a sequential scan (``enable_indexonlyscan``,
+``enable_indexscan`` and ``enable_bitmapscan`` off), and the full rebuild, run as a user
+runs it (``python -m sqlrunner -p playbooks/full.yml --target DSN --report FILE``,
+checkpoints on). Ratios are taken within a round. Each query's seconds come from the
+runner's JSON report; a step lasts as long as its slowest query (its queries run in
+parallel).
 """
 
 from __future__ import annotations
@@ -21,49 +22,14 @@ from typing import Any
 
 import psycopg
 
-from bench import process
-from bench.db import ROOT, data_template, digest_of, fresh_database
+from bench import data, process
+from bench.db import ROOT, fresh_database
 from bench.stats import Figure, paired
 
 PLAYBOOK = ROOT / "playbooks" / "full.yml"
 FLOOR = ("SELECT domain_userid, domain_sessionidx, COUNT(*) FROM atomic.events "
          "GROUP BY 1, 2")
 SEQUENTIAL = ("enable_indexonlyscan", "enable_indexscan", "enable_bitmapscan")
-# What a template of generated events depends on.
-DATA_SOURCES = [ROOT / "sqlrunner" / "generate", ROOT / "sql" / "setup"]
-
-
-def build_events(dsn: str, events: int, seed: int, batches: int = 10,
-                 log: Callable[[str], None] = print) -> None:
-    """Generate ``events`` events into atomic.events, create atomic's indexes (the setup
-    queries of the full playbook), then VACUUM ANALYZE."""
-    from sqlrunner.api import run_playbook
-    from sqlrunner.generate import GeneratorConfig
-    from sqlrunner.generate.load import load_generated
-
-    report = load_generated(dsn, GeneratorConfig(events=events, seed=seed, batches=batches),
-                            "atomic")
-    log(f"    generated and loaded {report.events:,} events in {report.seconds:.1f} s "
-        f"({report.events_per_second:,.0f} events/s)")
-    for query in ("setup_schemas::schemas", "setup_tables::atomic_events",
-                  "setup_tables::landing_events", "setup_tables::derived_tables"):
-        result = run_playbook(str(PLAYBOOK), target=dsn, run_query=query, checkpoints=False)
-        if result.exit_code != 0:
-            raise RuntimeError(f"setup query {query} failed: {result.errors}")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE atomic.events")
-
-
-def events_template(server_dsn: str, events: int, seed: int, regenerate: bool = False,
-                    log: Callable[[str], None] = print) -> str:
-    """The name of the template database holding ``events`` generated events."""
-    started = time.perf_counter()
-    name, built = data_template(
-        server_dsn, f"events_{events}_s{seed}", digest_of(DATA_SOURCES),
-        lambda dsn: build_events(dsn, events, seed, log=log), regenerate)
-    if built:
-        log(f"    data template {name} made in {time.perf_counter() - started:.0f} s")
-    return name
 
 
 def time_floor(dsn: str, sequential: bool) -> tuple[float, str]:
@@ -105,7 +71,7 @@ def time_rebuild(dsn: str, report: Path) -> dict[str, Any]:
 def measure_size(server_dsn: str, work: Path, events: int, seed: int, runs: int,
                  regenerate: bool, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Floor and rebuild figures for one size."""
-    template = events_template(server_dsn, events, seed, regenerate, log)
+    template = data.template(server_dsn, events, seed, regenerate, log)
     report = work / f"full_{events}.json"
     with fresh_database(server_dsn, f"full_{events}", template) as dsn:
         with psycopg.connect(dsn) as conn:

@@ -1,19 +1,37 @@
-"""Incremental runs (playbooks/incremental.yml) against the full rebuild of the same data, and
-the move from landing to atomic against a bare ``INSERT ... SELECT`` plus ``DELETE``.
+"""Incremental runs (playbooks/incremental.yml) against the full rebuild of the same data, the
+empty run, and the move from landing to atomic against a bare ``INSERT ... SELECT`` plus
+``DELETE``.
 
-The hook of issue 10: while playbooks/incremental.yml does not exist, this section
-reports itself as skipped and says why.
+For each history size and each round: for each batch (0.1%, 1%, 10% of the history), a
+fresh clone of the data set (history modelled, see data.py), the batch moved into
+landing, one incremental run (timed, with its report), then the full rebuild of the same
+data (history plus batch, now all in atomic) in the same clone, so each ratio compares two
+runs of the same round on the same rows. The empty run: a clone with nothing in landing,
+run several times; the counters of rows inserted, updated and deleted in every table must
+not move. Runs are child processes, as a user runs them (checkpoints on).
 """
 
 from __future__ import annotations
 
+import json
+import re
+import time
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.db import ROOT
+import psycopg
+
+from bench import data, process
+from bench.db import ROOT, fresh_database
+from bench.stats import Figure, paired
 
 PLAYBOOK = ROOT / "playbooks" / "incremental.yml"
+FULL = ROOT / "playbooks" / "full.yml"
+MODEL_SCHEMAS = ("atomic", "snowplow_landing", "derived")
+# The commit's move: from the batch manifest on (the manifest, atomic's insert, the delete).
+MOVE_START = re.compile(r"INSERT\s+INTO\s+\S*etl_tstamps\b", re.IGNORECASE)
 
 
 def available() -> str | None:
@@ -21,6 +39,159 @@ def available() -> str | None:
     if not PLAYBOOK.exists():
         return "playbooks/incremental.yml does not exist yet"
     return None
+
+
+def run_playbook(playbook: Path, dsn: str, report: Path) -> dict[str, Any]:
+    """One run as a child process: wall seconds, peak RSS, and per-step seconds."""
+    done = process.run(process.runner_command(
+        "-p", str(playbook), "--target", dsn, "--progress", "plain", "--report", str(report)),
+        env=process.runner_env(), cwd=ROOT)
+    result = json.loads(report.read_text())
+    if result["exit_code"] != 0:
+        raise RuntimeError(f"{playbook.name} failed: {done.stderr[-2000:]}")
+    steps: dict[str, float] = {}
+    for query in result["queries"]:
+        steps[query["step"]] = max(steps.get(query["step"], 0.0), query["seconds"])
+    executed = sum(1 for q in result["queries"] if q["status"] == "succeeded")
+    return {"seconds": done.seconds, "max_rss": done.max_rss, "steps": steps,
+            "executed": executed,
+            "queries": {f"{q['step']}/{q['query']}": q["seconds"] for q in result["queries"]}}
+
+
+def _writes(dsn: str) -> int:
+    """Rows inserted, updated and deleted so far in the model's tables (statistics)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return int(conn.execute(
+            "SELECT COALESCE(SUM(n_tup_ins + n_tup_upd + n_tup_del), 0) "
+            "FROM pg_stat_user_tables WHERE schemaname = ANY(%s)",
+            (list(MODEL_SCHEMAS),)).fetchone()[0])
+
+
+def _counts(dsn: str) -> dict[str, int]:
+    """Rows in atomic, landing and the derived tables."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return {table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+                for table in ("atomic.events", "snowplow_landing.events", "derived.sessions",
+                              "derived.page_views")}
+
+
+def measure_history(server_dsn: str, work: Path, history: int, batches: list[float],
+                    seed: int, runs: int, regenerate: bool, log: Callable[[str], None]
+                    ) -> dict[str, Any]:
+    """The batches, their full rebuilds and the empty run on one history size."""
+    template = data.template(server_dsn, history, seed, regenerate, log)
+    report = work / f"incremental_{history}.json"
+    per_batch: dict[float, dict[str, list]] = {
+        b: defaultdict(list) for b in batches}
+    for number in range(runs):
+        for share in batches:
+            loads = max(1, round(share * data.LOADS_PER_HISTORY))
+            with fresh_database(server_dsn, f"incr_{history}", template) as dsn:
+                events = data.move_to_landing(dsn, loads)
+                before = _counts(dsn)
+                run = run_playbook(PLAYBOOK, dsn, report)
+                after = _counts(dsn)
+                full = run_playbook(FULL, dsn, report)
+            entry = per_batch[share]
+            entry["events"].append(events)
+            entry["run"].append(run["seconds"])
+            entry["full"].append(full["seconds"])
+            entry["rss"].append(run["max_rss"])
+            entry["modelled"].append(after["atomic.events"] - before["atomic.events"])
+            entry["landing_left"].append(after["snowplow_landing.events"])
+            for step, value in run["steps"].items():
+                entry[f"step:{step}"].append(value)
+            log(f"    round {number + 1}/{runs}, batch {share:.1%} ({events:,} events): "
+                f"incremental {run['seconds']:.2f} s, full rebuild of the same data "
+                f"{full['seconds']:.2f} s")
+    results = []
+    for share, entry in per_batch.items():
+        steps = {key[5:]: Figure.of(values).to_json()
+                 for key, values in entry.items() if key.startswith("step:")}
+        results.append({
+            "share": share, "events": entry["events"][0],
+            "run": Figure.of(entry["run"]).to_json(),
+            "full_rebuild": Figure.of(entry["full"]).to_json(),
+            "ratio_to_full": paired(entry["run"], entry["full"], "share").to_json(),
+            "seconds_per_thousand_events": Figure.of(
+                [r * 1000 / entry["events"][0] for r in entry["run"]]).to_json(),
+            "runner_max_rss": Figure.of(entry["rss"], "B").to_json(),
+            "every_event_moved_to_atomic": all(
+                m == e for m, e in zip(entry["modelled"], entry["events"], strict=True))
+            and not any(entry["landing_left"]),
+            "steps": steps,
+        })
+    empty = measure_empty(server_dsn, template, work, runs, log)
+    full_median = per_batch[batches[0]]["full"]
+    return {"events": history, "batches": results, "empty": empty,
+            "full_rebuild": Figure.of(full_median).to_json()}
+
+
+def measure_empty(server_dsn: str, template: str, work: Path, runs: int,
+                  log: Callable[[str], None]) -> dict[str, Any]:
+    """The run with nothing in landing, ``runs`` times on one clone; what it changed."""
+    report = work / "incremental_empty.json"
+    seconds, changed, executed = [], [], []
+    with fresh_database(server_dsn, "incr_empty", template) as dsn:
+        run_playbook(PLAYBOOK, dsn, report)  # warm-up
+        for _ in range(runs):
+            before, counts = _writes(dsn), _counts(dsn)
+            run = run_playbook(PLAYBOOK, dsn, report)
+            time.sleep(0.6)  # the statistics of the runner's sessions reach the collector
+            changed.append(_writes(dsn) - before + (_counts(dsn) != counts))
+            seconds.append(run["seconds"])
+            executed.append(run["executed"])
+    log(f"    empty run: {Figure.of(seconds).text(1000, 'ms', 0)}, "
+        f"{max(changed)} rows written to the model's tables")
+    return {"run": Figure.of(seconds).to_json(), "rows_written": max(changed),
+            "queries_executed": executed[0]}
+
+
+def move_sql(dsn: str) -> tuple[str, str]:
+    """The model's move as the playbook renders it for ``dsn``: the claim file, and the
+    commit file from the batch manifest on."""
+    from sqlrunner import api
+
+    plan = api.prepare(str(PLAYBOOK), api.RunOptions(target=dsn))
+    rendered = {(q.step, q.query): q.sql or "" for q in plan.targets[0].queries}
+    claim, commit = rendered[("claim", "claim")], rendered[("commit", "commit")]
+    start = MOVE_START.search(commit)
+    if start is None:
+        raise LookupError("the commit query has no batch manifest insert to start the move at")
+    return claim, commit[start.start():]
+
+
+def measure_move(server_dsn: str, history: int, share: float, seed: int, runs: int,
+                 log: Callable[[str], None]) -> dict[str, Any]:
+    """The model's move (claim into events_in_progress, then manifest, insert into atomic,
+    delete) against a bare ``INSERT INTO atomic SELECT ... FROM landing; DELETE`` of the same
+    rows; each on a fresh clone holding the same batch, alternated."""
+    template = data.template(server_dsn, history, seed, False, log)
+    loads = max(1, round(share * data.LOADS_PER_HISTORY))
+    model, bare, events = [], [], 0
+    for _ in range(runs):
+        with fresh_database(server_dsn, "move_model", template) as dsn:
+            events = data.move_to_landing(dsn, loads)
+            claim, tail = move_sql(dsn)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                started = time.perf_counter()
+                conn.execute(claim)
+                conn.execute(tail)
+                model.append(time.perf_counter() - started)
+                assert conn.execute("SELECT COUNT(*) FROM snowplow_landing.events_in_progress"
+                                    ).fetchone()[0] == 0
+        with fresh_database(server_dsn, "move_bare", template) as dsn:
+            data.move_to_landing(dsn, loads)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                started = time.perf_counter()
+                conn.execute("INSERT INTO atomic.events SELECT * FROM snowplow_landing.events;"
+                             "\nDELETE FROM snowplow_landing.events;")
+                bare.append(time.perf_counter() - started)
+    log(f"    move of {events:,} events: model {Figure.of(model).text()}, bare "
+        f"{Figure.of(bare).text()}")
+    return {"history": history, "share": share, "events": events,
+            "model": Figure.of(model).to_json(), "bare": Figure.of(bare).to_json(),
+            "ratio": paired(model, bare).to_json()}
 
 
 def measure(server_dsn: str, work: Path, histories: list[int], batches: list[float],
@@ -31,5 +202,14 @@ def measure(server_dsn: str, work: Path, histories: list[int], batches: list[flo
     if reason is not None:
         log(f"  skipped: {reason}")
         return {"skipped": reason}
-    return {"skipped": "the incremental playbook exists but this benchmark does not run it "
-                       "yet"}
+    results: dict[str, Any] = {"histories": []}
+    for history in histories:
+        log(f"  {history:,} events of history")
+        results["histories"].append(measure_history(server_dsn, work, history, batches, seed,
+                                                    runs, regenerate, log))
+    log(f"  the move, {batches[-1]:.0%} of {histories[0]:,}")
+    try:
+        results["move"] = measure_move(server_dsn, histories[0], batches[-1], seed, runs, log)
+    except LookupError as err:
+        results["move"] = {"skipped": str(err)}
+    return results
