@@ -24,6 +24,8 @@ SORTKEY (domain_userid)
 AS
 {{else}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
+-- no JIT: the row estimates of a batch are rough, and compiling costs more than it saves
+SET LOCAL jit = off;
 CREATE UNLOGGED TABLE {{.scratch_schema}}.touched_cookies AS
 {{end}}
 WITH batch_event_ids AS (

@@ -34,30 +34,27 @@ SORTKEY (domain_userid, domain_sessionidx)
 AS
 {{else}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
+-- no JIT: the row estimates of a batch are rough, and compiling costs more than it saves
+SET LOCAL jit = off;
 CREATE UNLOGGED TABLE {{.scratch_schema}}.events_this_run AS
 {{end}}
-WITH touched_copies AS (
-  -- every usable copy held by a touched cookie: its events in atomic, and the batch's
-  -- usable copies (all of which belong to touched cookies)
-  SELECT a.*, 0 AS is_rival
+WITH cookie_copies AS (
+  -- the usable copies in atomic held by touched cookies (atomic's cookie index)
+  SELECT a.*
   FROM {{.atomic_schema}}.events AS a
   WHERE a.domain_userid IN (SELECT domain_userid FROM {{.scratch_schema}}.touched_cookies)
     AND a.domain_sessionidx IS NOT NULL
     AND a.dvce_created_tstamp IS NOT NULL
-  UNION ALL
-  SELECT b.*, 0 AS is_rival
-  FROM {{.landing_schema}}.events_in_progress AS b
-  WHERE b.domain_userid IS NOT NULL
-    AND b.domain_userid <> ''
-    AND b.domain_sessionidx IS NOT NULL
-    AND b.dvce_created_tstamp IS NOT NULL
 ),
 
 rival_copies AS (
   -- the usable copies in atomic of the same event_ids held by cookies that are not touched
-  SELECT a.*, 1 AS is_rival
+  -- (atomic's event_id index): they can win the deduplication. The batch's event_ids have
+  -- none (every cookie holding a usable copy of one is touched), so only the events of
+  -- atomic are looked up.
+  SELECT a.*
   FROM {{.atomic_schema}}.events AS a
-  WHERE a.event_id IN (SELECT event_id FROM touched_copies)
+  WHERE a.event_id IN (SELECT event_id FROM cookie_copies)
     AND a.domain_userid NOT IN (SELECT domain_userid FROM {{.scratch_schema}}.touched_cookies)
     AND a.domain_userid <> ''
     AND a.domain_sessionidx IS NOT NULL
@@ -65,34 +62,59 @@ rival_copies AS (
 ),
 
 ranked_copies AS (
-  -- each copy ranked among the usable copies of its event_id, first collected first
+  -- each copy ranked among the usable copies of its event_id, first collected first; the
+  -- first is used, and kept when a touched cookie holds it. One boolean, which
+  -- PostgreSQL's planner estimates to hold for half the rows: the rank and the flag tested
+  -- one by one are estimated to leave a row or two, and the join at the end of this query
+  -- would be planned as a loop over the windows (minutes, not milliseconds)
   SELECT
     *,
-    ROW_NUMBER() OVER (
-      PARTITION BY event_id
-      ORDER BY collector_tstamp, etl_tstamp NULLS LAST, dvce_created_tstamp,
-        dvce_sent_tstamp NULLS LAST
-    ) AS copy_rank
+    CASE WHEN ROW_NUMBER() OVER (
+        PARTITION BY event_id
+        ORDER BY collector_tstamp, etl_tstamp NULLS LAST, dvce_created_tstamp,
+          dvce_sent_tstamp NULLS LAST
+      ) = 1 AND is_rival = 0
+      THEN TRUE ELSE FALSE END AS is_used
   FROM (
-    SELECT * FROM touched_copies
+    SELECT *, 0 AS is_rival FROM cookie_copies
     UNION ALL
-    SELECT * FROM rival_copies
+    -- the batch's usable copies, all held by touched cookies
+    SELECT *, 0 AS is_rival
+    FROM {{.landing_schema}}.events_in_progress
+    WHERE domain_userid IS NOT NULL
+      AND domain_userid <> ''
+      AND domain_sessionidx IS NOT NULL
+      AND dvce_created_tstamp IS NOT NULL
+    UNION ALL
+    SELECT *, 1 AS is_rival FROM rival_copies
   ) AS copies
 ),
 
 used_events AS (
-  -- the used copy of each event_id, when a touched cookie holds it, with the event_id to
-  -- order by (byte-wise)
-  SELECT
-    *,
-{{if eq .target_type "redshift"}}
-    event_id AS event_order_id
-{{else}}
-    event_id COLLATE "C" AS event_order_id
-{{end}}
+  -- the used copy of each event_id, when a touched cookie holds it (every column)
+  SELECT *
   FROM ranked_copies
-  WHERE copy_rank = 1
-    AND is_rival = 0
+  WHERE is_used
+),
+
+event_keys AS (
+  -- the columns the windows read (narrow rows sort and window faster), with the event_id
+  -- to order by (byte-wise)
+  SELECT
+    domain_userid,
+    domain_sessionidx,
+    event_id,
+{{if eq .target_type "redshift"}}
+    event_id AS event_order_id,
+{{else}}
+    event_id COLLATE "C" AS event_order_id,
+{{end}}
+    event,
+    user_id,
+    collector_tstamp,
+    dvce_created_tstamp,
+    etl_tstamp
+  FROM used_events
 ),
 
 events_in_cookie_order AS (
@@ -104,7 +126,7 @@ events_in_cookie_order AS (
       ORDER BY dvce_created_tstamp, collector_tstamp, event_order_id
       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS event_in_cookie_index
-  FROM used_events
+  FROM event_keys
 ),
 
 stitched_events AS (
@@ -186,157 +208,159 @@ events_in_session_order AS (
 )
 
 SELECT
-  app_id,
-  platform,
-  etl_tstamp,
-  collector_tstamp,
-  dvce_created_tstamp,
-  event,
-  event_id,
-  txn_id,
-  name_tracker,
-  v_tracker,
-  v_collector,
-  v_etl,
-  user_id,
-  user_ipaddress,
-  user_fingerprint,
-  domain_userid,
-  domain_sessionidx,
-  network_userid,
-  geo_country,
-  geo_region,
-  geo_city,
-  geo_zipcode,
-  geo_latitude,
-  geo_longitude,
-  geo_region_name,
-  ip_isp,
-  ip_organization,
-  ip_domain,
-  ip_netspeed,
-  page_url,
-  page_title,
-  page_referrer,
-  page_urlscheme,
-  page_urlhost,
-  page_urlport,
-  page_urlpath,
-  page_urlquery,
-  page_urlfragment,
-  refr_urlscheme,
-  refr_urlhost,
-  refr_urlport,
-  refr_urlpath,
-  refr_urlquery,
-  refr_urlfragment,
-  refr_medium,
-  refr_source,
-  refr_term,
-  mkt_medium,
-  mkt_source,
-  mkt_term,
-  mkt_content,
-  mkt_campaign,
-  se_category,
-  se_action,
-  se_label,
-  se_property,
-  se_value,
-  tr_orderid,
-  tr_affiliation,
-  tr_total,
-  tr_tax,
-  tr_shipping,
-  tr_city,
-  tr_state,
-  tr_country,
-  ti_orderid,
-  ti_sku,
-  ti_name,
-  ti_category,
-  ti_price,
-  ti_quantity,
-  pp_xoffset_min,
-  pp_xoffset_max,
-  pp_yoffset_min,
-  pp_yoffset_max,
-  useragent,
-  br_name,
-  br_family,
-  br_version,
-  br_type,
-  br_renderengine,
-  br_lang,
-  br_features_pdf,
-  br_features_flash,
-  br_features_java,
-  br_features_director,
-  br_features_quicktime,
-  br_features_realplayer,
-  br_features_windowsmedia,
-  br_features_gears,
-  br_features_silverlight,
-  br_cookies,
-  br_colordepth,
-  br_viewwidth,
-  br_viewheight,
-  os_name,
-  os_family,
-  os_manufacturer,
-  os_timezone,
-  dvce_type,
-  dvce_ismobile,
-  dvce_screenwidth,
-  dvce_screenheight,
-  doc_charset,
-  doc_width,
-  doc_height,
-  tr_currency,
-  tr_total_base,
-  tr_tax_base,
-  tr_shipping_base,
-  ti_currency,
-  ti_price_base,
-  base_currency,
-  geo_timezone,
-  mkt_clickid,
-  mkt_network,
-  etl_tags,
-  dvce_sent_tstamp,
-  refr_domain_userid,
-  refr_dvce_tstamp,
-  domain_sessionid,
-  derived_tstamp,
-  event_vendor,
-  event_name,
-  event_format,
-  event_version,
-  event_fingerprint,
-  true_tstamp,
-  -- identity stitching, and the page view an event belongs to
-  COALESCE(inferred_user_id, domain_userid) AS blended_user_id,
-  inferred_user_id,
-  CASE WHEN event IN ('page_view', 'page_ping') AND page_view_in_session_index > 0
-    THEN CAST(SUBSTRING(last_page_view FROM 11) AS CHAR(36)) END AS page_view_id,
+  u.app_id,
+  u.platform,
+  u.etl_tstamp,
+  u.collector_tstamp,
+  u.dvce_created_tstamp,
+  u.event,
+  u.event_id,
+  u.txn_id,
+  u.name_tracker,
+  u.v_tracker,
+  u.v_collector,
+  u.v_etl,
+  u.user_id,
+  u.user_ipaddress,
+  u.user_fingerprint,
+  u.domain_userid,
+  u.domain_sessionidx,
+  u.network_userid,
+  u.geo_country,
+  u.geo_region,
+  u.geo_city,
+  u.geo_zipcode,
+  u.geo_latitude,
+  u.geo_longitude,
+  u.geo_region_name,
+  u.ip_isp,
+  u.ip_organization,
+  u.ip_domain,
+  u.ip_netspeed,
+  u.page_url,
+  u.page_title,
+  u.page_referrer,
+  u.page_urlscheme,
+  u.page_urlhost,
+  u.page_urlport,
+  u.page_urlpath,
+  u.page_urlquery,
+  u.page_urlfragment,
+  u.refr_urlscheme,
+  u.refr_urlhost,
+  u.refr_urlport,
+  u.refr_urlpath,
+  u.refr_urlquery,
+  u.refr_urlfragment,
+  u.refr_medium,
+  u.refr_source,
+  u.refr_term,
+  u.mkt_medium,
+  u.mkt_source,
+  u.mkt_term,
+  u.mkt_content,
+  u.mkt_campaign,
+  u.se_category,
+  u.se_action,
+  u.se_label,
+  u.se_property,
+  u.se_value,
+  u.tr_orderid,
+  u.tr_affiliation,
+  u.tr_total,
+  u.tr_tax,
+  u.tr_shipping,
+  u.tr_city,
+  u.tr_state,
+  u.tr_country,
+  u.ti_orderid,
+  u.ti_sku,
+  u.ti_name,
+  u.ti_category,
+  u.ti_price,
+  u.ti_quantity,
+  u.pp_xoffset_min,
+  u.pp_xoffset_max,
+  u.pp_yoffset_min,
+  u.pp_yoffset_max,
+  u.useragent,
+  u.br_name,
+  u.br_family,
+  u.br_version,
+  u.br_type,
+  u.br_renderengine,
+  u.br_lang,
+  u.br_features_pdf,
+  u.br_features_flash,
+  u.br_features_java,
+  u.br_features_director,
+  u.br_features_quicktime,
+  u.br_features_realplayer,
+  u.br_features_windowsmedia,
+  u.br_features_gears,
+  u.br_features_silverlight,
+  u.br_cookies,
+  u.br_colordepth,
+  u.br_viewwidth,
+  u.br_viewheight,
+  u.os_name,
+  u.os_family,
+  u.os_manufacturer,
+  u.os_timezone,
+  u.dvce_type,
+  u.dvce_ismobile,
+  u.dvce_screenwidth,
+  u.dvce_screenheight,
+  u.doc_charset,
+  u.doc_width,
+  u.doc_height,
+  u.tr_currency,
+  u.tr_total_base,
+  u.tr_tax_base,
+  u.tr_shipping_base,
+  u.ti_currency,
+  u.ti_price_base,
+  u.base_currency,
+  u.geo_timezone,
+  u.mkt_clickid,
+  u.mkt_network,
+  u.etl_tags,
+  u.dvce_sent_tstamp,
+  u.refr_domain_userid,
+  u.refr_dvce_tstamp,
+  u.domain_sessionid,
+  u.derived_tstamp,
+  u.event_vendor,
+  u.event_name,
+  u.event_format,
+  u.event_version,
+  u.event_fingerprint,
+  u.true_tstamp,
+  -- identity stitching, and the page view the event belongs to
+  COALESCE(p.inferred_user_id, p.domain_userid) AS blended_user_id,
+  p.inferred_user_id,
+  CASE WHEN p.event IN ('page_view', 'page_ping') AND p.page_view_in_session_index > 0
+    THEN CAST(SUBSTRING(p.last_page_view FROM 11) AS CHAR(36)) END AS page_view_id,
   -- the model's positions
-  event_in_session_index,
-  session_event_count,
-  page_view_in_session_index,
+  p.event_in_session_index,
+  p.session_event_count,
+  p.page_view_in_session_index,
   -- the session's, on its last event
-  CASE WHEN event_in_session_index = session_event_count
-    THEN session_start_tstamp END AS session_start_tstamp,
-  CASE WHEN event_in_session_index = session_event_count
-    THEN session_end_tstamp END AS session_end_tstamp,
-  CASE WHEN event_in_session_index = session_event_count
-    THEN max_etl_tstamp END AS max_etl_tstamp,
-  CASE WHEN event_in_session_index = session_event_count
-    THEN first_event_id END AS first_event_id,
-  CASE WHEN event_in_session_index = session_event_count
-    THEN first_event_collector_tstamp END AS first_event_collector_tstamp,
-  CASE WHEN event_in_session_index = session_event_count
-    THEN first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp
-FROM events_in_session_order;
+  CASE WHEN p.event_in_session_index = p.session_event_count
+    THEN p.session_start_tstamp END AS session_start_tstamp,
+  CASE WHEN p.event_in_session_index = p.session_event_count
+    THEN p.session_end_tstamp END AS session_end_tstamp,
+  CASE WHEN p.event_in_session_index = p.session_event_count
+    THEN p.max_etl_tstamp END AS max_etl_tstamp,
+  CASE WHEN p.event_in_session_index = p.session_event_count
+    THEN p.first_event_id END AS first_event_id,
+  CASE WHEN p.event_in_session_index = p.session_event_count
+    THEN p.first_event_collector_tstamp END AS first_event_collector_tstamp,
+  CASE WHEN p.event_in_session_index = p.session_event_count
+    THEN p.first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp
+FROM used_events AS u
+INNER JOIN events_in_session_order AS p
+  ON p.event_id = u.event_id;
 
 {{if eq .target_type "redshift"}}
 ANALYZE {{.scratch_schema}}.events_this_run PREDICATE COLUMNS;

@@ -13,6 +13,8 @@ SORTKEY (event_id)
 AS
 {{else}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
+-- no JIT: the row estimates of a batch are rough, and compiling costs more than it saves
+SET LOCAL jit = off;
 CREATE UNLOGGED TABLE {{.scratch_schema}}.event_details AS
 {{end}}
 SELECT

@@ -9,8 +9,17 @@
 --      cookies are touched).
 --   2. the batch is recorded in {{.derived_schema}}.etl_tstamps (one row per etl_tstamp,
 --      with its event count, this run's id and start time), inserted into
---      {{.atomic_schema}}.events and deleted from {{.landing_schema}}.events_in_progress.
+--      {{.atomic_schema}}.events and deleted from {{.landing_schema}}.events_in_progress
+--      (PostgreSQL: TRUNCATE, transactional there, so no dead rows stay behind; Redshift:
+--      DELETE, because its TRUNCATE commits on its own).
 -- Loads into {{.landing_schema}}.events go on meanwhile: this file does not touch it.
+
+{{if ne .target_type "redshift"}}
+-- the deletes below find a batch's rows through the derived tables' key indexes, which
+-- stay cached; at the default random_page_cost PostgreSQL would read whole tables instead
+SET LOCAL random_page_cost = 1.1;
+SET LOCAL jit = off;
+{{end}}
 
 DELETE FROM {{.derived_schema}}.sessions
 WHERE domain_userid IN (SELECT domain_userid FROM {{.scratch_schema}}.touched_cookies);
@@ -237,4 +246,8 @@ GROUP BY etl_tstamp;
 INSERT INTO {{.atomic_schema}}.events
 SELECT * FROM {{.landing_schema}}.events_in_progress;
 
+{{if eq .target_type "redshift"}}
 DELETE FROM {{.landing_schema}}.events_in_progress;
+{{else}}
+TRUNCATE {{.landing_schema}}.events_in_progress;
+{{end}}

@@ -1,14 +1,9 @@
--- Creates the incremental mode's own tables if they are missing (safe to run any number of
--- times; playbooks/incremental.yml and playbooks/full_to_incremental.yml run it):
---   {{.landing_schema}}.events_in_progress  the batch a run has claimed from
---     {{.landing_schema}}.events and not yet moved to {{.atomic_schema}}.events: durable, so
---     a run that dies leaves its batch there for the next run to finish. Same columns as
---     landing (LIKE: names, order, types, NOT NULL; on Redshift also the keys).
---   {{.derived_schema}}.etl_tstamps  the batch manifest: one row per run and etl_tstamp
---     value it moved from landing to atomic, with how many events, the run and its time.
-
-CREATE TABLE IF NOT EXISTS {{.landing_schema}}.events_in_progress
-  (LIKE {{.landing_schema}}.events);
+-- Creates {{.derived_schema}}.etl_tstamps if it is missing (safe to run any number of times):
+-- the batch manifest of the incremental mode, one row per run and etl_tstamp value it moved
+-- from {{.landing_schema}}.events to {{.atomic_schema}}.events, with how many events, the
+-- run's id and its start time. playbooks/incremental.yml and full_to_incremental.yml run it;
+-- the incremental mode's other table, {{.landing_schema}}.events_in_progress, is created by
+-- its claim (sql/incremental/01_claim.sql), the first query that needs it.
 
 CREATE TABLE IF NOT EXISTS {{.derived_schema}}.etl_tstamps (
   etl_tstamp   TIMESTAMP,
