@@ -27,6 +27,8 @@ LOADS_PER_HISTORY = 1000  # one load is 0.1% of the history
 EXTRA_LOADS = 100  # loads kept pending: up to 10% of the history
 # What a data set depends on: the generator, the SQL and playbooks that model the history.
 SOURCES = [ROOT / "sqlrunner" / "generate", ROOT / "sql", ROOT / "playbooks"]
+# Seconds spent making data sets in this process, by template name (not benchmark time).
+BUILT: dict[str, float] = {}
 
 
 def _run(playbook: str, dsn: str, *args: str) -> float:
@@ -74,7 +76,8 @@ def template(server_dsn: str, history: int, seed: int, regenerate: bool = False,
     name, built = data_template(server_dsn, f"history_{history}_s{seed}", digest_of(SOURCES),
                                 lambda dsn: build(dsn, history, seed, log), regenerate)
     if built:
-        log(f"    data template {name} made in {time.perf_counter() - started:.0f} s")
+        BUILT[name] = time.perf_counter() - started
+        log(f"    data template {name} made in {BUILT[name]:.0f} s")
     return name
 
 

@@ -1,14 +1,14 @@
 """The full rebuild (playbooks/full.yml) against the GROUP BY floor of the same events.
 
 For each size: a clone of the size's data set (data.py: generated events modelled into
-atomic.events and the derived tables, vacuumed and analysed), a warm-up rebuild, then
-rounds of: the floor read with index-only scans allowed (PostgreSQL answers it from
-atomic's session index), the floor read by a sequential scan (``enable_indexonlyscan``,
-``enable_indexscan`` and ``enable_bitmapscan`` off), and the full rebuild, run as a user
-runs it (``python -m sqlrunner -p playbooks/full.yml --target DSN --report FILE``,
-checkpoints on). Ratios are taken within a round. Each query's seconds come from the
-runner's JSON report; a step lasts as long as its slowest query (its queries run in
-parallel).
+atomic.events and the derived tables, vacuumed and analysed; the clone's files are fresh
+in the OS cache, and its first rebuild is no slower than the next ones), then rounds of:
+the floor read with index-only scans allowed (PostgreSQL answers it from atomic's session
+index), the floor read by a sequential scan (``enable_indexonlyscan``, ``enable_indexscan``
+and ``enable_bitmapscan`` off), and the full rebuild, run as a user runs it (``python -m
+sqlrunner -p playbooks/full.yml --target DSN --report FILE``, checkpoints on). Ratios are
+taken within a round. Each query's seconds come from the runner's JSON report; a step
+lasts as long as its slowest query (its queries run in parallel).
 """
 
 from __future__ import annotations
@@ -77,7 +77,6 @@ def measure_size(server_dsn: str, work: Path, events: int, seed: int, runs: int,
         with psycopg.connect(dsn) as conn:
             table_bytes = conn.execute(
                 "SELECT pg_table_size('atomic.events')").fetchone()[0]
-        time_rebuild(dsn, report)  # warm-up: creates the derived tables, warms the caches
         floors_ios, floors_seq, rebuilds = [], [], []
         plans: dict[str, str] = {}
         steps: dict[str, list[float]] = defaultdict(list)

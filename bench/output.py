@@ -124,8 +124,9 @@ def _incremental_rows(incremental: dict[str, Any], full: dict[str, Any]) -> list
     for history in histories:
         for batch in history["batches"]:
             run, same = batch["run"], batch["ratio_to_full"]
-            ours = (f"{_fig(run)} = {same['median']:.1%} of the full rebuild of the same "
-                    f"data ({_fig(batch['full_rebuild'])}); "
+            ours = (f"{_fig(run)} = {same['median']:.1%} of the full rebuild of "
+                    f"{batch.get('full_rebuild_of', 'the same data')} "
+                    f"({_fig(batch['full_rebuild'])}); "
                     + ("every event modelled" if batch["every_event_moved_to_atomic"]
                        else "NOT every event modelled"))
             peer = target = ""
@@ -217,7 +218,7 @@ def _plot_overhead(plt: Any, results: dict[str, Any]) -> Any:
     left.axhspan(0.31, 0.47, color="grey", alpha=0.2, label="SQL Runner 0.31–0.47 ms")
     left.set_ylabel("ms per query beyond psql -f")
     left.set_title("per-query overhead (median, min–max)")
-    left.legend(fontsize=8)
+    left.legend(fontsize=8, loc="lower right")
     starts = [(k, label) for k, label in (("startup.psql", "psql -f"),
                                           ("startup.no_checkpoints", "sqlrunner\nno ckpt"),
                                           ("startup.checkpoints", "sqlrunner\nckpt"),
@@ -230,7 +231,7 @@ def _plot_overhead(plt: Any, results: dict[str, Any]) -> Any:
     right.axhline(300, color="red", linestyle="--", label="target 300 ms")
     right.set_ylabel("ms, a 1-query playbook")
     right.set_title("start-up (median, min–max)")
-    right.legend(fontsize=8)
+    right.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
     return figure
 
@@ -258,9 +259,11 @@ def _plot_full(plt: Any, results: dict[str, Any]) -> Any:
     steps = list(sizes[-1]["steps"])
     bottom = [0.0] * len(sizes)
     labels = [f"{e:,}" for e in events]
-    for step in steps:
+    colours = plt.get_cmap("tab20").colors
+    for number, step in enumerate(steps):
         values = [s["steps"].get(step, {"median": 0})["median"] for s in sizes]
-        right.bar(labels, values, bottom=bottom, label=step)
+        right.bar(labels, values, bottom=bottom, label=step,
+                  color=colours[number % len(colours)])
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     outside = [s["outside_queries"]["median"] for s in sizes]
     right.bar(labels, outside, bottom=bottom, label="outside queries", color="lightgrey")
@@ -277,20 +280,39 @@ def _plot_incremental(plt: Any, results: dict[str, Any]) -> Any:
     histories = incremental.get("histories")
     if not histories:
         return None
-    figure, axis = plt.subplots(figsize=(7, 4.5))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for history in histories:
         runs = history["batches"]
         shares = [b["share"] * 100 for b in runs]
         figures = [b["run"] for b in runs]
-        axis.errorbar(shares, [f["median"] for f in figures], yerr=_errors(figures, 1),
-                      fmt="o-", capsize=3, label=f"incremental, {history['events']:,} history")
-        axis.axhline(history["full_rebuild"]["median"], linestyle=":", linewidth=1,
-                     label=f"full rebuild, {history['events']:,}")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("batch, % of the history")
-    axis.set_ylabel("seconds (median, min–max)")
-    axis.set_title("incremental runs: cost follows the batch")
-    axis.legend(fontsize=8)
+        line = left.errorbar(shares, [f["median"] for f in figures], yerr=_errors(figures, 1),
+                             fmt="o-", capsize=3,
+                             label=f"incremental on {history['events']:,} events")
+        left.axhline(history["full_rebuild"]["median"], linestyle=":", linewidth=1,
+                     color=line[0].get_color(),
+                     label=f"full rebuild, {history['events']:,} events")
+        left.axhline(history["empty"]["run"]["median"], linestyle="--", linewidth=1,
+                     color=line[0].get_color(), alpha=0.5,
+                     label=f"nothing new, {history['events']:,} events")
+    left.set_xscale("log")
+    left.set_yscale("log")
+    left.set_xlabel("batch, % of the history")
+    left.set_ylabel("seconds (median, min–max)")
+    left.set_title("incremental runs by batch size")
+    left.legend(fontsize=7)
+    history = histories[-1]
+    labels = [f"{b['share']:.1%}" for b in history["batches"]]
+    steps = list(history["batches"][-1]["steps"])
+    bottom = [0.0] * len(labels)
+    colours = plt.get_cmap("tab20").colors
+    for number, step in enumerate(steps):
+        values = [b["steps"].get(step, {"median": 0})["median"] for b in history["batches"]]
+        right.bar(labels, values, bottom=bottom, label=step,
+                  color=colours[number % len(colours)])
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    right.set_xlabel(f"batch, % of {history['events']:,} events")
+    right.set_ylabel("seconds (medians)")
+    right.set_title("where an incremental run's time goes, step by step")
+    right.legend(fontsize=7, loc="upper left")
     figure.tight_layout()
     return figure
