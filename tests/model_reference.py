@@ -247,3 +247,49 @@ def derive(events: list[dict], heartbeat: int = 10, min_visit_length: int = 5) -
 
     return DerivedTables(sessions=sessions, page_views=page_views, visitors=visitors,
                          cookie_id_to_user_id_map=cookie_map)
+
+
+# -- the incremental mode's additions (docs/incremental.md) ---------------------------------
+
+def events_this_run(events: list[dict], cookies: set[str] | None = None) -> dict[str, dict]:
+    """MODEL.md's ``events_this_run``: every used event (of ``cookies``, default all), keyed by
+    event_id, as its used copy's columns plus ``blended_user_id``, ``inferred_user_id`` and
+    ``page_view_id`` (the page view a page_view or page_ping event belongs to, else None)."""
+    rows = {}
+    by_cookie: dict[str, list[dict]] = defaultdict(list)
+    for event in used_events(events):
+        if cookies is None or event["domain_userid"] in cookies:
+            by_cookie[event["domain_userid"]].append(event)
+    for cookie_events in by_cookie.values():
+        cookie_events.sort(key=event_order)
+        user = None
+        last_view: dict[int, str] = {}  # domain_sessionidx -> event_id of its last page view
+        for event in cookie_events:
+            if is_login(event):
+                user = event["user_id"]
+            session = event["domain_sessionidx"]
+            if event["event"] == "page_view":
+                last_view[session] = event["event_id"]
+            page_view_id = (last_view.get(session)
+                            if event["event"] in ("page_view", "page_ping") else None)
+            rows[event["event_id"]] = {
+                **event, "blended_user_id": user if user is not None else event["domain_userid"],
+                "inferred_user_id": user, "page_view_id": page_view_id}
+    return rows
+
+
+def events_per_session(events: list[dict]) -> dict[tuple[str, int, str | None], dict]:
+    """The example custom model: used events per session and event_name."""
+    table: dict[tuple[str, int, str | None], dict] = {}
+    for event in used_events(events):
+        key = (event["domain_userid"], event["domain_sessionidx"], event["event_name"])
+        row = table.setdefault(key, {
+            "domain_userid": key[0], "domain_sessionidx": key[1], "event_name": key[2],
+            "event_count": 0, "first_collector_tstamp": event["collector_tstamp"],
+            "last_collector_tstamp": event["collector_tstamp"]})
+        row["event_count"] += 1
+        row["first_collector_tstamp"] = min(row["first_collector_tstamp"],
+                                            event["collector_tstamp"])
+        row["last_collector_tstamp"] = max(row["last_collector_tstamp"],
+                                           event["collector_tstamp"])
+    return table

@@ -5,17 +5,13 @@
 -- etl_tstamp. Rows already in events_in_progress were claimed by a run that died before its
 -- commit: they stay, and this run models them with the new ones (each touched cookie is
 -- recomputed from all of its events, so a bigger batch gives the same result).
--- events_in_progress is durable (not in the scratch schema, which may be dropped between
--- runs), with landing's columns (LIKE: names, order, types, NOT NULL; on Redshift its keys).
+-- events_in_progress is durable (sql/setup/05_incremental_tables.sql).
 -- With landing empty nothing is written, and the later steps skip themselves.
 --   PostgreSQL: the lock lets nothing else at landing (not even readers) for the few
 --     milliseconds this takes, so that landing can be emptied by TRUNCATE, which leaves no
 --     dead rows behind for the next claim to read.
 --   Redshift: LOCK (its only mode) serialises the loaders' writes with this one; DELETE,
 --     because its TRUNCATE would commit on its own.
-
-CREATE TABLE IF NOT EXISTS {{.landing_schema}}.events_in_progress
-  (LIKE {{.landing_schema}}.events);
 
 {{if eq .target_type "redshift"}}
 LOCK {{.landing_schema}}.events;

@@ -7,7 +7,9 @@
 -- touched cookie, its visitor row and its cookie map row. A cookie that is not touched has no
 -- copy of any batch event_id, so its used events, and every row built from them, stay as
 -- they are. Copies in atomic are found through its event_id index (PostgreSQL) or by a
--- join on the batch's event_ids (Redshift), so the cost follows the batch.
+-- join on the batch's event_ids (Redshift), so the cost follows the batch. With the variable
+-- recompute set to all, every cookie is touched (the switch from the full mode uses it to
+-- build the custom models over the whole history).
 
 {{if eq .target_type "redshift"}}
 ANALYZE {{.landing_schema}}.events_in_progress PREDICATE COLUMNS;
@@ -28,6 +30,20 @@ SET LOCAL work_mem = '{{.postgres_work_mem}}';
 SET LOCAL jit = off;
 CREATE UNLOGGED TABLE {{.scratch_schema}}.touched_cookies AS
 {{end}}
+{{if eq .recompute "all"}}
+-- recompute: all (playbooks/full_to_incremental.yml): every cookie with a usable event
+SELECT domain_userid
+FROM {{.atomic_schema}}.events
+WHERE domain_userid <> ''
+  AND domain_sessionidx IS NOT NULL
+  AND dvce_created_tstamp IS NOT NULL
+UNION
+SELECT domain_userid
+FROM {{.landing_schema}}.events_in_progress
+WHERE domain_userid <> ''
+  AND domain_sessionidx IS NOT NULL
+  AND dvce_created_tstamp IS NOT NULL;
+{{else}}
 WITH batch_event_ids AS (
   -- every event_id in the batch, usable or not
   SELECT DISTINCT event_id
@@ -55,6 +71,7 @@ touched_copies AS (
 
 SELECT DISTINCT domain_userid
 FROM touched_copies;
+{{end}}
 
 {{if eq .target_type "redshift"}}
 ANALYZE {{.scratch_schema}}.touched_cookies PREDICATE COLUMNS;

@@ -1,9 +1,16 @@
--- Creates {{.derived_schema}}.etl_tstamps if it is missing (safe to run any number of times):
--- the batch manifest of the incremental mode, one row per run and etl_tstamp value it moved
--- from {{.landing_schema}}.events to {{.atomic_schema}}.events, with how many events, the
--- run's id and its start time. playbooks/incremental.yml and full_to_incremental.yml run it;
--- the incremental mode's other table, {{.landing_schema}}.events_in_progress, is created by
--- its claim (sql/incremental/01_claim.sql), the first query that needs it.
+-- Creates the incremental mode's own tables if they are missing (safe to run any number of
+-- times; playbooks/incremental.yml and playbooks/full_to_incremental.yml run it after the
+-- other setup files):
+--   {{.landing_schema}}.events_in_progress  the batch a run has claimed from
+--     {{.landing_schema}}.events and not moved to {{.atomic_schema}}.events yet. Durable (the
+--     scratch schema may be dropped between runs), so a run that dies leaves its batch there
+--     for the next run to finish. Landing's columns (LIKE: names, order, types, NOT NULL;
+--     on Redshift also its keys).
+--   {{.derived_schema}}.etl_tstamps  the batch manifest: one row per run and etl_tstamp value
+--     it moved from landing to atomic, with how many events, the run's id and start time.
+
+CREATE TABLE IF NOT EXISTS {{.landing_schema}}.events_in_progress
+  (LIKE {{.landing_schema}}.events);
 
 CREATE TABLE IF NOT EXISTS {{.derived_schema}}.etl_tstamps (
   etl_tstamp   TIMESTAMP,
