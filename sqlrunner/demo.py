@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -33,8 +34,10 @@ SUMMARY = (
     ("derived.etl_tstamps", "SELECT count(*) FROM derived.etl_tstamps"),
 )
 TOP_SESSIONS = """
-SELECT domain_userid, domain_sessionidx, blended_user_id, session_start_tstamp,
-       event_count, page_view_count, time_engaged_in_s, landing_page_path
+SELECT blended_user_id AS visitor, domain_sessionidx AS session,
+       CAST(session_start_tstamp AS date) AS day, event_count AS events,
+       page_view_count AS page_views, time_engaged_in_s AS engaged_s,
+       landing_page_path AS landing_page
 FROM derived.sessions
 ORDER BY event_count DESC, domain_userid, domain_sessionidx
 LIMIT 5
@@ -84,7 +87,7 @@ def main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="sqlrunner demo", allow_abbrev=False,
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000, help="events in all (20000)")
+    parser.add_argument("--events", type=int, default=50_000, help="events in all (50000)")
     parser.add_argument("--batches", type=int, default=4, help="loads into landing (4)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--target", help="a PostgreSQL server DSN (default: embedded)")
@@ -108,7 +111,7 @@ def main(argv: list[str]) -> int:
         if result.exit_code != 0:
             console.print(f"[red]the incremental run failed (exit {result.exit_code})")
             return result.exit_code
-    show_tables(dsn, Console())
+    show_tables(dsn, Console(width=None if sys.stdout.isatty() else 140))
     console.print(f"demo done in {time.perf_counter() - started:.1f}s; the data stays in "
                   f"database {DEMO_DATABASE!r} (connect with: psql \"{dsn}\")")
     return 0
