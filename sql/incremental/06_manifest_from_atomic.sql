@@ -11,31 +11,27 @@ INSERT INTO {{.derived_schema}}.etl_tstamps (
   run_id,
   processed_at
 )
-WITH atomic_counts AS (
+SELECT
+  a.etl_tstamp,
+  a.event_count - COALESCE(r.event_count, 0),
+  '{{.run_id}}',
+  CAST('{{.run_tstamp}}' AS TIMESTAMP)
+FROM (
   -- the events of atomic by etl_tstamp
   SELECT
     etl_tstamp,
     COUNT(*) AS event_count
   FROM {{.atomic_schema}}.events
   GROUP BY etl_tstamp
-),
-
-recorded_counts AS (
+) AS a
+LEFT JOIN (
   -- the events the manifest already records, by etl_tstamp
   SELECT
     etl_tstamp,
     SUM(event_count) AS event_count
   FROM {{.derived_schema}}.etl_tstamps
   GROUP BY etl_tstamp
-)
-
-SELECT
-  a.etl_tstamp,
-  a.event_count - COALESCE(r.event_count, 0),
-  '{{.run_id}}',
-  CAST('{{.run_tstamp}}' AS TIMESTAMP)
-FROM atomic_counts AS a
-LEFT JOIN recorded_counts AS r
+) AS r
   -- NULL matches NULL: the sentinel is before any etl_tstamp a pipeline writes
   ON COALESCE(r.etl_tstamp, CAST('0001-01-01 00:00:00' AS TIMESTAMP))
     = COALESCE(a.etl_tstamp, CAST('0001-01-01 00:00:00' AS TIMESTAMP))
