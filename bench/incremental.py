@@ -77,6 +77,19 @@ def _counts(dsn: str) -> dict[str, int]:
                               "derived.page_views")}
 
 
+def _touched(dsn: str) -> tuple[int, int]:
+    """Cookies in landing's batch, and the events atomic holds for them (what a run
+    recomputes besides the batch itself; copies of batch event_ids under other cookies add a
+    few more)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return conn.execute(
+            "WITH cookies AS (SELECT DISTINCT domain_userid FROM snowplow_landing.events "
+            "WHERE domain_userid IS NOT NULL) "
+            "SELECT (SELECT COUNT(*) FROM cookies), "
+            "(SELECT COUNT(*) FROM atomic.events WHERE domain_userid IN "
+            "(SELECT domain_userid FROM cookies))").fetchone()
+
+
 def measure_history(server_dsn: str, work: Path, history: int, batches: list[float],
                     seed: int, runs: int, regenerate: bool, full_per_batch: bool,
                     log: Callable[[str], None]) -> dict[str, Any]:
@@ -92,6 +105,7 @@ def measure_history(server_dsn: str, work: Path, history: int, batches: list[flo
             loads = max(1, round(share * data.LOADS_PER_HISTORY))
             with fresh_database(server_dsn, f"incr_{history}", template) as dsn:
                 events = data.move_to_landing(dsn, loads)
+                cookies, history_events = _touched(dsn) if number == 0 else (0, 0)
                 before = _counts(dsn)
                 run = run_playbook(PLAYBOOK, dsn, report)
                 after = _counts(dsn)
@@ -100,6 +114,8 @@ def measure_history(server_dsn: str, work: Path, history: int, batches: list[flo
             full = fulls.get(share, fulls[baseline])
             entry = per_batch[share]
             entry["events"].append(events)
+            if number == 0:
+                entry["touched"] = [cookies, history_events]
             entry["run"].append(run["seconds"])
             entry["full"].append(full)
             entry["rss"].append(run["max_rss"])
@@ -121,6 +137,8 @@ def measure_history(server_dsn: str, work: Path, history: int, batches: list[flo
             "run": Figure.of(entry["run"]).to_json(),
             "full_rebuild": Figure.of(entry["full"]).to_json(),
             "ratio_to_full": paired(entry["run"], entry["full"], "share").to_json(),
+            "touched_cookies": entry["touched"][0],
+            "history_events_of_touched_cookies": entry["touched"][1],
             "seconds_per_thousand_events": Figure.of(
                 [r * 1000 / entry["events"][0] for r in entry["run"]]).to_json(),
             "runner_max_rss": Figure.of(entry["rss"], "B").to_json(),

@@ -129,6 +129,9 @@ def _incremental_rows(incremental: dict[str, Any], full: dict[str, Any]) -> list
                     f"({_fig(batch['full_rebuild'])}); "
                     + ("every event modelled" if batch["every_event_moved_to_atomic"]
                        else "NOT every event modelled"))
+            if batch.get("touched_cookies"):
+                ours += (f"; {batch['touched_cookies']:,} cookies touched, holding "
+                         f"{batch['history_events_of_touched_cookies']:,} events of history")
             peer = target = ""
             holds = None
             if history["events"] == 1_000_000 and abs(batch["share"] - 0.01) < 1e-9:
