@@ -539,6 +539,28 @@ def test_a_restart_after_a_kill_models_the_claimed_batch_with_the_new_loads(data
     assert_models(database, first + second + third)
 
 
+def test_work_tables_emptied_by_a_server_crash_stop_the_commit_until_a_restart(database):
+    """PostgreSQL empties unlogged tables in crash recovery; the checkpoints survive."""
+    first, second = generated(63, events=900, batches=2)
+    load(database, first, LANDING)
+    run_incremental(database)
+    load(database, second, LANDING)
+    assert kill_when(start_run(database), "] custom_models/")
+    with psycopg.connect(database, autocommit=True) as conn:  # what crash recovery does
+        conn.execute("TRUNCATE " + ", ".join(
+            f"snowplow_intermediary.{t}" for t in (
+                "touched_cookies", "events_this_run", "event_details",
+                "cookie_id_to_user_id_map", "page_views", "sessions_basic", "sessions",
+                "visitors")))
+    resumed = run_playbook(INCREMENTAL, target=database, lock_timeout=30)
+    assert resumed.exit_code == 6
+    assert "work_tables_lost_run_again_with_restart" in " ".join(map(str, resumed.errors))
+    assert count(database, CLAIM) == len(second)  # not moved
+    run_incremental(database, restart=True)
+    assert_moved_exactly(database, first + second)
+    assert_models(database, first + second)
+
+
 # -- the switch from the full mode, the custom model, events_this_run -----------------------
 
 def test_full_to_incremental_in_one_playbook(database):

@@ -21,6 +21,30 @@ SET LOCAL random_page_cost = 1.1;
 SET LOCAL jit = off;
 {{end}}
 
+-- First a check that the work tables are this batch's. After a server crash PostgreSQL
+-- empties unlogged tables (the work tables are), while the runner's checkpoints of the
+-- steps that built them survive: a resumed run would reach this point with empty work
+-- tables and move the batch unmodelled. If the batch has a usable event, the touched
+-- cookies, events_this_run and visitors cannot be empty; if they are, this insert of a
+-- NULL fails, naming what to do, and nothing is committed.
+DROP TABLE IF EXISTS incremental_commit_check;
+CREATE TEMPORARY TABLE incremental_commit_check (
+  work_tables_lost_run_again_with_restart INT NOT NULL
+);
+INSERT INTO incremental_commit_check
+SELECT CASE WHEN b.usable_events = 0 OR (t.cookies > 0 AND e.events > 0 AND v.visitors > 0)
+  THEN 1 END
+FROM (
+  SELECT COUNT(*) AS usable_events
+  FROM {{.landing_schema}}.events_in_progress
+  WHERE domain_userid <> ''
+    AND domain_sessionidx IS NOT NULL
+    AND dvce_created_tstamp IS NOT NULL
+) AS b
+CROSS JOIN (SELECT COUNT(*) AS cookies FROM {{.scratch_schema}}.touched_cookies) AS t
+CROSS JOIN (SELECT COUNT(*) AS events FROM {{.scratch_schema}}.events_this_run) AS e
+CROSS JOIN (SELECT COUNT(*) AS visitors FROM {{.scratch_schema}}.visitors) AS v;
+
 DELETE FROM {{.derived_schema}}.sessions
 WHERE domain_userid IN (SELECT domain_userid FROM {{.scratch_schema}}.touched_cookies);
 
