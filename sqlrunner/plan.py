@@ -151,7 +151,7 @@ def plan_target(playbook: Playbook, target: TargetSpec, steps: tuple[StepSpec, .
                                for q in step.queries),
                  skip_if_empty=(renderer.render_text(step.skip_if_empty, playbook.path, data)
                                 if step.skip_if_empty else None))
-        for step in steps)
+        for step in steps if not step.only_on or target.type in step.only_on)
     return TargetPlan(target=target, steps=step_plans, init_error=target.init_error())
 
 

@@ -38,7 +38,7 @@ TARGET_KEYS: dict[str, tuple[type, ...]] = {
     "account": (str,), "warehouse": (str,), "project": (str,),
 }
 STEP_KEYS: dict[str, tuple[type, ...]] = {
-    "name": (str,), "queries": (list,), "skip_if_empty": (str,),
+    "name": (str,), "queries": (list,), "skip_if_empty": (str,), "only_on": (list, str),
 }
 # Settings a query may carry (and a target or the playbook may default).
 QUERY_SETTINGS: dict[str, tuple[type, ...]] = {
@@ -111,6 +111,7 @@ class StepSpec:
     queries: tuple[QuerySpec, ...]
     line: int
     skip_if_empty: str | None = None  # a table: the step is skipped when it has no rows
+    only_on: tuple[str, ...] = ()  # target types the step runs on (empty: all)
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,25 @@ def _step(raw: Any, line: int, path: str) -> StepSpec:
         queries=tuple(_query(q, queries.line_of(i), path) for i, q in enumerate(queries)),
         line=line,
         skip_if_empty=_scalar_str(entry.get("skip_if_empty")),
+        only_on=_target_types(entry, path),
     )
+
+
+def _target_types(entry: LineDict, path: str) -> tuple[str, ...]:
+    raw = entry.get("only_on")
+    if raw is None:
+        return ()
+    names = [raw] if isinstance(raw, str) else list(raw)
+    types = []
+    for name in names:
+        kind = SUPPORTED_TYPES.get(str(name).lower())
+        if kind is None:
+            raise PlaybookError(f"only_on: unknown target type {name!r} (expected postgres, "
+                                "redshift or embedded)", file=path, line=entry.line_of("only_on"))
+        types.append(kind)
+    if "postgres" in types:
+        types.append("embedded")  # the embedded server is PostgreSQL
+    return tuple(types)
 
 
 def _query(raw: Any, line: int, path: str) -> QuerySpec:

@@ -86,3 +86,25 @@ def test_a_step_skips_itself_when_its_table_is_empty(workdir, database):
         conn.execute("INSERT INTO batch VALUES (7)")
     assert run_playbook(playbook).queries[0].status == "succeeded"
     assert query_one(database, "SELECT x FROM out") == 7
+
+
+def test_a_step_for_other_engines_is_left_out_of_a_targets_plan(workdir, database):
+    vacuum = workdir.sql("vacuum.sql", "VACUUM SORT ONLY public.t;")  # Redshift syntax
+    made = workdir.sql("made.sql", "CREATE TABLE made_here (x int);")
+    playbook = workdir.playbook(
+        "  - name: redshift_maintenance\n    only_on: redshift\n    queries:\n"
+        "      - name: vacuum\n        file: " + vacuum + "\n"
+        "  - name: postgres_only\n    only_on: [postgres]\n    queries:\n"
+        "      - name: made\n        file: " + made + "\n")
+    result = run_playbook(playbook)
+    assert result.exit_code == 0, result.errors
+    assert [q.query for q in result.queries] == ["made"]
+    assert query_one(database, "SELECT to_regclass('made_here') IS NOT NULL") is True
+
+
+def test_only_on_names_real_engines(workdir):
+    made = workdir.sql("made.sql", "SELECT 1;")
+    playbook = workdir.playbook("  - name: s\n    only_on: oracle\n    queries:\n"
+                                "      - name: made\n        file: " + made + "\n")
+    with pytest.raises(PlaybookError, match="unknown target type 'oracle'"):
+        run_playbook(playbook)
