@@ -1,7 +1,7 @@
 """``python -m bench``: every benchmark of issue 10, its table, JSON results and plots.
 
     python -m bench --size quick            # under 5 minutes on 2 cores
-    python -m bench --size large            # up to 3M events (about half an hour)
+    python -m bench --size large            # up to 3M events (40 minutes or more)
     python -m bench --only overhead,full    # some sections only
 
 Results go to ``docs/benchmarks/<size>.json`` and ``docs/benchmarks/<size>-*.png``.
@@ -57,7 +57,7 @@ SIZES = {
     "large": Size(overhead_rounds=40, heavy_rounds=5, heavy_rows=3_000_000,
                   many_rows=1_000_000, generator_events=300_000, generator_runs=3,
                   full_sizes=[100_000, 1_000_000, 3_000_000], full_runs=5,
-                  histories=[1_000_000, 3_000_000], incremental_runs=5),
+                  histories=[1_000_000, 3_000_000], incremental_runs=3),
 }
 
 
