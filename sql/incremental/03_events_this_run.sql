@@ -47,11 +47,12 @@ WITH cookie_copies AS (
     AND a.dvce_created_tstamp IS NOT NULL
 ),
 
+{{if ne .recompute "all"}}
 rival_copies AS (
   -- the usable copies in atomic of the same event_ids held by cookies that are not touched
   -- (atomic's event_id index): they can win the deduplication. The batch's event_ids have
   -- none (every cookie holding a usable copy of one is touched), so only the events of
-  -- atomic are looked up.
+  -- atomic are looked up. With recompute: all every cookie is touched, and there are none.
   SELECT a.*
   FROM {{.atomic_schema}}.events AS a
   WHERE a.event_id IN (SELECT event_id FROM cookie_copies)
@@ -60,6 +61,7 @@ rival_copies AS (
     AND a.domain_sessionidx IS NOT NULL
     AND a.dvce_created_tstamp IS NOT NULL
 ),
+{{end}}
 
 ranked_copies AS (
   -- each copy ranked among the usable copies of its event_id, first collected first; the
@@ -85,8 +87,10 @@ ranked_copies AS (
       AND domain_userid <> ''
       AND domain_sessionidx IS NOT NULL
       AND dvce_created_tstamp IS NOT NULL
+{{if ne .recompute "all"}}
     UNION ALL
     SELECT *, 1 AS is_rival FROM rival_copies
+{{end}}
   ) AS copies
 ),
 
