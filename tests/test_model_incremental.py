@@ -40,6 +40,7 @@ from test_model_full import (
     event,
     event_id,
     fetch,
+    icu_database,  # noqa: F401 - a fixture
     load,
 )
 
@@ -340,6 +341,21 @@ def test_a_new_copy_that_wins_takes_a_login_away_from_another_cookie(database):
     assert "c2" not in tables.cookie_id_to_user_id_map
 
 
+def test_an_untouched_cookie_keeps_the_event_its_earlier_copy_won(database):
+    """A rival: c2's copy, collected first, won in an earlier run; a later batch touches
+    c1 (which holds the losing copy) but not c2, and c1 must still not get the event."""
+    shared = event_id()
+    run_batches(database,
+                [event("page_view", 0, event_id=shared, page_urlpath="/c1-copy",
+                       collector_tstamp=T0 + timedelta(minutes=5)),
+                 event("page_view", 0, event_id=shared, domain_userid="c2",
+                       page_urlpath="/c2-copy", collector_tstamp=T0 + timedelta(seconds=1))],
+                [event("page_ping", 6)])
+    tables = derived_tables(database)
+    assert tables.page_views[shared]["domain_userid"] == "c2"
+    assert tables.sessions[("c1", 1)]["event_count"] == 1
+
+
 def test_duplicates_within_and_across_batches(database):
     first = event("page_view", 0)
     ping = event("page_ping", 6)
@@ -353,6 +369,29 @@ def test_a_batch_of_unusable_events_only_is_moved_and_recorded(database):
                                     event("page_view", 1, dvce_created_tstamp=None)])
     assert_moved_exactly(database, loaded)
     assert fetch(database, "sessions") == []
+
+
+def test_event_order_is_byte_wise_in_a_database_with_a_linguistic_collation(
+        icu_database):  # noqa: F811 - the fixture imported above
+    """'B' < 'a' byte-wise, not in ICU en-US: ties on both tstamps are broken by event_id."""
+    lower, upper = event_id("a"), event_id("B")
+    later, earlier = event_id("a"), event_id("B")
+    tie = {"dvce_created_tstamp": T0, "collector_tstamp": T0 + timedelta(seconds=1)}
+    loaded = run_batches(
+        icu_database,
+        [event("page_view", 0, event_id=lower, page_urlpath="/lower", **tie),
+         event("page_view", 0, event_id=later, domain_userid="c2", user_id="x", **tie)],
+        [event("page_view", 0, event_id=upper, page_urlpath="/upper", domain_sessionidx=2,
+               **tie),
+         event("page_view", 0, event_id=earlier, domain_userid="c2", user_id="y", **tie)])
+    tables = derived_tables(icu_database)
+    assert tables.visitors["c1"]["landing_page_path"] == "/upper"
+    assert tables.cookie_id_to_user_id_map["c2"]["user_id"] == "x"
+    for batch in generated(32, events=1200, batches=3):  # upper-case ids, ties
+        load(icu_database, batch, LANDING)
+        loaded += batch
+        run_incremental(icu_database)
+    assert_models(icu_database, loaded)
 
 
 # -- idempotence, the empty run -------------------------------------------------------------
