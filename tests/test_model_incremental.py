@@ -222,7 +222,7 @@ def event_streams(draw) -> list[list[dict]]:
     return batches
 
 
-@settings(max_examples=30, deadline=None,
+@settings(max_examples=20, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])
 @given(batches=event_streams())
