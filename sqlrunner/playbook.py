@@ -169,9 +169,29 @@ def load_playbook(
         raise PlaybookError(f"playbook not found: {path}") from None
     except (OSError, UnicodeDecodeError) as err:
         raise PlaybookError(f"cannot read playbook {path}: {err}") from None
-    text = render_playbook_text(strip_colon_keys(raw), path, cli_variables or {}, missing)
+    stripped = strip_colon_keys(raw)
+    data = {**_own_variables(stripped, path), **(cli_variables or {})}
+    text = render_playbook_text(stripped, path, data, missing)
     document = load_yaml(text, path)
     return _validate(document, path)
+
+
+def _own_variables(text: str, path: str) -> dict[str, Any]:
+    """The playbook's ``variables:``, when the file parses before rendering.
+
+    SQL Runner renders a playbook with the command-line variables only (its own
+    print ``<no value>``); we also offer its own variables, under the command line's,
+    so that ``skip_if_empty: "{{.scratch_schema}}.x"`` works. A file that is valid
+    YAML only after rendering gets the command-line variables alone.
+    """
+    if "{{" not in text:
+        return {}
+    try:
+        document = load_yaml(text, path)
+    except PlaybookError:
+        return {}
+    variables = document.get("variables") if isinstance(document, dict) else None
+    return plain(variables) if isinstance(variables, dict) else {}
 
 
 def _validate(document: Any, path: str) -> Playbook:

@@ -79,6 +79,8 @@ def upsert_sql(select: str, spec: UpsertSpec, dialect: str = "postgres") -> Upse
     temp = "sqlrunner_upsert_" + hashlib.sha1(spec.table.encode()).hexdigest()[:12]
     bare = spec.table.split(".")[-1]
     prefix = f"DROP TABLE IF EXISTS {temp};\nCREATE TEMPORARY TABLE {temp} AS\n"
+    # Statistics for the DELETE's join (PostgreSQL plans a fresh table as one row).
+    analyze = f"ANALYZE {temp};\n" if dialect != "redshift" else ""
     match = " AND ".join(f"{bare}.{k} = {temp}.{k}" for k in spec.key)
     if spec.date_key:
         d = spec.date_key
@@ -86,7 +88,7 @@ def upsert_sql(select: str, spec: UpsertSpec, dialect: str = "postgres") -> Upse
                   f" - INTERVAL '{spec.lookback_days:d} days'"
                   f"\n  AND {bare}.{d} <= (SELECT MAX({d}) FROM {temp})")
     suffix = (
-        f";\nCREATE TABLE IF NOT EXISTS {spec.table} (LIKE {temp});\n"
+        f";\n{analyze}CREATE TABLE IF NOT EXISTS {spec.table} (LIKE {temp});\n"
         f"DELETE FROM {spec.table} USING {temp}\nWHERE {match};\n"
         f"INSERT INTO {spec.table} SELECT * FROM {temp};\n"
     )

@@ -108,3 +108,17 @@ def test_only_on_names_real_engines(workdir):
                                 "      - name: made\n        file: " + made + "\n")
     with pytest.raises(PlaybookError, match="unknown target type 'oracle'"):
         run_playbook(playbook)
+
+
+def test_playbook_variables_reach_step_settings_without_escaping(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA work; CREATE TABLE work.batch (x int)")
+    sql = workdir.sql("t.sql", "SELECT 1;")
+    playbook = workdir.playbook(
+        "  - name: s\n    skip_if_empty: '{{.scratch}}.batch'\n    queries:\n"
+        "      - name: t\n        file: " + sql + "\n        upsert:\n"
+        "          table: '{{.scratch}}.out'\n          key: x\n",
+        variables="  scratch: work\n")
+    result = run_playbook(playbook)
+    assert result.exit_code == 0, result.errors
+    assert result.queries[0].note == "work.batch has no rows"
