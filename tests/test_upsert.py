@@ -122,3 +122,17 @@ def test_playbook_variables_reach_step_settings_without_escaping(workdir, databa
     result = run_playbook(playbook)
     assert result.exit_code == 0, result.errors
     assert result.queries[0].note == "work.batch has no rows"
+
+
+def test_the_incremental_playbook_maintains_redshift_only_on_redshift():
+    from pathlib import Path
+
+    from sqlrunner.api import RunOptions, prepare
+
+    playbook = str(Path(__file__).resolve().parent.parent / "playbooks" / "incremental.yml")
+    steps = {
+        kind: [s.name for s in prepare(playbook, RunOptions(target=dsn)).targets[0].steps]
+        for kind, dsn in (("redshift", "redshift://u@h:5439/d"),
+                          ("postgres", "postgresql://u@h/d"))}
+    assert {"redshift_vacuum", "redshift_analyze"} <= set(steps["redshift"])
+    assert not {"redshift_vacuum", "redshift_analyze"} & set(steps["postgres"])
