@@ -24,7 +24,7 @@ import psycopg
 
 from bench import data, process
 from bench.db import ROOT, fresh_database
-from bench.stats import Figure, paired
+from bench.stats import Figure, memory_figure, paired
 
 PLAYBOOK = ROOT / "playbooks" / "full.yml"
 FLOOR = ("SELECT domain_userid, domain_sessionidx, COUNT(*) FROM atomic.events "
@@ -56,7 +56,7 @@ def time_rebuild(dsn: str, report: Path) -> dict[str, Any]:
     """Run the full playbook once as a child process; wall seconds, peak RSS, per query."""
     done = process.run(process.runner_command(
         "-p", str(PLAYBOOK), "--target", dsn, "--progress", "plain", "--report", str(report)),
-        env=process.runner_env(), cwd=ROOT)
+        env=process.runner_env(), cwd=ROOT, memory=True)
     data = json.loads(report.read_text())
     if data["exit_code"] != 0:
         raise RuntimeError(f"full rebuild failed: {data}")
@@ -110,7 +110,7 @@ def measure_size(server_dsn: str, work: Path, events: int, seed: int, runs: int,
         "rebuild_per_million_events": Figure.of(
             [r * 1_000_000 / events for r in rebuilds]).to_json(),
         "outside_queries": Figure.of(overheads).to_json(),
-        "runner_max_rss": Figure.of(rss, "B").to_json(),
+        "runner_max_rss": memory_figure(rss),
         "steps": {step: Figure.of(values).to_json() for step, values in steps.items()},
         "queries": {query: Figure.of(values).to_json() for query, values in queries.items()},
     }

@@ -27,7 +27,7 @@ import psycopg
 
 from bench import data, process
 from bench.db import ROOT, fresh_database
-from bench.stats import Figure, paired
+from bench.stats import Figure, memory_figure, paired
 
 PLAYBOOK = ROOT / "playbooks" / "incremental.yml"
 FULL = ROOT / "playbooks" / "full.yml"
@@ -47,7 +47,7 @@ def run_playbook(playbook: Path, dsn: str, report: Path) -> dict[str, Any]:
     """One run as a child process: wall seconds, peak RSS, and per-step seconds."""
     done = process.run(process.runner_command(
         "-p", str(playbook), "--target", dsn, "--progress", "plain", "--report", str(report)),
-        env=process.runner_env(), cwd=ROOT)
+        env=process.runner_env(), cwd=ROOT, memory=True)
     result = json.loads(report.read_text())
     if result["exit_code"] != 0:
         raise RuntimeError(f"{playbook.name} failed: {done.stderr[-2000:]}")
@@ -141,7 +141,7 @@ def measure_history(server_dsn: str, work: Path, history: int, batches: list[flo
             "history_events_of_touched_cookies": entry["touched"][1],
             "seconds_per_thousand_events": Figure.of(
                 [r * 1000 / entry["events"][0] for r in entry["run"]]).to_json(),
-            "runner_max_rss": Figure.of(entry["rss"], "B").to_json(),
+            "runner_max_rss": memory_figure(entry["rss"]),
             "every_event_moved_to_atomic": all(
                 m == e for m, e in zip(entry["modelled"], entry["events"], strict=True))
             and not any(entry["landing_left"]),

@@ -90,14 +90,14 @@ def rows(results: dict[str, Any]) -> list[Row]:
                          "", f"≈ {min(parallel['queries'], parallel['cores'] or 1)}× "
                          f"on {parallel['cores']} cores"))
     memory = overhead.get("memory")
-    if memory:
+    if memory and memory["few_rows_rss"] and memory["many_rows_rss"]:
         few, many = memory["few_rows_rss"], memory["many_rows_rss"]
         table.append(Row(f"runner peak RSS, a query returning 10 rows / "
                          f"{memory['many_rows']:,} rows",
                          f"{few['median'] * MB:.0f} MB / {many['median'] * MB:.0f} MB", "",
                          "flat", many["median"] <= few["median"] * 1.25))
     sizes = results.get("full_rebuild", {}).get("sizes", [])
-    if len(sizes) > 1:
+    if len(sizes) > 1 and all(s.get("runner_max_rss") for s in sizes):
         text = " / ".join(f"{s['runner_max_rss']['median'] * MB:.0f} MB" for s in sizes)
         names = " / ".join(f"{s['events']:,}" for s in sizes)
         small, large = sizes[0]["runner_max_rss"]["median"], sizes[-1]["runner_max_rss"]["median"]

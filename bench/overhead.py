@@ -19,7 +19,7 @@ from typing import Any
 
 from bench import process
 from bench.db import Endpoint, fresh_database
-from bench.stats import Figure, marginal_per_query, paired
+from bench.stats import Figure, marginal_per_query, memory_figure, paired
 
 QUERIES = 200
 STEPS_OF_TEN = 20
@@ -102,11 +102,11 @@ def measure(server_dsn: str, work: Path, rounds: int, heavy_rounds: int, heavy_r
         playbooks = write_fixtures(folder, endpoint, heavy_rows, many_rows)
         env = process.runner_env()
 
-        def runner(playbook: str, *flags: str, environment: dict[str, str] = env
-                   ) -> Callable[[], process.Completed]:
+        def runner(playbook: str, *flags: str, environment: dict[str, str] = env,
+                   memory: bool = False) -> Callable[[], process.Completed]:
             command = process.runner_command("-p", str(playbooks[playbook]), "--progress",
                                              "plain", *flags)
-            return lambda: process.run(command, env=environment, cwd=folder)
+            return lambda: process.run(command, env=environment, cwd=folder, memory=memory)
 
         commands: dict[str, Callable[[], process.Completed]] = {}
         for mode, flags in MODES.items():
@@ -131,8 +131,6 @@ def measure(server_dsn: str, work: Path, rounds: int, heavy_rounds: int, heavy_r
         seconds = {name: [c.seconds for c in runs] for name, runs in done.items()}
         results["commands"] = {name: Figure.of(values).to_json()
                                for name, values in seconds.items()}
-        results["max_rss"] = {name: Figure.of([c.max_rss for c in runs], "B").to_json()
-                              for name, runs in done.items()}
         for mode in MODES:
             results[f"startup.{mode}"] = Figure.of(seconds[f"runner.{mode}.one"]).to_json()
             if psql:
@@ -163,14 +161,13 @@ def measure(server_dsn: str, work: Path, rounds: int, heavy_rounds: int, heavy_r
         }
 
         log(f"  memory: a query returning 10 rows and one returning {many_rows:,} rows")
-        memory = _rounds({"few_rows": runner("few_rows", "--no-checkpoints"),
-                          "many_rows": runner("many_rows", "--no-checkpoints")},
+        memory = _rounds({"few_rows": runner("few_rows", "--no-checkpoints", memory=True),
+                          "many_rows": runner("many_rows", "--no-checkpoints", memory=True)},
                          heavy_rounds, seed)
         results["memory"] = {
             "many_rows": many_rows,
-            "few_rows_rss": Figure.of([c.max_rss for c in memory["few_rows"]], "B").to_json(),
-            "many_rows_rss": Figure.of([c.max_rss for c in memory["many_rows"]],
-                                       "B").to_json(),
+            "few_rows_rss": memory_figure([c.max_rss for c in memory["few_rows"]]),
+            "many_rows_rss": memory_figure([c.max_rss for c in memory["many_rows"]]),
             "few_rows_seconds": Figure.of([c.seconds for c in memory["few_rows"]]).to_json(),
             "many_rows_seconds": Figure.of([c.seconds for c in memory["many_rows"]]).to_json(),
         }

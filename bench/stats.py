@@ -64,5 +64,12 @@ def marginal_per_query(runner_many: Sequence[float], runner_one: Sequence[float]
     return Figure.of([((tm - t1) - (pm - p1)) / (queries - 1) for tm, t1, pm, p1 in rounds])
 
 
+def memory_figure(values: Sequence[int | None]) -> dict[str, Any] | None:
+    """Peak RSS values (bytes) as JSON, or None when they were not measured."""
+    if not values or any(v is None for v in values):
+        return None
+    return Figure.of([float(v) for v in values if v is not None], "B").to_json()
+
+
 def _round(value: float) -> float:
     return float(f"{value:.6g}")

@@ -10,7 +10,7 @@ import pytest
 from bench.db import Endpoint, _like_prefix, with_database
 from bench.output import Row, format_table, rows
 from bench.overhead import QUERIES, write_fixtures
-from bench.stats import Figure, marginal_per_query, paired
+from bench.stats import Figure, marginal_per_query, memory_figure, paired
 from sqlrunner.playbook import load_playbook
 
 
@@ -96,3 +96,9 @@ def test_table_judges_each_target():
 def test_table_is_markdown():
     text = format_table([Row("a", "1 s", "", "≤ 2 s", True)])
     assert text.splitlines()[2] == "| a | 1 s |  | ≤ 2 s | holds |"
+
+
+def test_memory_figure_only_when_every_run_was_measured():
+    assert memory_figure([1024, None]) is None
+    assert memory_figure([]) is None
+    assert memory_figure([2048, 1024, 4096])["median"] == 2048
