@@ -118,9 +118,12 @@ def _incremental_rows(incremental: dict[str, Any], full: dict[str, Any]) -> list
     (else against the full rebuild of the same data, a smaller and so stricter baseline)."""
     table: list[Row] = []
     histories = incremental.get("histories", [])
-    three_million = [h["full_rebuild"] for h in histories if h["events"] == 3_000_000]
-    three_million += [s["rebuild"] for s in full.get("sizes", [])
-                      if s["events"] == 3_000_000]
+    # Both 3M full rebuilds of the run (the full-rebuild section's, and the one after the
+    # 1% batch on 3M); the target is judged against the faster, the stricter of the two.
+    three_million = [("full-rebuild section", s["rebuild"]) for s in full.get("sizes", [])
+                     if s["events"] == 3_000_000]
+    three_million += [("3M + 1% batch", h["full_rebuild"]) for h in histories
+                      if h["events"] == 3_000_000]
     for history in histories:
         for batch in history["batches"]:
             run, same = batch["run"], batch["ratio_to_full"]
@@ -138,8 +141,12 @@ def _incremental_rows(incremental: dict[str, Any], full: dict[str, Any]) -> list
                 peer = "dbt-snowplow-web 11.7 s, 357 of 10,137 new events modelled"
                 target = "every event modelled, ≤ 5% of our full rebuild on 3M events"
                 if three_million:
-                    share = run["median"] / three_million[0]["median"]
-                    ours += f"; {share:.1%} of the full rebuild on 3M events"
+                    shares = [(run["median"] / f["median"], label, f)
+                              for label, f in three_million]
+                    share = max(share for share, _, _ in shares)
+                    ours += "; of the full rebuild on 3M events: " + ", ".join(
+                        f"{part:.1%} ({label}, {f['median']:.1f} s)"
+                        for part, label, f in shares)
                 else:
                     share = same["median"]
                     target += " (3M not measured: judged against the same data's)"
