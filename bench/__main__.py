@@ -79,6 +79,8 @@ def _source() -> dict[str, Any]:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
                               check=True).stdout.strip()
+    if os.environ.get("SQLRUNNER_BENCH_COMMIT"):  # a run from an exported tree (git archive)
+        return {"commit": os.environ["SQLRUNNER_BENCH_COMMIT"], "modified": False}
     try:
         return {"commit": git("rev-parse", "HEAD"),
                 "modified": bool(git("status", "--porcelain", "--", "sqlrunner", "sql",
