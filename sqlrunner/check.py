@@ -325,12 +325,44 @@ def statements_that_must_run_alone(sql: str, dialect: str = "redshift") -> list[
             if must_run_alone_reason(s.text, dialect)]
 
 
+# How a file's statements stand towards transactions (see transaction_shape).
+RUNS_ALONE = "runs alone"
+OWN_TRANSACTIONS = "own transactions"
+ONE_TRANSACTION = "one transaction"
+
+
+def transaction_shape(sql: str, dialect: str = "redshift") -> str:
+    """How ``sql`` runs when sent whole: RUNS_ALONE (exactly one statement that must run
+    outside a transaction block: send it on its own), OWN_TRANSACTIONS (it begins or ends
+    transaction blocks itself: BEGIN, COMMIT, ...) or ONE_TRANSACTION (one implicit
+    transaction, the usual case)."""
+    dialect = _dialect(dialect)
+    statements = split_statements(sql, backslash_escapes=dialect == "redshift")
+    if len(statements) == 1 and must_run_alone_reason(statements[0].text, dialect) is not None:
+        return RUNS_ALONE
+    if any(controls_transaction(s.text) for s in statements):
+        return OWN_TRANSACTIONS
+    return ONE_TRANSACTION
+
+
 def runs_alone(sql: str, dialect: str = "redshift") -> bool:
     """True when ``sql`` is exactly one statement that must run outside a transaction
     block: send it on its own, not wrapped in ``BEGIN``/``COMMIT`` with anything else."""
-    dialect = _dialect(dialect)
-    statements = split_statements(sql, backslash_escapes=dialect == "redshift")
-    return len(statements) == 1 and must_run_alone_reason(statements[0].text, dialect) is not None
+    return transaction_shape(sql, dialect) == RUNS_ALONE
+
+
+def controls_transaction(statement: str) -> bool:
+    """Whether ``statement`` opens or ends a transaction block (``BEGIN``, ``COMMIT``,
+    ``ROLLBACK``, ...); savepoints stay inside one."""
+    words = _leading_words(statement, 2)
+    if not words:
+        return False
+    first = words[0]
+    if first in {"BEGIN", "START", "COMMIT", "END", "ABORT"}:
+        return True
+    if first == "ROLLBACK":
+        return words[1:2] != ["TO"]
+    return first == "PREPARE" and words[1:2] == ["TRANSACTION"]
 
 
 def _leading_words(statement: str, count: int) -> list[str]:

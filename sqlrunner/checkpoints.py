@@ -206,14 +206,27 @@ class CheckpointStore:
         return bool(row[0])
 
     def checkpoint_sql(self, run_id: str, target: str, step: str, query: str, file: str,
-                       digest: str) -> str:
-        """The INSERT appended to a query's SQL, committing with the query's own work."""
+                       digest: str, lazy_if_read_only: bool = False) -> str:
+        """The INSERT appended to a query's SQL, committing with the query's own work.
+
+        ``lazy_if_read_only`` (PostgreSQL, a file in one implicit transaction): when the
+        file itself wrote nothing, the transaction commits without waiting for the WAL
+        flush. The checkpoint is all such a commit would write, and a flush costs several
+        times a trivial query; a server crash in the next fraction of a second can lose it,
+        and then a resumed run runs the read-only file again, which is harmless.
+        """
         values = ", ".join(self.literal(v) for v in (
             run_id, target, step[:256], query[:256], file[:1024], digest, SUCCEEDED,
             utc_now()))
+        insert = ("INSERT INTO {schema}.run_queries (run_id, target, step, query, file, "
+                  "sql_fingerprint, status, recorded_at) ")
+        if not lazy_if_read_only:
+            return self._q(insert + "VALUES (" + values + ")")
+        # The FROM item is evaluated before the INSERT writes its row, that is before this
+        # INSERT gives the transaction an id of its own.
         return self._q(
-            "INSERT INTO {schema}.run_queries (run_id, target, step, query, file, "
-            "sql_fingerprint, status, recorded_at) VALUES (" + values + ")")
+            insert + "SELECT " + values + " FROM (SELECT CASE WHEN txid_current_if_assigned() "
+            "IS NULL THEN set_config('synchronous_commit', 'off', true) END) AS read_only")
 
     def queries_of(self, run_id: str, target: str) -> list[tuple[str, str, datetime]]:
         """(step, query, recorded_at) of every query recorded in a run, in order."""

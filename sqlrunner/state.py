@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from sqlrunner.check import runs_alone
+from sqlrunner.check import ONE_TRANSACTION, RUNS_ALONE, transaction_shape
 from sqlrunner.checkpoints import (
     FAILED,
     INTERRUPTED,
@@ -102,9 +102,11 @@ class RunState:
                      digest: str) -> tuple[str, str | None]:
         """The text to send, and a checkpoint to write afterwards if it cannot go along."""
         assert self.store is not None
-        checkpoint = self.store.checkpoint_sql(self.run_id, self.target, step, query, file,
-                                               digest)
-        if runs_alone(sql, self.dialect):
+        shape = transaction_shape(sql, self.dialect)
+        checkpoint = self.store.checkpoint_sql(
+            self.run_id, self.target, step, query, file, digest,
+            lazy_if_read_only=self.dialect == "postgres" and shape == ONE_TRANSACTION)
+        if shape == RUNS_ALONE:
             return sql, checkpoint
         # A newline ends a trailing -- comment; the semicolon ends the last statement.
         return f"{sql}\n;\n{checkpoint}", None

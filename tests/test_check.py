@@ -15,6 +15,7 @@ from sqlrunner.check import (
     check_sql,
     runs_alone,
     statements_that_must_run_alone,
+    transaction_shape,
 )
 from sqlrunner.cli import main as cli_main
 
@@ -345,6 +346,20 @@ def test_statements_that_must_run_alone_per_engine():
         "VACUUM t", "ALTER TABLE a APPEND FROM b", "CREATE DATABASE d"]
     assert statements_that_must_run_alone(sql, "postgres") == [
         "VACUUM t", "CREATE INDEX CONCURRENTLY i ON t (a)", "CREATE DATABASE d"]
+
+
+@pytest.mark.parametrize(("sql", "shape"), [
+    ("INSERT INTO t VALUES (1); DELETE FROM u;", "one transaction"),
+    ("SAVEPOINT a; INSERT INTO t VALUES (1); ROLLBACK TO SAVEPOINT a;", "one transaction"),
+    ("CREATE FUNCTION f() RETURNS void AS $$ BEGIN NULL; END $$ LANGUAGE plpgsql;",
+     "one transaction"),
+    ("BEGIN; INSERT INTO t VALUES (1); COMMIT;", "own transactions"),
+    ("INSERT INTO t VALUES (1); -- done\nCOMMIT; INSERT INTO u VALUES (2);", "own transactions"),
+    ("START TRANSACTION; INSERT INTO t VALUES (1); END;", "own transactions"),
+    ("VACUUM atomic.events;", "runs alone"),
+])
+def test_transaction_shape_tells_how_a_file_commits(sql, shape):
+    assert transaction_shape(sql, "postgres") == shape
 
 
 def test_runs_alone_recognises_a_single_statement_file():

@@ -153,3 +153,28 @@ def test_a_query_group_of_one_query_is_set_before_it_and_restored_after(tmp_path
                      .replace("    query_group: nightly\n", ""), "pg.yml")
     with pytest.raises(TargetError, match="Redshift workload-management"):
         prepare(postgres, RunOptions())
+
+
+def test_libyaml_and_pure_python_parsers_load_the_same_values_and_lines():
+    import yaml
+
+    from sqlrunner.yaml12 import FastYaml12Loader, Yaml12Loader
+
+    assert issubclass(FastYaml12Loader, yaml.CSafeLoader), "PyYAML wheels ship libyaml"
+    text = strip_colon_keys(COLON_PLAYBOOK) + "extra: {a: [0x1f, 0o17, .inf, ~, 'x']}\n"
+    fast = yaml.load(text, Loader=FastYaml12Loader)  # noqa: S506
+    pure = yaml.load(text, Loader=Yaml12Loader)  # noqa: S506
+    assert fast == pure
+    assert fast.key_lines == pure.key_lines
+    assert fast["steps"].item_lines == pure["steps"].item_lines
+    assert fast["steps"][0]["queries"][0].key_lines == pure["steps"][0]["queries"][0].key_lines
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("steps: [1, 2\n", "p.yml:2:1: invalid YAML: expected ',' or ']', but got '<stream end>'"),
+    ("steps: *nowhere\n", "p.yml:1:8: invalid YAML: found undefined alias 'nowhere'"),
+])
+def test_yaml_syntax_errors_keep_pyyaml_wording_and_position(tmp_path, text, message):
+    with pytest.raises(PlaybookError) as caught:
+        load_playbook(write(tmp_path, text))
+    assert str(caught.value).endswith(message)

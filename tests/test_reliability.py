@@ -55,6 +55,45 @@ def test_resumes_from_the_first_unfinished_query(workdir, database):
         assert sorted(r[0] for r in conn.execute("SELECT * FROM log")) == ["one", "three", "two"]
 
 
+@pytest.mark.parametrize(("sql", "flushed"), [
+    ("SELECT 1", False),
+    ("SELECT count(*) FROM pg_class; SELECT 2", False),
+    ("CREATE TABLE t (x int)", True),
+    ("CREATE TEMP TABLE t AS SELECT 1 AS x", True),
+])
+def test_only_a_file_that_wrote_something_waits_for_its_commit_to_be_flushed(database, sql,
+                                                                            flushed):
+    from sqlrunner.checkpoints import CheckpointStore
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        store = CheckpointStore(conn)
+        store.ensure_tables()
+        checkpoint = store.checkpoint_sql("run", "db", "step", "query", "q.sql", "digest",
+                                          lazy_if_read_only=True)
+        with conn.transaction():  # the file and its checkpoint, in one transaction
+            conn.execute(f"{sql};\n{checkpoint}")
+            waits = conn.execute("SHOW synchronous_commit").fetchone()[0]
+        assert waits == ("on" if flushed else "off")
+        assert store.is_recorded("run", "db", "step", "query", "digest")
+
+
+def test_a_read_only_step_is_checkpointed_and_skipped_on_resume(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE log (step text)")
+    one = workdir.sql("one.sql", "INSERT INTO log VALUES ('one');")
+    check = workdir.sql("check.sql", "SELECT count(*) FROM log;")
+    two = workdir.sql("two.sql", "INSERT INTO log VALUES ('two'); INSERT INTO later VALUES (1);")
+    playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("check", check)]),
+                                              ("c", [("two", two)])))
+    first = run_playbook(playbook, retries=0)
+    assert first.exit_code == 6
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE later (x int)")
+    second = run_playbook(playbook)
+    assert [(q.query, q.status) for q in second.queries] == [
+        ("one", "skipped"), ("check", "skipped"), ("two", "succeeded")]
+
+
 def test_a_finished_run_is_not_resumed(workdir, database):
     playbook = _steps_log(workdir, database, count=2)
     assert run_playbook(playbook).exit_code == 0
