@@ -23,6 +23,7 @@ from typing import Protocol
 
 import psycopg
 
+from sqlrunner import rowcounts
 from sqlrunner.checkpoints import fingerprint
 from sqlrunner.errorpos import SourcePosition, position_in
 from sqlrunner.errors import LockError, QueryError, SqlRunnerError
@@ -483,6 +484,11 @@ class Executor:
         """
         counts: list[int] = []
         output = None
+        if not self.settings.show_query_output and rowcounts.can_drop_rows():
+            counts = rowcounts.send_counting_rows(conn, sql)
+            if checkpointed:
+                counts.pop()
+            return (counts[-1] if counts else None), None
         with conn.cursor() as cur:
             cur.execute(sql)
             while True:
