@@ -1,4 +1,12 @@
--- Redshift only (the step has only_on: redshift): re-sort atomic.events after the batch
--- was appended, so the model's range-restricted reads stay range-restricted.
--- VACUUM cannot run in a transaction block, so it is alone in its file.
+-- Redshift only (the step has only_on: redshift, and runs only when a batch was modelled):
+-- re-sort atomic.events after the batch was appended, so that the incremental run's lookup
+-- of the touched cookies' events keeps finding them together in a few blocks.
+--   SORT ONLY: the model never deletes from atomic, so the delete phase of a full VACUUM
+--     would have nothing to reclaim.
+--   No TO n PERCENT: Redshift's default threshold (95) skips the sort while atomic is at least
+--     95 % sorted, so most runs pay only the check, and the re-sort happens about once per
+--     5 % of growth. Cookies are random ids, so that re-sort merges into, and rewrites,
+--     nearly the whole table (docs/redshift.md, "The VACUUM and ANALYZE steps").
+--   VACUUM cannot run in a transaction block, so it is alone in its file; Redshift runs one
+--     VACUUM at a time per cluster and refuses a second one with an error.
 VACUUM SORT ONLY {{.atomic_schema}}.events;

@@ -3,9 +3,26 @@
 -- same 128 columns as atomic.events (Snowplow's atomic.events definition 0.11.0).
 --
 -- Physical design, by engine:
---   Redshift: distributed like atomic.events (by cookie), so the move is slice-local, and
---     sorted by load.
---   PostgreSQL: an index on etl_tstamp, the key a run claims its batch by.
+--   Redshift: distributed like atomic.events (by cookie), so the claim's copy into
+--     events_in_progress and the commit's insert into atomic are slice-local, and sorted by
+--     etl_tstamp (the rows of one load share it). The claim takes every row, so no query needs
+--     the sort key; events_in_progress inherits it (LIKE), where the manifest groups by it.
+--     See docs/redshift.md, "Physical design".
+--   PostgreSQL: an index on etl_tstamp, for looking at the loads waiting here (the claim takes
+--     every row and uses no index).
+--
+-- Why the 128 columns are repeated here rather than written (LIKE atomic.events), checked for
+-- both engines:
+--   - Redshift: a LIKE table inherits the parent's distribution style and sort key, and they
+--     can't be set in the CREATE TABLE ... LIKE statement (AWS, CREATE TABLE, "LIKE"), so
+--     landing would be sorted like atomic, by cookie; changing it afterwards (ALTER TABLE ...
+--     ALTER SORTKEY) would rewrite, on every setup run, a table the loaders write into.
+--   - Both: the setup step creates atomic, landing and the derived tables in parallel, each
+--     on its own connection, and a deployment may create landing alone (bench/generator.py
+--     does): LIKE would fail when atomic does not exist yet.
+--   (Defaults and identity columns, which LIKE copies only when asked on both engines, play no
+--   part: neither table has any.)
+-- tests/test_setup_ddl.py checks that the two column lists stay identical, NOT NULL included.
 
 CREATE TABLE IF NOT EXISTS {{.landing_schema}}.events (
   -- App
