@@ -3,20 +3,22 @@
 -- its keys and timestamps and the positions the derived tables are built from:
 --   inferred_user_id, blended_user_id  identity stitching at the event
 --   event_in_session_index             1, 2, ... in event order within the session
---   session_event_count                the session's used events
 --   page_view_in_session_index         page views so far in the session, this one included
 --                                      (0 before the first): a page_view or page_ping
 --                                      with n > 0 belongs to the session's n-th page view
 -- and, on the last event of each session only (NULL on the others), the session's
---   session_start_tstamp, session_end_tstamp, max_etl_tstamp, first_event_id,
---   first_event_collector_tstamp, first_event_dvce_created_tstamp
+--   session_event_count (its used events: event_in_session_index = session_event_count
+--   holds on the last event only, as in the incremental mode's events_this_run, which
+--   has the count on every event), session_start_tstamp, session_end_tstamp,
+--   max_etl_tstamp, first_event_id, first_event_collector_tstamp,
+--   first_event_dvce_created_tstamp
 -- Event order is (dvce_created_tstamp, collector_tstamp, event_id), event_id byte-wise.
 -- The other columns of an event are read from atomic by the event details step.
 --
 -- Deduplication looks only at the event_ids that have more than one copy in atomic (a few
 -- percent): {{.scratch_schema}}.duplicate_events holds the used copy of each, with every
 -- column the model reads, and every other usable event is used as it is. So the big read
--- of atomic stops at domain_userid (column 16), and nothing is sorted by event_id.
+-- of atomic stops at domain_sessionidx (column 17), and nothing is sorted by event_id.
 
 DROP TABLE IF EXISTS {{.scratch_schema}}.duplicated_event_ids;
 DROP TABLE IF EXISTS {{.scratch_schema}}.duplicate_events;
@@ -214,7 +216,7 @@ stitched_events AS (
 events_in_session_order AS (
   -- each event's position in its session and the page views so far; the session's start
   -- and end times, latest etl_tstamp and first event so far, which on its last event are
-  -- the whole session's; and the session's size
+  -- the whole session's; and whether it is that last event
   SELECT
     *,
     COUNT(*) OVER (
@@ -257,11 +259,15 @@ events_in_session_order AS (
       ORDER BY dvce_created_tstamp, collector_tstamp, event_id
       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS first_event_dvce_created_tstamp,
-    COUNT(*) OVER (
+    -- 1 on each event but its session's last (PostgreSQL: the same window as above, frame
+    -- and all, so one pass computes every function of this level)
+    LEAD(1) OVER (
       PARTITION BY domain_userid, domain_sessionidx
       ORDER BY dvce_created_tstamp, collector_tstamp, event_id
-      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-    ) AS session_event_count
+{{if ne .target_type "redshift"}}
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+{{end}}
+    ) AS later_events
   FROM stitched_events
 )
 
@@ -274,22 +280,22 @@ SELECT
   inferred_user_id,
   COALESCE(inferred_user_id, domain_userid) AS blended_user_id,
   event_in_session_index,
-  session_event_count,
+  CASE WHEN later_events IS NULL THEN event_in_session_index END AS session_event_count,
   page_view_in_session_index,
   collector_tstamp,
   dvce_created_tstamp,
   -- the session's, on its last event
-  CASE WHEN event_in_session_index = session_event_count
+  CASE WHEN later_events IS NULL
     THEN session_start_tstamp END AS session_start_tstamp,
-  CASE WHEN event_in_session_index = session_event_count
+  CASE WHEN later_events IS NULL
     THEN session_end_tstamp END AS session_end_tstamp,
-  CASE WHEN event_in_session_index = session_event_count
+  CASE WHEN later_events IS NULL
     THEN max_etl_tstamp END AS max_etl_tstamp,
-  CASE WHEN event_in_session_index = session_event_count
+  CASE WHEN later_events IS NULL
     THEN first_event_id END AS first_event_id,
-  CASE WHEN event_in_session_index = session_event_count
+  CASE WHEN later_events IS NULL
     THEN first_event_collector_tstamp END AS first_event_collector_tstamp,
-  CASE WHEN event_in_session_index = session_event_count
+  CASE WHEN later_events IS NULL
     THEN first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp
 FROM events_in_session_order;
 
