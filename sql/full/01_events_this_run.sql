@@ -3,17 +3,131 @@
 -- its keys and timestamps and the positions the derived tables are built from:
 --   inferred_user_id, blended_user_id  identity stitching at the event
 --   event_in_session_index             1, 2, ... in event order within the session
---   session_event_count                the session's used events
 --   page_view_in_session_index         page views so far in the session, this one included
 --                                      (0 before the first): a page_view or page_ping
 --                                      with n > 0 belongs to the session's n-th page view
 -- and, on the last event of each session only (NULL on the others), the session's
---   session_start_tstamp, session_end_tstamp, max_etl_tstamp, first_event_id,
---   first_event_collector_tstamp, first_event_dvce_created_tstamp
+--   session_event_count (its used events: event_in_session_index = session_event_count
+--   holds on the last event only, as in the incremental mode's events_this_run, which
+--   has the count on every event), session_start_tstamp, session_end_tstamp,
+--   max_etl_tstamp, first_event_id, first_event_collector_tstamp,
+--   first_event_dvce_created_tstamp
 -- Event order is (dvce_created_tstamp, collector_tstamp, event_id), event_id byte-wise.
 -- The other columns of an event are read from atomic by the event details step.
+--
+-- Deduplication looks only at the event_ids that have more than one copy in atomic (a few
+-- percent): {{.scratch_schema}}.duplicate_events holds the used copy of each, with every
+-- column the model reads, and every other usable event is used as it is. So the big read
+-- of atomic stops at domain_sessionidx (column 17), and nothing is sorted by event_id.
 
+DROP TABLE IF EXISTS {{.scratch_schema}}.duplicated_event_ids;
+DROP TABLE IF EXISTS {{.scratch_schema}}.duplicate_events;
 DROP TABLE IF EXISTS {{.scratch_schema}}.events_this_run;
+{{if ne .target_type "redshift"}}
+SET LOCAL work_mem = '{{.postgres_work_mem}}';
+-- compiling these plans takes longer than it saves
+SET LOCAL jit = off;
+{{end}}
+
+-- the event_ids with more than one copy, usable or not (PostgreSQL reads them from
+-- atomic's event_id index alone, in order)
+{{if eq .target_type "redshift"}}
+CREATE TABLE {{.scratch_schema}}.duplicated_event_ids
+DISTSTYLE KEY
+DISTKEY (event_id)
+AS
+{{else}}
+CREATE UNLOGGED TABLE {{.scratch_schema}}.duplicated_event_ids AS
+{{end}}
+SELECT event_id
+FROM {{.atomic_schema}}.events
+GROUP BY event_id
+HAVING COUNT(*) > 1;
+
+{{if eq .target_type "redshift"}}
+ANALYZE {{.scratch_schema}}.duplicated_event_ids PREDICATE COLUMNS;
+{{else}}
+ANALYZE {{.scratch_schema}}.duplicated_event_ids;
+{{end}}
+
+-- the used copy of each of them (the first collected of its usable copies; copies that tie
+-- on all four tstamps carry the same payload), with the columns of the event details step
+{{if eq .target_type "redshift"}}
+CREATE TABLE {{.scratch_schema}}.duplicate_events
+DISTSTYLE KEY
+DISTKEY (domain_userid)
+AS
+{{else}}
+CREATE UNLOGGED TABLE {{.scratch_schema}}.duplicate_events AS
+{{end}}
+WITH ranked_copies AS (
+  SELECT
+    a.*,
+    ROW_NUMBER() OVER (
+      PARTITION BY a.event_id
+      ORDER BY a.collector_tstamp, a.etl_tstamp NULLS LAST, a.dvce_created_tstamp,
+        a.dvce_sent_tstamp NULLS LAST
+    ) AS copy_rank
+  FROM {{.atomic_schema}}.events AS a
+  INNER JOIN {{.scratch_schema}}.duplicated_event_ids AS d
+    ON d.event_id = a.event_id
+  WHERE a.domain_userid IS NOT NULL
+    AND a.domain_userid <> ''
+    AND a.domain_sessionidx IS NOT NULL
+    AND a.dvce_created_tstamp IS NOT NULL
+)
+
+SELECT
+  event_id,
+  domain_userid,
+  domain_sessionidx,
+  event,
+  user_id,
+  collector_tstamp,
+  dvce_created_tstamp,
+  etl_tstamp,
+  domain_sessionid,
+  app_id,
+  geo_country,
+  geo_region,
+  geo_city,
+  geo_zipcode,
+  geo_latitude,
+  geo_longitude,
+  geo_timezone,
+  page_urlhost,
+  page_urlpath,
+  page_title,
+  mkt_source,
+  mkt_medium,
+  mkt_term,
+  mkt_content,
+  mkt_campaign,
+  refr_source,
+  refr_medium,
+  refr_term,
+  refr_urlhost,
+  refr_urlpath,
+  br_family,
+  br_name,
+  br_version,
+  br_lang,
+  os_family,
+  os_name,
+  os_timezone,
+  dvce_type,
+  dvce_ismobile,
+  dvce_screenwidth,
+  dvce_screenheight
+FROM ranked_copies
+WHERE copy_rank = 1;
+
+{{if eq .target_type "redshift"}}
+ANALYZE {{.scratch_schema}}.duplicate_events PREDICATE COLUMNS;
+{{else}}
+ANALYZE {{.scratch_schema}}.duplicate_events (event_id);
+{{end}}
+
 {{if eq .target_type "redshift"}}
 CREATE TABLE {{.scratch_schema}}.events_this_run
 DISTSTYLE KEY
@@ -21,11 +135,10 @@ DISTKEY (domain_userid)
 SORTKEY (domain_userid, domain_sessionidx)
 AS
 {{else}}
-SET LOCAL work_mem = '{{.postgres_work_mem}}';
 CREATE UNLOGGED TABLE {{.scratch_schema}}.events_this_run AS
 {{end}}
-WITH usable_events AS (
-  -- every copy of every usable event
+WITH used_events AS (
+  -- every usable event with a single copy, and the used copy of the others
   SELECT
 {{if eq .target_type "redshift"}}
     domain_userid,
@@ -40,30 +153,34 @@ WITH usable_events AS (
     event,
     collector_tstamp,
     dvce_created_tstamp,
-    etl_tstamp,
-    dvce_sent_tstamp
-  FROM {{.atomic_schema}}.events
+    etl_tstamp
+  FROM {{.atomic_schema}}.events AS a
   WHERE domain_userid IS NOT NULL
     AND domain_userid <> ''
     AND domain_sessionidx IS NOT NULL
     AND dvce_created_tstamp IS NOT NULL
-),
+    AND NOT EXISTS (
+      SELECT 1 FROM {{.scratch_schema}}.duplicate_events AS d WHERE d.event_id = a.event_id
+    )
 
-ranked_copies AS (
-  -- each copy ranked among the usable copies of its event_id, first collected first
+  UNION ALL
+
   SELECT
-    *,
-    ROW_NUMBER() OVER (
-      PARTITION BY event_id
-      ORDER BY collector_tstamp, etl_tstamp NULLS LAST, dvce_created_tstamp,
-        dvce_sent_tstamp NULLS LAST
-    ) AS copy_rank
-  FROM usable_events
-),
-
-used_events AS (
-  -- the copy of each event_id that the model uses
-  SELECT * FROM ranked_copies WHERE copy_rank = 1
+{{if eq .target_type "redshift"}}
+    domain_userid,
+    event_id,
+    user_id,
+{{else}}
+    domain_userid COLLATE "C",
+    event_id COLLATE "C",
+    user_id COLLATE "C",
+{{end}}
+    domain_sessionidx,
+    event,
+    collector_tstamp,
+    dvce_created_tstamp,
+    etl_tstamp
+  FROM {{.scratch_schema}}.duplicate_events
 ),
 
 events_in_cookie_order AS (
@@ -97,8 +214,9 @@ stitched_events AS (
 ),
 
 events_in_session_order AS (
-  -- each event's position in its session, the page views so far, and the session's size,
-  -- times and first event
+  -- each event's position in its session and the page views so far; the session's start
+  -- and end times, latest etl_tstamp and first event so far, which on its last event are
+  -- the whole session's; and whether it is that last event
   SELECT
     *,
     COUNT(*) OVER (
@@ -111,41 +229,45 @@ events_in_session_order AS (
       ORDER BY dvce_created_tstamp, collector_tstamp, event_id
       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS page_view_in_session_index,
-    COUNT(*) OVER (
-      PARTITION BY domain_userid, domain_sessionidx
-      ORDER BY dvce_created_tstamp, collector_tstamp, event_id
-      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-    ) AS session_event_count,
     MIN(collector_tstamp) OVER (
       PARTITION BY domain_userid, domain_sessionidx
       ORDER BY dvce_created_tstamp, collector_tstamp, event_id
-      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS session_start_tstamp,
     MAX(collector_tstamp) OVER (
       PARTITION BY domain_userid, domain_sessionidx
       ORDER BY dvce_created_tstamp, collector_tstamp, event_id
-      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS session_end_tstamp,
     MAX(etl_tstamp) OVER (
       PARTITION BY domain_userid, domain_sessionidx
       ORDER BY dvce_created_tstamp, collector_tstamp, event_id
-      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS max_etl_tstamp,
     FIRST_VALUE(event_id) OVER (
       PARTITION BY domain_userid, domain_sessionidx
       ORDER BY dvce_created_tstamp, collector_tstamp, event_id
-      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS first_event_id,
     FIRST_VALUE(collector_tstamp) OVER (
       PARTITION BY domain_userid, domain_sessionidx
       ORDER BY dvce_created_tstamp, collector_tstamp, event_id
-      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS first_event_collector_tstamp,
     FIRST_VALUE(dvce_created_tstamp) OVER (
       PARTITION BY domain_userid, domain_sessionidx
       ORDER BY dvce_created_tstamp, collector_tstamp, event_id
-      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-    ) AS first_event_dvce_created_tstamp
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS first_event_dvce_created_tstamp,
+    -- 1 on each event but its session's last (PostgreSQL: the same window as above, frame
+    -- and all, so one pass computes every function of this level)
+    LEAD(1) OVER (
+      PARTITION BY domain_userid, domain_sessionidx
+      ORDER BY dvce_created_tstamp, collector_tstamp, event_id
+{{if ne .target_type "redshift"}}
+      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+{{end}}
+    ) AS later_events
   FROM stitched_events
 )
 
@@ -158,22 +280,22 @@ SELECT
   inferred_user_id,
   COALESCE(inferred_user_id, domain_userid) AS blended_user_id,
   event_in_session_index,
-  session_event_count,
+  CASE WHEN later_events IS NULL THEN event_in_session_index END AS session_event_count,
   page_view_in_session_index,
   collector_tstamp,
   dvce_created_tstamp,
   -- the session's, on its last event
-  CASE WHEN event_in_session_index = session_event_count
+  CASE WHEN later_events IS NULL
     THEN session_start_tstamp END AS session_start_tstamp,
-  CASE WHEN event_in_session_index = session_event_count
+  CASE WHEN later_events IS NULL
     THEN session_end_tstamp END AS session_end_tstamp,
-  CASE WHEN event_in_session_index = session_event_count
+  CASE WHEN later_events IS NULL
     THEN max_etl_tstamp END AS max_etl_tstamp,
-  CASE WHEN event_in_session_index = session_event_count
+  CASE WHEN later_events IS NULL
     THEN first_event_id END AS first_event_id,
-  CASE WHEN event_in_session_index = session_event_count
+  CASE WHEN later_events IS NULL
     THEN first_event_collector_tstamp END AS first_event_collector_tstamp,
-  CASE WHEN event_in_session_index = session_event_count
+  CASE WHEN later_events IS NULL
     THEN first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp
 FROM events_in_session_order;
 

@@ -13,6 +13,8 @@ SORTKEY (domain_userid)
 AS
 {{else}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
+-- compiling this plan takes longer than it saves
+SET LOCAL jit = off;
 CREATE UNLOGGED TABLE {{.scratch_schema}}.cookie_id_to_user_id_map AS
 {{end}}
 WITH login_events AS (

@@ -14,6 +14,8 @@ SORTKEY (domain_userid, domain_sessionidx)
 AS
 {{else}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
+-- compiling this plan takes longer than it saves
+SET LOCAL jit = off;
 -- a parallel plan would aggregate the pings again in every worker
 SET LOCAL max_parallel_workers_per_gather = 0;
 CREATE UNLOGGED TABLE {{.scratch_schema}}.page_views AS

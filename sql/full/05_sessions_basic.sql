@@ -16,6 +16,8 @@ SORTKEY (domain_userid, domain_sessionidx)
 AS
 {{else}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
+-- compiling this plan takes longer than it saves
+SET LOCAL jit = off;
 CREATE UNLOGGED TABLE {{.scratch_schema}}.sessions_basic AS
 {{end}}
 WITH last_events AS (

@@ -11,6 +11,8 @@ SORTKEY (domain_userid, domain_sessionidx)
 AS
 {{else}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
+-- compiling this plan takes longer than it saves
+SET LOCAL jit = off;
 CREATE UNLOGGED TABLE {{.scratch_schema}}.sessions AS
 {{end}}
 WITH session_engagement AS (

@@ -13,6 +13,8 @@ SORTKEY (domain_userid)
 AS
 {{else}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
+-- compiling this plan takes longer than it saves
+SET LOCAL jit = off;
 CREATE UNLOGGED TABLE {{.scratch_schema}}.visitors AS
 {{end}}
 WITH ranked_sessions AS (

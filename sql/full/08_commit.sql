@@ -6,6 +6,44 @@
 --     faster than maintaining them row by row. Keep the two files in step.
 --   Redshift: DELETE, because its TRUNCATE would commit on its own.
 
+-- First a check that the work tables are this run's. After a server crash PostgreSQL
+-- empties unlogged tables (the work tables are), while the runner's checkpoints of the
+-- steps that built them survive: a resumed run would reach this point with empty work
+-- tables and replace the derived tables with nothing. If atomic holds a usable event,
+-- events_this_run, sessions and visitors cannot be empty (a loss anywhere upstream leaves
+-- sessions empty); if they are, this insert of a NULL fails, naming what to do, and
+-- nothing is committed. Each count stops at the first row.
+DROP TABLE IF EXISTS full_commit_check;
+CREATE TEMPORARY TABLE full_commit_check (
+  work_tables_lost_run_again_with_restart INT NOT NULL
+);
+INSERT INTO full_commit_check
+SELECT CASE WHEN u.usable_events = 0 OR (e.events > 0 AND s.sessions > 0 AND v.visitors > 0)
+  THEN 1 END
+FROM (
+  SELECT COUNT(*) AS usable_events
+  FROM (
+    SELECT 1 AS usable
+    FROM {{.atomic_schema}}.events
+    WHERE domain_userid <> ''
+      AND domain_sessionidx IS NOT NULL
+      AND dvce_created_tstamp IS NOT NULL
+    LIMIT 1
+  ) AS a
+) AS u
+CROSS JOIN (
+  SELECT COUNT(*) AS events
+  FROM (SELECT 1 AS used FROM {{.scratch_schema}}.events_this_run LIMIT 1) AS a
+) AS e
+CROSS JOIN (
+  SELECT COUNT(*) AS sessions
+  FROM (SELECT 1 AS used FROM {{.scratch_schema}}.sessions LIMIT 1) AS a
+) AS s
+CROSS JOIN (
+  SELECT COUNT(*) AS visitors
+  FROM (SELECT 1 AS used FROM {{.scratch_schema}}.visitors LIMIT 1) AS a
+) AS v;
+
 {{if eq .target_type "redshift"}}
 DELETE FROM {{.derived_schema}}.sessions;
 DELETE FROM {{.derived_schema}}.page_views;
