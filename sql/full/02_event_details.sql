@@ -9,8 +9,8 @@ DROP TABLE IF EXISTS {{.scratch_schema}}.event_details;
 {{if eq .target_type "redshift"}}
 CREATE TABLE {{.scratch_schema}}.event_details
 DISTSTYLE KEY
-DISTKEY (event_id)
-SORTKEY (event_id)
+DISTKEY (domain_userid)
+SORTKEY (domain_userid, event_id)
 AS
 {{else}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
@@ -20,7 +20,7 @@ CREATE UNLOGGED TABLE {{.scratch_schema}}.event_details AS
 {{end}}
 WITH detailed_events AS (
   -- the events whose other columns the derived tables read
-  SELECT event_id
+  SELECT domain_userid, event_id
   FROM {{.scratch_schema}}.events_this_run
   WHERE event_in_session_index = 1
     OR event_in_session_index = session_event_count
@@ -29,6 +29,7 @@ WITH detailed_events AS (
 
 -- those with a single copy in atomic: that copy
 SELECT
+  d.domain_userid,
   d.event_id,
   a.domain_sessionid,
   a.app_id,
@@ -65,7 +66,8 @@ SELECT
   a.dvce_screenheight
 FROM {{.atomic_schema}}.events AS a
 INNER JOIN detailed_events AS d
-  ON d.event_id = a.event_id
+  ON d.domain_userid = a.domain_userid -- always equal; on Redshift it keeps the join on
+  AND d.event_id = a.event_id         -- each slice (both are distributed by cookie)
 WHERE NOT EXISTS (
   SELECT 1 FROM {{.scratch_schema}}.duplicated_event_ids AS u WHERE u.event_id = d.event_id
 )
@@ -74,6 +76,7 @@ UNION ALL
 
 -- the others: their used copy (all of them: a few rows more than needed)
 SELECT
+  u.domain_userid,
   u.event_id,
   u.domain_sessionid,
   u.app_id,
@@ -113,5 +116,5 @@ FROM {{.scratch_schema}}.duplicate_events AS u;
 {{if eq .target_type "redshift"}}
 ANALYZE {{.scratch_schema}}.event_details PREDICATE COLUMNS;
 {{else}}
-ANALYZE {{.scratch_schema}}.event_details (event_id);
+ANALYZE {{.scratch_schema}}.event_details (domain_userid, event_id);
 {{end}}

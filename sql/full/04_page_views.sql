@@ -87,7 +87,8 @@ SELECT
   END AS time_engaged_in_s
 FROM page_view_events AS v
 INNER JOIN {{.scratch_schema}}.event_details AS d
-  ON d.event_id = v.page_view_id
+  ON d.domain_userid = v.domain_userid
+  AND d.event_id = v.page_view_id
 LEFT JOIN page_view_pings AS p
   ON p.domain_userid = v.domain_userid
   AND p.domain_sessionidx = v.domain_sessionidx

@@ -79,9 +79,11 @@ SELECT
   s.event_id AS last_event_id
 FROM last_events AS s
 INNER JOIN {{.scratch_schema}}.event_details AS f
-  ON f.event_id = s.first_event_id
+  ON f.domain_userid = s.domain_userid
+  AND f.event_id = s.first_event_id
 INNER JOIN {{.scratch_schema}}.event_details AS l
-  ON l.event_id = s.event_id;
+  ON l.domain_userid = s.domain_userid
+  AND l.event_id = s.event_id;
 
 {{if eq .target_type "redshift"}}
 ANALYZE {{.scratch_schema}}.sessions_basic PREDICATE COLUMNS;

@@ -8,8 +8,8 @@ DROP TABLE IF EXISTS {{.scratch_schema}}.event_details;
 {{if eq .target_type "redshift"}}
 CREATE TABLE {{.scratch_schema}}.event_details
 DISTSTYLE KEY
-DISTKEY (event_id)
-SORTKEY (event_id)
+DISTKEY (domain_userid)
+SORTKEY (domain_userid, event_id)
 AS
 {{else}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
@@ -18,6 +18,7 @@ SET LOCAL jit = off;
 CREATE UNLOGGED TABLE {{.scratch_schema}}.event_details AS
 {{end}}
 SELECT
+  domain_userid,
   event_id,
   domain_sessionid,
   app_id,
@@ -60,5 +61,5 @@ WHERE event_in_session_index = 1
 {{if eq .target_type "redshift"}}
 ANALYZE {{.scratch_schema}}.event_details PREDICATE COLUMNS;
 {{else}}
-ANALYZE {{.scratch_schema}}.event_details (event_id);
+ANALYZE {{.scratch_schema}}.event_details (domain_userid, event_id);
 {{end}}
