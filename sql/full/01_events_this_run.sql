@@ -44,9 +44,8 @@ FROM {{.atomic_schema}}.events
 GROUP BY event_id
 HAVING COUNT(*) > 1;
 
-{{if eq .target_type "redshift"}}
-ANALYZE {{.scratch_schema}}.duplicated_event_ids PREDICATE COLUMNS;
-{{else}}
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
 ANALYZE {{.scratch_schema}}.duplicated_event_ids;
 {{end}}
 
@@ -122,9 +121,8 @@ SELECT
 FROM ranked_copies
 WHERE copy_rank = 1;
 
-{{if eq .target_type "redshift"}}
-ANALYZE {{.scratch_schema}}.duplicate_events PREDICATE COLUMNS;
-{{else}}
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
 ANALYZE {{.scratch_schema}}.duplicate_events (event_id);
 {{end}}
 
@@ -299,9 +297,8 @@ SELECT
     THEN first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp
 FROM events_in_session_order;
 
-{{if eq .target_type "redshift"}}
-ANALYZE {{.scratch_schema}}.events_this_run PREDICATE COLUMNS;
-{{else}}
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
 ANALYZE {{.scratch_schema}}.events_this_run (domain_userid, domain_sessionidx, event_id, event,
   user_id, event_in_session_index, session_event_count, page_view_in_session_index);
 {{end}}

@@ -66,8 +66,13 @@ SELECT
   a.dvce_screenheight
 FROM {{.atomic_schema}}.events AS a
 INNER JOIN detailed_events AS d
-  ON d.domain_userid = a.domain_userid -- always equal; on Redshift it keeps the join on
-  AND d.event_id = a.event_id         -- each slice (both are distributed by cookie)
+  ON d.event_id = a.event_id
+{{if eq .target_type "redshift"}}
+  -- the same cookie (an event_id is used once): on Redshift it keeps the join on each
+  -- slice, both sides being distributed by cookie. Not on PostgreSQL, whose planner
+  -- would take the two conditions as independent and expect almost no rows.
+  AND d.domain_userid = a.domain_userid
+{{end}}
 WHERE NOT EXISTS (
   SELECT 1 FROM {{.scratch_schema}}.duplicated_event_ids AS u WHERE u.event_id = d.event_id
 )
@@ -113,8 +118,7 @@ SELECT
   u.dvce_screenheight
 FROM {{.scratch_schema}}.duplicate_events AS u;
 
-{{if eq .target_type "redshift"}}
-ANALYZE {{.scratch_schema}}.event_details PREDICATE COLUMNS;
-{{else}}
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
 ANALYZE {{.scratch_schema}}.event_details (domain_userid, event_id);
 {{end}}

@@ -39,8 +39,7 @@ SELECT
 FROM login_events
 WHERE rank_from_last_login = 1;
 
-{{if eq .target_type "redshift"}}
-ANALYZE {{.scratch_schema}}.cookie_id_to_user_id_map PREDICATE COLUMNS;
-{{else}}
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
 ANALYZE {{.scratch_schema}}.cookie_id_to_user_id_map (domain_userid);
 {{end}}

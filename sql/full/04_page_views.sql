@@ -87,15 +87,19 @@ SELECT
   END AS time_engaged_in_s
 FROM page_view_events AS v
 INNER JOIN {{.scratch_schema}}.event_details AS d
-  ON d.domain_userid = v.domain_userid
-  AND d.event_id = v.page_view_id
+  ON d.event_id = v.page_view_id
+{{if eq .target_type "redshift"}}
+  -- the same cookie (an event_id is used once): on Redshift it keeps the join on each
+  -- slice, both sides being distributed by cookie. Not on PostgreSQL, whose planner
+  -- would take the two conditions as independent and expect almost no rows.
+  AND d.domain_userid = v.domain_userid
+{{end}}
 LEFT JOIN page_view_pings AS p
   ON p.domain_userid = v.domain_userid
   AND p.domain_sessionidx = v.domain_sessionidx
   AND p.page_view_in_session_index = v.page_view_in_session_index;
 
-{{if eq .target_type "redshift"}}
-ANALYZE {{.scratch_schema}}.page_views PREDICATE COLUMNS;
-{{else}}
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
 ANALYZE {{.scratch_schema}}.page_views (domain_userid, domain_sessionidx);
 {{end}}

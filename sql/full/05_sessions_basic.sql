@@ -79,14 +79,20 @@ SELECT
   s.event_id AS last_event_id
 FROM last_events AS s
 INNER JOIN {{.scratch_schema}}.event_details AS f
-  ON f.domain_userid = s.domain_userid
-  AND f.event_id = s.first_event_id
-INNER JOIN {{.scratch_schema}}.event_details AS l
-  ON l.domain_userid = s.domain_userid
-  AND l.event_id = s.event_id;
-
+  ON f.event_id = s.first_event_id
 {{if eq .target_type "redshift"}}
-ANALYZE {{.scratch_schema}}.sessions_basic PREDICATE COLUMNS;
-{{else}}
+  -- the same cookie (an event_id is used once): on Redshift it keeps the join on each
+  -- slice, both sides being distributed by cookie. Not on PostgreSQL, whose planner
+  -- would take the two conditions as independent and expect almost no rows.
+  AND f.domain_userid = s.domain_userid
+{{end}}
+INNER JOIN {{.scratch_schema}}.event_details AS l
+  ON l.event_id = s.event_id
+{{if eq .target_type "redshift"}}
+  AND l.domain_userid = s.domain_userid
+{{end}};
+
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
 ANALYZE {{.scratch_schema}}.sessions_basic (domain_userid, domain_sessionidx);
 {{end}}

@@ -77,8 +77,7 @@ LEFT JOIN session_engagement AS e
   ON e.domain_userid = s.domain_userid
   AND e.domain_sessionidx = s.domain_sessionidx;
 
-{{if eq .target_type "redshift"}}
-ANALYZE {{.scratch_schema}}.sessions PREDICATE COLUMNS;
-{{else}}
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
 ANALYZE {{.scratch_schema}}.sessions (domain_userid, domain_sessionidx);
 {{end}}

@@ -102,8 +102,7 @@ FROM visitor_sessions AS v
 LEFT JOIN visitor_engagement AS e
   ON e.domain_userid = v.domain_userid;
 
-{{if eq .target_type "redshift"}}
-ANALYZE {{.scratch_schema}}.visitors PREDICATE COLUMNS;
-{{else}}
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
 ANALYZE {{.scratch_schema}}.visitors (domain_userid);
 {{end}}

@@ -73,8 +73,7 @@ SELECT DISTINCT domain_userid
 FROM touched_copies;
 {{end}}
 
-{{if eq .target_type "redshift"}}
-ANALYZE {{.scratch_schema}}.touched_cookies PREDICATE COLUMNS;
-{{else}}
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
 ANALYZE {{.scratch_schema}}.touched_cookies;
 {{end}}

@@ -366,9 +366,8 @@ FROM used_events AS u
 INNER JOIN events_in_session_order AS p
   ON p.event_id = u.event_id;
 
-{{if eq .target_type "redshift"}}
-ANALYZE {{.scratch_schema}}.events_this_run PREDICATE COLUMNS;
-{{else}}
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
 ANALYZE {{.scratch_schema}}.events_this_run (domain_userid, domain_sessionidx, event_id, event,
   user_id, event_in_session_index, session_event_count, page_view_in_session_index);
 {{end}}

@@ -58,8 +58,7 @@ WHERE event_in_session_index = 1
   OR event_in_session_index = session_event_count
   OR event = 'page_view';
 
-{{if eq .target_type "redshift"}}
-ANALYZE {{.scratch_schema}}.event_details PREDICATE COLUMNS;
-{{else}}
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
 ANALYZE {{.scratch_schema}}.event_details (domain_userid, event_id);
 {{end}}
