@@ -118,6 +118,7 @@ class Executor:
         self._timed_out = False
         self._result = RunResult(run_id=plan.run_id, playbook=plan.playbook.path)
         self._types = {tp.target.name: tp.target.type for tp in plan.targets}
+        self._digests: dict[str, str] = {}
 
     # -- the run -----------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -207,7 +208,7 @@ class Executor:
                 with self._lock:
                     self._result.resumed_from = state.run_id
             if state is not None:
-                digest = fingerprint("\x00".join(self.secrets.mask(q.sql or "")
+                digest = fingerprint("\x00".join(self._digest(q.sql or "")
                                                  for q in target_plan.queries))
                 state.begin(digest, len(target_plan.queries))
             failed = self._run_steps(target_plan, connection, state)
@@ -360,6 +361,14 @@ class Executor:
             after.append("RESET statement_timeout")
         return before, after
 
+    def _digest(self, sql: str) -> str:
+        """The fingerprint of a query's SQL, computed once per text. Masked: rotating
+        credentials rendered into SQL must not make a done query new."""
+        digest = self._digests.get(sql)
+        if digest is None:
+            digest = self._digests[sql] = fingerprint(self.secrets.mask(sql))
+        return digest
+
     def _dialect(self, query: RenderedQuery) -> str:
         return "redshift" if self._types.get(query.target) == "redshift" else "postgres"
 
@@ -376,8 +385,7 @@ class Executor:
             self._record(result)
             return result
         sql = query.sql
-        # Masked: rotating credentials rendered into SQL must not make a done query new.
-        digest = fingerprint(self.secrets.mask(sql))
+        digest = self._digest(sql)
         if may_skip and state is not None and state.is_done(query.step, query.query, digest):
             result = self._skipped(query, DONE_BEFORE)
             self._record(result)
