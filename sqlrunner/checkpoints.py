@@ -205,6 +205,14 @@ class CheckpointStore:
             f"AND sql_fingerprint = {self.literal(digest)}")).fetchone()
         return bool(row[0])
 
+    def can_write_elsewhere(self) -> bool:
+        """Whether this PostgreSQL database has dblink or a foreign-data wrapper, through
+        which a query can write to another server without writing here."""
+        row = self.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'dblink') "
+            "OR EXISTS (SELECT 1 FROM pg_catalog.pg_foreign_data_wrapper)").fetchone()
+        return bool(row[0])
+
     def checkpoint_sql(self, run_id: str, target: str, step: str, query: str, file: str,
                        digest: str, lazy_if_read_only: bool = False) -> str:
         """The INSERT appended to a query's SQL, committing with the query's own work.

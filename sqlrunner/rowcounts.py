@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import psycopg
 from psycopg import errors, generators, pq
+from psycopg.abc import PQGen
+from psycopg.waiting import Wait
 
 CHUNK_ROWS = 10_000
 
 _CHUNK = pq.ExecStatus.TUPLES_CHUNK
+_TUPLES = pq.ExecStatus.TUPLES_OK
 _FAILED = (pq.ExecStatus.FATAL_ERROR, pq.ExecStatus.BAD_RESPONSE)
 _COPY_IN = pq.ExecStatus.COPY_IN
 _COPY_OUT = pq.ExecStatus.COPY_OUT
@@ -42,15 +45,14 @@ def send_counting_rows(conn: psycopg.Connection, sql: str) -> list[int]:
         conn.wait(generators.send(pgconn))
         # Every result is read up to the end, even after an error, so the connection is
         # left ready for the next query.
-        tagged: int | None = None  # the statement's count, from its last chunk's tag
+        received = 0  # rows of the current statement's chunks so far
         while (result := conn.wait(generators.fetch(pgconn))) is not None:
             status = result.status
             if status == _CHUNK:
-                if result.command_tuples is not None:
-                    tagged = result.command_tuples
+                received += result.ntuples
                 continue
             if status == _COPY_OUT:
-                _drop_copy_data(pgconn)  # its count comes with the next result
+                conn.wait(_drop_copy_data(pgconn))  # its count comes with the next result
                 continue
             if status == _COPY_IN:
                 # Ending the COPY with an error fails the file on the server and rolls it
@@ -66,18 +68,28 @@ def send_counting_rows(conn: psycopg.Connection, sql: str) -> list[int]:
                 if error is None:
                     error = errors.error_from_result(result, encoding=conn.info.encoding)
                 continue
-            rows = result.command_tuples
-            if rows is None:
-                rows = tagged
-            counts.append(rows if rows is not None else -1)
-            tagged = None
+            if status == _TUPLES:
+                # the rows returned, as the cursor counts them (EXPLAIN and SHOW have no
+                # count in their tag)
+                counts.append(received + result.ntuples)
+            else:
+                rows = result.command_tuples
+                counts.append(rows if rows is not None else -1)
+            received = 0
     if error is not None:
         raise error
     return counts
 
 
-def _drop_copy_data(pgconn: pq.abc.PGconn) -> None:
-    """Read a ``COPY ... TO STDOUT`` to its end and drop it (blocking: such files are rare,
-    and a cancel from another thread still ends it on the server)."""
-    while pgconn.get_copy_data(0)[0] > 0:
-        pass
+def _drop_copy_data(pgconn: pq.abc.PGconn) -> PQGen[None]:
+    """Read a ``COPY ... TO STDOUT`` to its end and drop it, waiting on the socket through
+    ``conn.wait`` (a blocking read would hold the GIL: no timeout or cancel could run)."""
+    while True:
+        size = pgconn.get_copy_data(1)[0]
+        if size > 0:
+            continue
+        if size < 0:  # the end, or an error, which comes as the next result
+            return
+        while not (yield Wait.R):
+            continue
+        pgconn.consume_input()

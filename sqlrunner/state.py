@@ -59,6 +59,7 @@ class RunState:
         self.conn: psycopg.Connection | None = None
         self.store: CheckpointStore | None = None
         self.lock: RunLock | None = None
+        self.lazy_read_only = False
 
     def open(self) -> None:
         """Connect, create the tables, take the lock, and find a run to resume."""
@@ -71,6 +72,11 @@ class RunState:
             raise StateUnavailable(f"cannot create the {self.settings.schema} schema "
                                    f"({err.diag.message_primary}); running without "
                                    "checkpoints, resume or run lock") from None
+        # A file that wrote nothing here may still have written elsewhere, through dblink
+        # or a foreign table, which gives this transaction no id: where either is
+        # possible, every checkpoint keeps the durable commit.
+        self.lazy_read_only = (self.dialect == "postgres"
+                               and not self.store.can_write_elsewhere())
         self.lock = RunLock(self.store, self.dialect, self.playbook, self.target, self.run_id)
         self.lock.acquire(self.settings.lock_timeout, cancelled=self.cancelled)
         mode = "partial" if self.partial else "full"
@@ -105,7 +111,7 @@ class RunState:
         shape = transaction_shape(sql, self.dialect)
         checkpoint = self.store.checkpoint_sql(
             self.run_id, self.target, step, query, file, digest,
-            lazy_if_read_only=self.dialect == "postgres" and shape == ONE_TRANSACTION)
+            lazy_if_read_only=self.lazy_read_only and shape == ONE_TRANSACTION)
         if shape == RUNS_ALONE:
             return sql, checkpoint
         # A newline ends a trailing -- comment; the semicolon ends the last statement.

@@ -77,6 +77,34 @@ def test_only_a_file_that_wrote_something_waits_for_its_commit_to_be_flushed(dat
         assert store.is_recorded("run", "db", "step", "query", "digest")
 
 
+@pytest.mark.parametrize("extension", [None, "dblink", "postgres_fdw"])
+def test_where_a_query_can_write_to_another_server_every_checkpoint_waits_for_the_flush(
+        database, extension):
+    # A write through dblink or a foreign table gives the local transaction no id: it
+    # would look read-only, and a crash could lose its checkpoint and apply it twice.
+    from datetime import UTC, datetime
+
+    from sqlrunner.state import RunState, StateSettings
+    from sqlrunner.targets import connection_for, target_from_dsn
+
+    if extension is not None:
+        with psycopg.connect(database, autocommit=True) as conn:
+            try:
+                conn.execute(f"CREATE EXTENSION {extension}")
+            except psycopg.errors.FeatureNotSupported:
+                pytest.skip(f"{extension} is not installed on this server")
+            except psycopg.errors.UndefinedFile:
+                pytest.skip(f"{extension} is not installed on this server")
+    state = RunState(connection_for(target_from_dsn(database)), "p.yml", "db", "run",
+                     datetime.now(UTC), False, StateSettings())
+    state.open()
+    try:
+        sql, _ = state.checkpointed("SELECT 1", "step", "query", "q.sql", "digest")
+    finally:
+        state.close()
+    assert ("synchronous_commit" in sql) is (extension is None)
+
+
 def test_a_read_only_step_is_checkpointed_and_skipped_on_resume(workdir, database):
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute("CREATE TABLE log (step text)")

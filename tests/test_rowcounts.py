@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import psycopg
 import pytest
 
+from sqlrunner.cli import main
 from sqlrunner.rowcounts import CHUNK_ROWS, NO_COPY_IN, can_drop_rows, send_counting_rows
 
 pytestmark = pytest.mark.skipif(not can_drop_rows(), reason="libpq older than 17")
@@ -72,3 +76,52 @@ def test_copy_to_stdout_is_read_and_dropped(database):
         conn.execute("CREATE TABLE t AS SELECT generate_series(1, 30000) AS x")
         assert send_counting_rows(conn, "COPY t TO STDOUT; SELECT 1") == [30000, 1]
         assert send_counting_rows(conn, "SELECT 2") == [1]
+
+
+# Each row is bigger than the server's 8 KB send buffer, so it is flushed as it is made.
+SLOW_COPY = ("COPY (SELECT repeat('x', 20000), pg_sleep(2) FROM generate_series(1, 5)) "
+             "TO STDOUT")
+
+
+def test_other_threads_keep_running_while_a_copy_to_stdout_is_dropped(database):
+    ticks: list[float] = []
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        with psycopg.connect(database, autocommit=True) as conn:
+            send_counting_rows(conn, SLOW_COPY)
+    finally:
+        stop.set()
+        thread.join()
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    assert max(gaps) < 1.5  # a blocking read holds the GIL for the 2 s between rows
+
+
+def test_run_timeout_cancels_a_slow_copy_to_stdout(workdir, database):
+    # The first row comes at once, the second after 4 s: the run's timeout must end it.
+    slow = workdir.sql("slow.sql", "COPY (SELECT repeat('x', 20000), pg_sleep(CASE WHEN x = 1 "
+                       "THEN 0 ELSE 4 END) FROM generate_series(1, 3) x) TO STDOUT;")
+    playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
+    started = time.monotonic()
+    assert main(["-p", playbook, "--timeout", "0.5", "--progress", "plain"]) == 6
+    assert time.monotonic() - started < 4  # not the 8 s the COPY would take
+
+
+@pytest.mark.parametrize("sql", ["EXPLAIN SELECT 1", "SHOW work_mem",
+                                 "CREATE PROCEDURE p(INOUT x int) LANGUAGE sql AS 'SELECT 1';"
+                                 " CALL p(0)"])
+def test_a_statement_whose_tag_has_no_count_counts_its_rows_like_the_cursor(database, sql):
+    with psycopg.connect(database, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        expected = [cur.rowcount]
+        while cur.nextset():
+            expected.append(cur.rowcount)
+        conn.execute("DROP PROCEDURE IF EXISTS p")
+        assert send_counting_rows(conn, sql) == expected
