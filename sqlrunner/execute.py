@@ -490,13 +490,21 @@ class Executor:
 
         With a checkpoint appended, the file's own last statement is the one before it.
         """
-        counts: list[int] = []
         output = None
         if not self.settings.show_query_output and rowcounts.can_drop_rows():
             counts = rowcounts.send_counting_rows(conn, sql)
-            if checkpointed:
-                counts.pop()
-            return (counts[-1] if counts else None), None
+        else:
+            counts, output = self._send_with_cursor(conn, sql)
+        if checkpointed:
+            counts.pop()
+        return (counts[-1] if counts else None), output
+
+    def _send_with_cursor(self, conn: psycopg.Connection,
+                          sql: str) -> tuple[list[int], QueryOutput | None]:
+        """Send ``sql`` through a cursor: each statement's row count, and the rows of the
+        last statement that returned any, when query output is shown."""
+        counts: list[int] = []
+        output = None
         with conn.cursor() as cur:
             cur.execute(sql)
             while True:
@@ -507,10 +515,7 @@ class Executor:
                         output = QueryOutput(tuple(c.name for c in cur.description),
                                              tuple(tuple(r) for r in fetched))
                 if not cur.nextset():
-                    break
-        if checkpointed:
-            counts.pop()
-        return (counts[-1] if counts else None), output
+                    return counts, output
 
     def _failure(self, query: RenderedQuery, err: psycopg.Error, seconds: float,
                  retries: int, offset: int = 0) -> QueryResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -49,9 +50,9 @@ def server_dsn() -> str:
     return _find_server()
 
 
-@pytest.fixture
-def database(server_dsn: str) -> Iterator[str]:
-    """A DSN of a new, empty database, dropped after the test."""
+@contextmanager
+def new_database(server_dsn: str) -> Iterator[str]:
+    """A DSN of a new, empty database on the server, dropped on leaving."""
     name = f"sqlrunner_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_dsn, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -62,6 +63,13 @@ def database(server_dsn: str) -> Iterator[str]:
     finally:
         with psycopg.connect(server_dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database(server_dsn: str) -> Iterator[str]:
+    """A DSN of a new, empty database, dropped after the test."""
+    with new_database(server_dsn) as dsn:
+        yield dsn
 
 
 @pytest.fixture

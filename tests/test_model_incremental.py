@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -26,9 +25,9 @@ from datetime import datetime, timedelta
 import model_reference as reference
 import psycopg
 import pytest
+from conftest import new_database
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from test_model_full import (
     HIGH_RATES,
@@ -138,18 +137,9 @@ def wait_until(predicate, timeout: float = 20.0) -> None:
 @pytest.fixture(scope="module")
 def shared_database(server_dsn: str) -> Iterator[str]:
     """One database for many hypothesis examples, emptied before each (see ``reset``)."""
-    name = f"sqlrunner_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(server_dsn)
-    params["dbname"] = name
-    dsn = make_conninfo(**params)
-    run_incremental(dsn)  # the tables
-    try:
+    with new_database(server_dsn) as dsn:
+        run_incremental(dsn)  # the tables
         yield dsn
-    finally:
-        with psycopg.connect(server_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def reset(dsn: str) -> None:
