@@ -4,7 +4,7 @@ The shared server runs with autovacuum off, as some production servers do; these
 switch it off on every table of the model (``autovacuum_enabled = false``), so that nothing
 but the model itself analyses them. Without statistics on atomic.events PostgreSQL planned
 the incremental run's lookup of the touched cookies as a loop over all of atomic, and each
-run grew with the history. Time is not asserted here (bench/statistics.py measures it);
+run grew with the history. Time is not asserted here (bench/table_statistics.py measures it);
 what makes the cost follow the batch is, deterministically:
 
 - before each read, the statistics of every durable table the run reads describe it
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import model_reference as reference
 import psycopg
 import pytest
-from test_model_full import assert_same_table, derived_tables, load
+from test_model_full import load
 from test_model_incremental import (
-    FULL,
     LANDING,
+    assert_a_full_rebuild_gives_the_same,
     assert_models,
     assert_moved_exactly,
     generated,
@@ -40,7 +40,7 @@ from test_model_incremental import (
     run_incremental,
 )
 
-from sqlrunner.api import run_playbook
+from bench.table_statistics import disable_autovacuum
 
 # The durable tables the incremental run reads, and the columns its plans rely on.
 READ_TABLES = {
@@ -51,7 +51,6 @@ READ_TABLES = {
     "derived.cookie_id_to_user_id_map": ("domain_userid",),
     "derived.events_per_session": ("domain_userid", "domain_sessionidx"),
 }
-MODEL_SCHEMAS = ("atomic", LANDING, "derived")
 
 
 @pytest.fixture(autouse=True)
@@ -116,17 +115,6 @@ def analyse_settings(dsn: str) -> tuple[int, float]:
     threshold, scale = rows(dsn, "SELECT current_setting('autovacuum_analyze_threshold')::int, "
                                  "current_setting('autovacuum_analyze_scale_factor')::float8")[0]
     return threshold, scale
-
-
-def disable_autovacuum(dsn: str) -> list[str]:
-    """``autovacuum_enabled = false`` on every table of the model's durable schemas."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT format('%%I.%%I', schemaname, relname) FROM pg_stat_user_tables "
-            "WHERE schemaname = ANY(%s) ORDER BY 1", (list(MODEL_SCHEMAS),))]
-        for table in tables:
-            conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-    return tables
 
 
 def rows_a_run_must_read(atomic: list[dict], batch: list[dict]) -> int:
@@ -198,17 +186,6 @@ def assert_reads_follow_the_batch(runs: list[Run]) -> None:
     assert last.atomic_rows_needed < last.rows_then["atomic.events"]  # the check can fail
 
 
-def assert_same_as_a_full_rebuild(dsn: str) -> None:
-    incremental = derived_tables(dsn)
-    assert run_playbook(FULL, target=dsn).exit_code == 0  # rebuilds the same tables from atomic
-    full = derived_tables(dsn)
-    for name, columns in (("sessions", reference.SESSION_COLUMNS),
-                          ("page_views", reference.PAGE_VIEW_COLUMNS),
-                          ("visitors", reference.VISITOR_COLUMNS),
-                          ("cookie_id_to_user_id_map", reference.COOKIE_MAP_COLUMNS)):
-        assert_same_table(name, getattr(incremental, name), getattr(full, name), columns)
-
-
 @pytest.mark.slow
 def test_ten_batches_on_tables_without_autovacuum_are_planned_from_fresh_statistics(
         database):
@@ -225,7 +202,7 @@ def test_ten_batches_on_tables_without_autovacuum_are_planned_from_fresh_statist
     assert_reads_follow_the_batch(runs)
     assert_models(database, loaded)
     assert_moved_exactly(database, loaded)
-    assert_same_as_a_full_rebuild(database)
+    assert_a_full_rebuild_gives_the_same(database)
 
 
 def test_atomic_is_read_through_its_indexes_when_its_statistics_cannot_be_taken(database):
