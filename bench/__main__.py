@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             log("statistics (autovacuum off)")
             results["statistics"] = table_statistics.measure(
                 args.dsn, work, size.statistics_batches, size.statistics_batch_events,
-                size.histories[0], args.seed, size.statistics_rounds, args.statistics_before,
-                args.regenerate, log=log)
+                size.histories[0], size.batches, args.seed, size.statistics_rounds,
+                args.statistics_before, args.regenerate, log=log)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["data_seconds"] = round(sum(data.BUILT.values()), 1)
     table = output.rows(results)

@@ -15,9 +15,10 @@ reported, and the 10th run against the 2nd (issue 14's target: at most 2x), per 
 - ``before, nothing analysed``: that SQL alone, as issue 14 found it (one round: it is slow).
 
 The rounds are shuffled as in the other sections. Then, on the 1M data set of the
-incremental section, the 1% batch run by this tree's SQL and by the earlier one, alternated
-on fresh clones, with the seconds of the statistics step; and what the step costs on a run
-where it has to analyse everything (its ANALYZE statements, timed on a clone).
+incremental section (its batches of 0.1%, 1% and 10%), each batch run by this tree's SQL and
+by the earlier one on fresh clones, shuffled, with the seconds of the statistics step: the
+regression check of the incremental figures; and what the step costs on a run where it has
+to analyse everything (its ANALYZE statements, timed on a clone).
 """
 
 from __future__ import annotations
@@ -185,56 +186,69 @@ def analyze_statements(dsn: str) -> list[str]:
     return statements
 
 
-def measure_history(server_dsn: str, work: Path, history: int, share: float, seed: int,
-                    rounds: int, before_ref: str, regenerate: bool,
+def measure_history(server_dsn: str, work: Path, history: int, shares: list[float],
+                    seed: int, rounds: int, before_ref: str, regenerate: bool,
                     log: Callable[[str], None]) -> dict[str, Any]:
-    """The 1% batch on ``history`` events by this tree's SQL and the earlier one, alternated
-    on fresh clones; and the statistics step's cost when it analyses every table."""
+    """Each batch share on ``history`` events by this tree's SQL and by the earlier one, each
+    run on a fresh clone, in a shuffled order per round; and, on the clone of each round's
+    first batch, what the statistics step costs when it has to analyse every table."""
     template = data.template(server_dsn, history, seed, regenerate, log)
     before = export_playbooks(before_ref, work / "before")
-    loads = max(1, round(share * data.LOADS_PER_HISTORY))
+    variants = {"model": PLAYBOOK} | ({"before": before} if before is not None else {})
     report = work / "statistics_history.json"
-    model, step, earlier, analyse = [], [], [], []
+    seconds = {(name, share): [] for name in variants for share in shares}
+    step: dict[float, list[float]] = {share: [] for share in shares}
+    events: dict[float, int] = {}
+    analyse: list[float] = []
+    statements: list[str] = []
+    order = random.Random(seed)
     for number in range(rounds):
-        with fresh_database(server_dsn, "stats_model", template) as dsn:
-            events = data.move_to_landing(dsn, loads)
-            run = run_playbook(PLAYBOOK, dsn, report)
-            model.append(run["seconds"])
-            step.append(run["steps"].get("statistics", 0.0))
-            statements = analyze_statements(dsn)
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                started = time.perf_counter()
-                for statement in statements:
-                    conn.execute(statement)
-                analyse.append(time.perf_counter() - started)
-        if before is not None:
-            with fresh_database(server_dsn, "stats_before", template) as dsn:
-                data.move_to_landing(dsn, loads)
-                earlier.append(run_playbook(before, dsn, report)["seconds"])
-        log(f"    round {number + 1}/{rounds}, {share:.0%} batch on {history:,}: model "
-            f"{model[-1]:.2f} s (statistics step {step[-1]:.3f} s)"
-            + (f", before {earlier[-1]:.2f} s" if earlier else "")
+        runs = [(name, share) for name in variants for share in shares]
+        order.shuffle(runs)
+        for name, share in runs:
+            with fresh_database(server_dsn, "stats_history", template) as dsn:
+                events[share] = data.move_to_landing(
+                    dsn, max(1, round(share * data.LOADS_PER_HISTORY)))
+                run = run_playbook(variants[name], dsn, report)
+                seconds[(name, share)].append(run["seconds"])
+                if name == "model":
+                    step[share].append(run["steps"].get("statistics", 0.0))
+                if name == "model" and len(analyse) == number:
+                    statements = analyze_statements(dsn)
+                    with psycopg.connect(dsn, autocommit=True) as conn:
+                        started = time.perf_counter()
+                        for statement in statements:
+                            conn.execute(statement)
+                        analyse.append(time.perf_counter() - started)
+        log(f"    round {number + 1}/{rounds} on {history:,}: " + "; ".join(
+            f"{share:.1%} " + ", ".join(f"{name} {seconds[(name, share)][-1]:.2f} s"
+                                        for name in variants) for share in shares)
             + f"; analysing every table {analyse[-1]:.2f} s")
-    result = {"history": history, "share": share, "events": events,
-              "model": Figure.of(model).to_json(),
-              "statistics_step": Figure.of(step).to_json(),
-              "analyse_every_table": Figure.of(analyse).to_json(),
-              "analyse_statements": statements}
-    if earlier:
-        result["before"] = Figure.of(earlier).to_json()
-        result["model_to_before"] = paired(model, earlier).to_json()
-    return result
+    batches = []
+    for share in shares:
+        model = seconds[("model", share)]
+        batch = {"share": share, "events": events[share], "model": Figure.of(model).to_json(),
+                 "statistics_step": Figure.of(step[share]).to_json()}
+        if before is not None:
+            earlier = seconds[("before", share)]
+            batch["before"] = Figure.of(earlier).to_json()
+            batch["model_to_before"] = paired(model, earlier).to_json()
+        batches.append(batch)
+    return {"history": history, "batches": batches,
+            "analyse_every_table": Figure.of(analyse).to_json(),
+            "analyse_statements": statements}
 
 
 def measure(server_dsn: str, work: Path, batches: int, events: int, history: int | None,
-            seed: int, rounds: int, before_ref: str = BEFORE, regenerate: bool = False,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
+            shares: list[float], seed: int, rounds: int, before_ref: str = BEFORE,
+            regenerate: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     """This section's figures."""
     log(f"  {batches} batches of {events:,} events, autovacuum off on every table")
     results = {"sequences": measure_sequences(server_dsn, work, batches, events, seed, rounds,
                                               before_ref, regenerate, log)}
     if history:
-        log(f"  the 1% batch on {history:,} events")
-        results["history"] = measure_history(server_dsn, work, history, 0.01, seed, rounds,
+        log(f"  batches of {', '.join(f'{s:.1%}' for s in shares)} on {history:,} events, "
+            "this SQL and the earlier one")
+        results["history"] = measure_history(server_dsn, work, history, shares, seed, rounds,
                                              before_ref, regenerate, log)
     return results
