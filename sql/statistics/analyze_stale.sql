@@ -2,9 +2,9 @@
 -- the playbook reads them: {{.atomic_schema}}.events (read by every mode) and the derived
 -- tables (read by the incremental mode's commit and custom models). The planner sizes every
 -- join by them: with none on atomic, PostgreSQL takes a table of millions of rows for a few
--- pages and loops over all of it once per touched cookie (the incremental run grew from
--- 1.3 s to 398 s per batch over 6 batches of 100k events on a server with autovacuum off;
--- the full mode's first step ran for more than 11 minutes at 1M events instead of 8 s).
+-- rows and compares every row of it with every touched cookie (the incremental run grew
+-- from 1.3 s to 398 s per batch over 6 batches of 100k events on a server with autovacuum
+-- off; the full mode's first step ran for more than 11 minutes at 1M events instead of 8 s).
 -- The model does not rely on anyone else's ANALYZE (autovacuum may be off, or lag a growing
 -- table by 10%); it analyses only when the statistics are off, so most runs pay a look at
 -- the catalogue and nothing more (docs/incremental.md, "Statistics"). Only the columns the
@@ -23,8 +23,8 @@
 --     x its rows (the server's settings, which autovacuum would apply if it ran).
 --
 --   PostgreSQL: ANALYZE (SKIP_LOCKED) samples 300 x default_statistics_target rows (30,000),
---     whatever the table's size: about 0.35 s for atomic at 1M events, less for the derived
---     tables (docs/benchmarks.md). SKIP_LOCKED: if another session holds the table's
+--     whatever the table's size: about 0.9 s for all of these tables at 1M events, of which
+--     atomic about half (docs/benchmarks.md). SKIP_LOCKED: if another session holds the table's
 --     maintenance lock (a VACUUM, CREATE INDEX CONCURRENTLY, another ANALYZE), the table is
 --     skipped with a warning rather than waited for; the incremental mode's reads of atomic
 --     do not depend on its statistics for their plans (sql/incremental/02 and 03). A table
@@ -33,7 +33,7 @@
 --   Redshift: ANALYZE skips by itself a table of which fewer than analyze_threshold_percent
 --     (10 by default) of the rows changed since its last analyse; PREDICATE COLUMNS
 --     analyses the columns queries have filtered, joined or grouped on, and the distribution
---     and sort keys. One table per statement (docs/redshift.md, "Statistics").
+--     and sort keys. One table per statement (docs/redshift.md, "Statistics on Redshift").
 -- Custom models' tables: add yours to both lists (the example's is in the PostgreSQL one;
 -- on Redshift it would fail in a playbook that does not set it up).
 
