@@ -1,0 +1,172 @@
+"""A run rides out what happens to its server: a restart, a crash, a server that is down
+when the run starts. Real faults on a private server (tests/private_server.py), a playbook
+of 6 steps whose every query records itself once: each run ends with exit 0 and every
+query applied exactly once, without a human."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from private_server import PrivateServer, private_server
+from psycopg.conninfo import conninfo_to_dict
+
+STEPS = [["a"], ["b1", "b2", "b3"], ["c"], ["d1", "d2"], ["e"], ["f"]]
+EVERY_QUERY = Counter(q for step in STEPS for q in step)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[PrivateServer]:
+    """One private server for this module's faults (each test has its own database)."""
+    with private_server() as started:
+        yield started
+
+
+@pytest.fixture
+def target(server: PrivateServer, request: pytest.FixtureRequest) -> str:
+    """A fresh database on the private server, with the table the queries write."""
+    if not server.accepts_connections():
+        server.start()
+    dsn = server.create_database(f"outage_{request.node.name[5:40]}")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE effects (name text, at timestamptz DEFAULT clock_timestamp())")
+    return dsn
+
+
+def write_playbook(folder: Path, dsn: str, nap: float = 0.3) -> Path:
+    """A playbook of 6 steps (some of parallel queries); each query inserts its name into
+    ``effects`` and then sleeps ``nap`` seconds, in one transaction."""
+    params = conninfo_to_dict(dsn)
+    lines = ["targets:", "  - name: private", "    type: postgres",
+             f"    host: {params['host']}", f"    port: {params['port']}",
+             f"    database: {params['dbname']}", f"    username: {params['user']}", "steps:"]
+    (folder / "sql").mkdir()
+    for index, queries in enumerate(STEPS):
+        lines += [f"  - name: step{index}", "    queries:"]
+        for name in queries:
+            (folder / "sql" / f"{name}.sql").write_text(
+                f"INSERT INTO effects (name) VALUES ('{name}');\nSELECT pg_sleep({nap});\n")
+            lines += [f"      - name: {name}", f"        file: sql/{name}.sql"]
+    path = folder / "playbook.yml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_run(playbook: Path, log: Path, *args: str) -> subprocess.Popen:
+    """The CLI as cron runs it (default retry settings unless ``args`` say otherwise)."""
+    return subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", str(playbook),
+                             "--progress", "plain", *args], cwd=playbook.parent,
+                            stdout=subprocess.DEVNULL, stderr=log.open("w"))
+
+
+def wait_for_query(dsn: str, name: str, timeout: float = 60) -> None:
+    """Wait until query ``name`` is running on the server."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                            "AND query LIKE %s", (f"%VALUES ('{name}')%",)).fetchone()[0]:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"query {name} never ran")
+
+
+def wait_for_log(log: Path, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert time.monotonic() < deadline, f"{text!r} never logged:\n{log.read_text()}"
+        time.sleep(0.05)
+
+
+def effects(dsn: str) -> Counter:
+    with psycopg.connect(dsn) as conn:
+        return Counter(r[0] for r in conn.execute("SELECT name FROM effects"))
+
+
+def finished_run(proc: subprocess.Popen, log: Path) -> str:
+    """Wait for the run; its log, after checking it exited 0."""
+    code = proc.wait(timeout=180)
+    text = log.read_text()
+    assert code == 0, text
+    return text
+
+
+def test_a_server_restart_during_a_run_is_ridden_out_and_every_query_applies_once(
+        server, target, tmp_path):
+    playbook = write_playbook(tmp_path, target)
+    log = tmp_path / "run.log"
+    proc = start_run(playbook, log)
+    wait_for_query(target, "b2")
+    server.restart("fast")
+    text = finished_run(proc, log)
+    assert "reconnected" in text
+    assert effects(target) == EVERY_QUERY
+    with psycopg.connect(target) as conn:
+        assert conn.execute("SELECT status FROM sqlrunner.runs").fetchall() == [("succeeded",)]
+
+
+def test_a_server_crash_during_a_run_is_ridden_out_and_every_query_applies_once(
+        server, target, tmp_path):
+    playbook = write_playbook(tmp_path, target)
+    log = tmp_path / "run.log"
+    proc = start_run(playbook, log)
+    wait_for_query(target, "c")
+    server.stop("immediate")  # a crash: no shutdown checkpoint, recovery at the next start
+    time.sleep(2)
+    server.start()
+    text = finished_run(proc, log)
+    assert "reconnected" in text
+    assert effects(target) == EVERY_QUERY
+
+
+def test_a_crash_between_two_queries_and_a_killed_postmaster_are_ridden_out(
+        server, target, tmp_path):
+    playbook = write_playbook(tmp_path, target, nap=0.2)
+    log = tmp_path / "run.log"
+    proc = start_run(playbook, log)
+    wait_for_query(target, "b1")
+    server.kill()  # SIGKILL of the postmaster: every backend goes with it
+    server.start()
+    wait_for_query(target, "d1")
+    server.stop("immediate")
+    server.start()
+    finished_run(proc, log)
+    assert effects(target) == EVERY_QUERY
+
+
+def test_a_server_down_for_ten_seconds_when_the_run_starts_is_waited_for(
+        server, target, tmp_path):
+    playbook = write_playbook(tmp_path, target, nap=0.05)
+    log = tmp_path / "run.log"
+    server.stop("fast")
+    down_since = time.monotonic()
+    proc = start_run(playbook, log)
+    wait_for_log(log, "target unreachable")
+    time.sleep(max(0.0, 10 - (time.monotonic() - down_since)))
+    server.start()
+    text = finished_run(proc, log)
+    assert "cannot connect" not in text
+    assert effects(target) == EVERY_QUERY
+
+
+def test_a_server_that_stays_down_longer_than_the_reconnect_timeout_ends_the_run_with_exit_6(
+        server, target, tmp_path):
+    playbook = write_playbook(tmp_path, target)
+    log = tmp_path / "run.log"
+    proc = start_run(playbook, log, "--reconnect-timeout", "2")
+    wait_for_query(target, "c")
+    server.stop("immediate")
+    try:
+        assert proc.wait(timeout=120) == 6
+    finally:
+        server.start()
+    # The run gave up; the next one resumes it and applies what is left, once.
+    rerun = start_run(playbook, log)
+    finished_run(rerun, log)
+    assert effects(target) == EVERY_QUERY
