@@ -81,14 +81,16 @@ _UNLOGGED_COLUMN = ("ALTER TABLE {schema}.run_queries "
 # PostgreSQL: the unlogged tables this transaction (re)created or truncated and left with
 # rows, as a JSON object of name -> oid; NULL when there are none, or when the transaction
 # also wrote a logged table (that write would be repeated if the file ran again). A
-# transaction holds its write locks to its end, so they tell what it wrote.
+# transaction holds its write locks to its end, so they tell what it wrote. The size is
+# read only of its own tables (CASE keeps the order): reading another's would wait for
+# the lock of a transaction that may be waiting for this one.
 _UNLOGGED_BUILT = """(SELECT CAST(json_object_agg(format('%I.%I', n.nspname, c.relname), c.oid)
   AS text)
 FROM pg_catalog.pg_class AS c
 JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
 WHERE c.relpersistence = 'u' AND c.relkind = 'r'
-  AND c.xmin = CAST(CAST(txid_current_if_assigned() % 4294967296 AS text) AS xid)
-  AND pg_catalog.pg_relation_size(c.oid) > 0
+  AND CASE WHEN c.xmin = CAST(CAST(txid_current_if_assigned() % 4294967296 AS text) AS xid)
+      THEN pg_catalog.pg_relation_size(c.oid) > 0 END
   AND NOT EXISTS (
     SELECT 1 FROM pg_catalog.pg_locks AS l
     JOIN pg_catalog.pg_class AS w ON w.oid = l.relation

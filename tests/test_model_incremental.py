@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ import pytest
 from conftest import new_database
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from private_server import PrivateServer, private_server
 from psycopg.rows import dict_row
 from test_model_full import (
     HIGH_RATES,
@@ -568,26 +570,102 @@ def test_a_restart_after_a_kill_models_the_claimed_batch_with_the_new_loads(data
     assert_models(database, first + second + third)
 
 
-def test_work_tables_emptied_by_a_server_crash_stop_the_commit_until_a_restart(database):
-    """PostgreSQL empties unlogged tables in crash recovery; the checkpoints survive."""
-    first, second = generated(63, events=900, batches=2)
+def test_the_full_mode_started_during_an_incremental_run_waits_or_exits_3(database):
+    first, second = generated(65, events=900, batches=2)
     load(database, first, LANDING)
     run_incremental(database)
     load(database, second, LANDING)
-    assert kill_when(start_run(database), "] custom_models/")
-    with psycopg.connect(database, autocommit=True) as conn:  # what crash recovery does
-        conn.execute("TRUNCATE " + ", ".join(
-            f"snowplow_intermediary.{t}" for t in (
-                "touched_cookies", "events_this_run", "event_details",
-                "cookie_id_to_user_id_map", "page_views", "sessions_basic", "sessions",
-                "visitors")))
-    resumed = run_playbook(INCREMENTAL, target=database, lock_timeout=30)
-    assert resumed.exit_code == 6
-    assert "work_tables_lost_run_again_with_restart" in " ".join(map(str, resumed.errors))
-    assert count(database, CLAIM) == len(second)  # not moved
-    run_incremental(database, restart=True)
+    with psycopg.connect(database) as blocker:
+        # An open transaction reading landing: the incremental run waits in its claim,
+        # holding the run lock.
+        blocker.execute(f"LOCK TABLE {LANDING}.events IN ACCESS SHARE MODE")
+        incremental = start_run(database)
+        wait_until(lambda: waiting_on_lock(database))
+        refused = run_playbook(FULL, target=database)
+        assert refused.exit_code == 3
+        assert "incremental.yml is already running" in " ".join(refused.errors)
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "sqlrunner", "-p", FULL, "--target", database,
+             "--progress", "plain", "--lock-timeout", "120"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        time.sleep(1)
+        assert waiting.poll() is None  # it waits for the lock
+        blocker.rollback()
+    assert incremental.wait(timeout=120) == 0, incremental.stderr.read()
+    assert waiting.wait(timeout=120) == 0, waiting.stderr.read()
     assert_moved_exactly(database, first + second)
     assert_models(database, first + second)
+
+
+@pytest.fixture(scope="module")
+def crash_server() -> Iterator[PrivateServer]:
+    """A private server that these tests crash (the shared one must never be)."""
+    with private_server() as server:
+        yield server
+
+
+@pytest.fixture
+def crash_database(crash_server: PrivateServer, request: pytest.FixtureRequest) -> str:
+    if not crash_server.accepts_connections():
+        crash_server.start()
+    return crash_server.create_database(f"model_{uuid.uuid4().hex[:10]}")
+
+
+def crash_when(proc: subprocess.Popen, server: PrivateServer, marker: str) -> list[str]:
+    """Crash the server (``pg_ctl stop -m immediate``: unlogged tables are emptied when it
+    starts again) when the run's log shows ``marker``; start it again; the log so far."""
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if marker in line:
+            server.stop("immediate")
+            server.start()
+            return seen
+    raise AssertionError(f"the run ended before {marker!r}:\n{''.join(seen)}")
+
+
+WORK_TABLES = tuple(f"snowplow_intermediary.{t}" for t in (
+    "touched_cookies", "events_this_run", "event_details", "cookie_id_to_user_id_map",
+    "page_views", "sessions_basic", "sessions", "visitors"))
+
+
+@pytest.mark.parametrize("step", ["event_details_and_cookie_map", "custom_models", "commit"])
+def test_a_run_rides_out_a_server_crash_rebuilding_the_work_tables_it_lost(
+        crash_server, crash_database, step):
+    first, second = generated(63, events=900, batches=2)
+    load(crash_database, first, LANDING)
+    run_incremental(crash_database)
+    load(crash_database, second, LANDING)
+    proc = start_run(crash_database)
+    log = crash_when(proc, crash_server, f"] {step}/")
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, "".join(log) + rest
+    assert "reconnected" in rest
+    assert_moved_exactly(crash_database, first + second)
+    assert_models(crash_database, first + second)
+
+
+def test_after_a_server_crash_a_plain_rerun_rebuilds_the_lost_work_tables_and_finishes(
+        crash_server, crash_database):
+    first, second, third = generated(64, events=900, batches=3)
+    load(crash_database, first, LANDING)
+    run_incremental(crash_database)
+    load(crash_database, second, LANDING)
+    # The run gives up at once (as a run whose host went down with the server would)...
+    proc = start_run(crash_database, "--reconnect-timeout", "0")
+    crash_when(proc, crash_server, "] custom_models/")
+    assert proc.wait(timeout=120) == 6
+    assert count(crash_database, CLAIM) == len(second)  # claimed, not moved
+    assert all(count(crash_database, table) == 0 for table in WORK_TABLES)  # emptied
+    # ...and the next plain run, after a new load, finishes the batch and then models the
+    # new one, exactly.
+    resumed = run_incremental(crash_database)
+    assert resumed.resumed_from is not None
+    load(crash_database, third, LANDING)
+    run_incremental(crash_database)
+    assert_moved_exactly(crash_database, first + second + third)
+    assert_models(crash_database, first + second + third)
 
 
 # -- the switch from the full mode, the custom model, events_this_run -----------------------

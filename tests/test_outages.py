@@ -170,3 +170,35 @@ def test_a_server_that_stays_down_longer_than_the_reconnect_timeout_ends_the_run
     rerun = start_run(playbook, log)
     finished_run(rerun, log)
     assert effects(target) == EVERY_QUERY
+
+
+def test_after_a_crash_the_run_builds_again_only_the_unlogged_tables_it_lost(
+        server, target, tmp_path):
+    # build makes an unlogged work table; publish writes a logged table from it (must
+    # happen once); use reads the work table after the crash (must see its rows).
+    files = {
+        "build": "DROP TABLE IF EXISTS work;\n"
+                 "CREATE UNLOGGED TABLE work AS SELECT g FROM generate_series(1, 100) AS g;\n",
+        "publish": "INSERT INTO effects (name) SELECT 'published ' || count(*) FROM work;\n",
+        "slow": "INSERT INTO effects (name) VALUES ('slow');\nSELECT pg_sleep(1);\n",
+        "use": "INSERT INTO effects (name) SELECT 'used ' || sum(g) FROM work;\n",
+    }
+    (tmp_path / "sql").mkdir()
+    params = conninfo_to_dict(target)
+    lines = ["targets:", "  - name: private", "    type: postgres",
+             f"    host: {params['host']}", f"    port: {params['port']}",
+             f"    database: {params['dbname']}", f"    username: {params['user']}", "steps:"]
+    for name, text in files.items():
+        (tmp_path / "sql" / f"{name}.sql").write_text(text)
+        lines += [f"  - name: {name}", "    queries:", f"      - name: {name}",
+                  f"        file: sql/{name}.sql"]
+    playbook = tmp_path / "playbook.yml"
+    playbook.write_text("\n".join(lines) + "\n")
+    log = tmp_path / "run.log"
+    proc = start_run(playbook, log)
+    wait_for_query(target, "slow")
+    server.stop("immediate")
+    server.start()
+    text = finished_run(proc, log)
+    assert "build/build: an unlogged table it built is empty or gone" in text
+    assert effects(target) == Counter({"published 100": 1, "slow": 1, "used 5050": 1})

@@ -279,6 +279,57 @@ def test_a_second_run_of_the_same_playbook_exits_3_and_names_the_holder(workdir,
     assert waited.returncode == 0, waited.stderr
 
 
+def test_copies_of_a_playbook_in_two_folders_are_one_writer(workdir, database):
+    slow = workdir.sql("slow.sql", "SELECT pg_sleep(2);")
+    playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
+    copy = workdir.root / "second_deploy"
+    copy.mkdir()
+    (copy / "sql").mkdir()
+    (copy / "sql" / "slow.sql").write_text("SELECT pg_sleep(2);")
+    (copy / "playbook.yml").write_text((workdir.root / "playbook.yml").read_text())
+    first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook],
+                             cwd=workdir.root, stderr=subprocess.PIPE, text=True)
+    with psycopg.connect(database, autocommit=True) as admin:
+        _wait_for_query(admin, "pg_sleep(2)")
+    second = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", "playbook.yml"],
+                            cwd=copy, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 3, second.stderr
+    assert f"pid {first.pid}" in second.stderr and playbook in second.stderr
+    assert first.wait(timeout=60) == 0
+
+
+def test_playbooks_that_declare_one_lock_are_one_writer(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE log (step text, at timestamptz DEFAULT clock_timestamp())")
+    slow = workdir.sql("slow.sql", "INSERT INTO log (step) VALUES ('slow');\n"
+                                   "SELECT pg_sleep(2);\n"
+                                   "INSERT INTO log (step) VALUES ('slow done');")
+    quick = workdir.sql("quick.sql", "INSERT INTO log (step) VALUES ('quick');")
+    holder = workdir.playbook(workdir.steps(("s", [("slow", slow)])), name="nightly.yml")
+    other = workdir.playbook(workdir.steps(("s", [("quick", quick)])), name="manual.yml")
+    for path in (holder, other):
+        with open(path) as handle:
+            text = handle.read()
+        with open(path, "w") as handle:
+            handle.write("lock: warehouse-model\n" + text)
+    first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", holder],
+                             cwd=workdir.root, stderr=subprocess.PIPE, text=True)
+    with psycopg.connect(database, autocommit=True) as admin:
+        _wait_for_query(admin, "pg_sleep(2)")
+    refused = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", other],
+                             cwd=workdir.root, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 3
+    assert "warehouse-model" in refused.stderr and "nightly.yml is already running" in \
+        refused.stderr and f"pid {first.pid}" in refused.stderr
+    waited = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", other,
+                             "--lock-timeout", "60"], cwd=workdir.root, capture_output=True,
+                            text=True, timeout=90)
+    assert waited.returncode == 0, waited.stderr
+    assert first.wait(timeout=60) == 0
+    # The second writer ran after the first had finished, not beside it.
+    assert _log(database) == ["slow", "slow done", "quick"]
+
+
 def test_sigterm_cancels_on_the_server_and_records_the_run_interrupted(workdir, database,
                                                                       tmp_path):
     slow = workdir.sql("slow.sql", "SELECT pg_sleep(30);")
