@@ -505,14 +505,16 @@ def test_an_interrupt_during_a_retry_wait_sends_nothing_more(workdir, database):
 def test_a_run_that_lost_its_lock_connection_never_applies_work_twice(workdir, database):
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute("CREATE TABLE log (step text)")
-    one = workdir.sql("one.sql", "SELECT pg_sleep(1.5); INSERT INTO log VALUES ('one');")
+    # Long enough for the second run to start and take the lock while "one" still runs
+    # (a run that finds the lock free when it reconnects goes on, and then it is done).
+    one = workdir.sql("one.sql", "SELECT pg_sleep(5); INSERT INTO log VALUES ('one');")
     two = workdir.sql("two.sql", "INSERT INTO log VALUES ('two');")
     playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)])))
     first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook,
                               "--retry-backoff", "0.1"], cwd=workdir.root,
                              stderr=subprocess.PIPE, text=True)
     with psycopg.connect(database, autocommit=True) as admin:
-        _wait_for_query(admin, "pg_sleep(1.5)")
+        _wait_for_query(admin, "pg_sleep(5)")
         # The first run's bookkeeping connection (it holds the run lock) is lost.
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                       "datname = current_database() AND pid <> pg_backend_pid() "
