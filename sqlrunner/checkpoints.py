@@ -201,12 +201,17 @@ class CheckpointStore:
 
     def _present(self) -> set[str]:
         """The store's tables that exist, and :data:`_COLUMN_MARK` if the column does."""
+        # The catalogs (Redshift has them too), not information_schema: on a new
+        # connection its views cost milliseconds, and this runs at every start.
         names = ", ".join(f"'{name}'" for name in _TABLE_NAMES)
         rows = self.conn.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
-            f"AND table_name IN ({names}) UNION ALL SELECT '{_COLUMN_MARK}' "
-            "FROM information_schema.columns WHERE table_schema = %s "
-            "AND table_name = 'run_queries' AND column_name = 'unlogged_tables'",
+            "SELECT c.relname FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n "
+            f"ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname IN ({names}) "
+            f"UNION ALL SELECT '{_COLUMN_MARK}' FROM pg_catalog.pg_attribute AS a "
+            "JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = 'run_queries' "
+            "AND a.attname = 'unlogged_tables' AND NOT a.attisdropped",
             (self.schema, self.schema)).fetchall()
         return {r[0] for r in rows}
 

@@ -349,6 +349,9 @@ def command_status(argv: list[str]) -> int:
         if status.next_query:
             print(f"  unfinished: {len(status.done)} queries done; the next run resumes at "
                   f"{status.next_query}")
+        if status.gone:
+            print(f"  the next run builds again what a server crash emptied: "
+                  f"{', '.join(status.gone)}")
     return EXIT_OK
 
 

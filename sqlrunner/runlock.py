@@ -182,7 +182,9 @@ class RunLock:
             self.conn.execute(f"UPDATE {schema}.locks SET backend_pid = "
                               f"{int(self.conn.info.backend_pid):d} WHERE lock_key = {key}")
             return None
-        self.conn.execute(f"DELETE FROM {schema}.locks WHERE lock_key = {key};\n"
+        # Without waiting for the WAL flush: the run record written next waits for it.
+        self.conn.execute(f"SET LOCAL synchronous_commit = off;\n"
+                          f"DELETE FROM {schema}.locks WHERE lock_key = {key};\n"
                           f"INSERT INTO {schema}.locks (lock_key, run_id, backend_pid, host, "
                           f"pid, acquired_at) VALUES ({self._record_values()})")
         return None

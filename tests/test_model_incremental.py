@@ -46,6 +46,7 @@ from test_model_full import (
 )
 
 from sqlrunner.api import run_playbook
+from sqlrunner.cli import main
 from sqlrunner.generate import COLUMNS, GeneratorConfig, generate_batches
 from sqlrunner.generate.events import as_dict
 
@@ -647,7 +648,7 @@ def test_a_run_rides_out_a_server_crash_rebuilding_the_work_tables_it_lost(
 
 
 def test_after_a_server_crash_a_plain_rerun_rebuilds_the_lost_work_tables_and_finishes(
-        crash_server, crash_database):
+        crash_server, crash_database, capsys):
     first, second, third = generated(64, events=900, batches=3)
     load(crash_database, first, LANDING)
     run_incremental(crash_database)
@@ -658,6 +659,11 @@ def test_after_a_server_crash_a_plain_rerun_rebuilds_the_lost_work_tables_and_fi
     assert proc.wait(timeout=120) == 6
     assert count(crash_database, CLAIM) == len(second)  # claimed, not moved
     assert all(count(crash_database, table) == 0 for table in WORK_TABLES)  # emptied
+    assert main(["status", "-p", INCREMENTAL, "--target", crash_database]) == 0
+    status = capsys.readouterr().out
+    assert "the next run resumes at " in status
+    assert "builds again what a server crash emptied: " in status
+    assert "touched_cookies/touched_cookies" in status
     # ...and the next plain run, after a new load, finishes the batch and then models the
     # new one, exactly.
     resumed = run_incremental(crash_database)
