@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -513,16 +514,24 @@ def test_after_a_server_crash_the_next_run_rebuilds_the_emptied_work_tables(tmp_
         load(database, first)
         run_full(database)
         load(database, second)
-        run = subprocess.Popen(
-            [sys.executable, "-m", "sqlrunner", "-p", FULL, "--target", database,
-             "--progress", "plain", "--reconnect-timeout", "0"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-        assert run.stderr is not None
-        for line in run.stderr:  # the server crashes as the step before the commit starts
-            if "] sessions_and_visitors/" in line:
-                server.stop("immediate")
-                break
-        assert run.wait(timeout=120) == 6, "the run ended before the step"
+        log = tmp_path / "run.log"
+        holder = psycopg.connect(database)
+        try:
+            # The commit's TRUNCATE waits for this reader: the server crashes meanwhile.
+            holder.execute("LOCK TABLE derived.sessions IN ACCESS SHARE MODE")
+            run = subprocess.Popen(
+                [sys.executable, "-m", "sqlrunner", "-p", FULL, "--target", database,
+                 "--progress", "plain", "--reconnect-timeout", "0"],
+                stdout=subprocess.DEVNULL, stderr=log.open("w"), cwd=ROOT)
+            deadline = time.monotonic() + 120
+            while "] commit/commit started" not in log.read_text() or not holder.execute(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+                assert run.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+            server.stop("immediate")
+        finally:
+            holder.close()
+        assert run.wait(timeout=120) == 6, log.read_text()
         server.start()
         with psycopg.connect(database) as conn:
             assert conn.execute("SELECT count(*) FROM snowplow_intermediary.events_this_run"

@@ -612,56 +612,71 @@ def crash_database(crash_server: PrivateServer, request: pytest.FixtureRequest) 
     return crash_server.create_database(f"model_{uuid.uuid4().hex[:10]}")
 
 
-def crash_when(proc: subprocess.Popen, server: PrivateServer, marker: str) -> list[str]:
-    """Crash the server (``pg_ctl stop -m immediate``: unlogged tables are emptied when it
-    starts again) when the run's log shows ``marker``; start it again; the log so far."""
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if marker in line:
-            server.stop("immediate")
-            server.start()
-            return seen
-    raise AssertionError(f"the run ended before {marker!r}:\n{''.join(seen)}")
+def crash_during(dsn: str, server: PrivateServer, step: str, blocker: str, log,
+                 *args: str) -> subprocess.Popen:
+    """Start a run and crash the server (``pg_ctl stop -m immediate``: unlogged tables are
+    emptied when it starts again) while ``step`` runs, held there by ``blocker`` (a LOCK
+    that a query of the step waits for); start it again. The run's process."""
+    holder = psycopg.connect(dsn)
+    holder.execute(blocker)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sqlrunner", "-p", INCREMENTAL, "--target", dsn,
+         "--progress", "plain", "--retry-backoff", "0.05", *args],
+        stdout=subprocess.DEVNULL, stderr=log.open("w"), cwd=ROOT)
+    try:
+        wait_until(lambda: waiting_on_lock(dsn) or proc.poll() is not None, timeout=120)
+        assert f"] {step}/" in log.read_text(), log.read_text()
+        server.stop("immediate")
+    finally:
+        holder.close()
+    server.start()
+    return proc
 
 
 WORK_TABLES = tuple(f"snowplow_intermediary.{t}" for t in (
     "touched_cookies", "events_this_run", "event_details", "cookie_id_to_user_id_map",
     "page_views", "sessions_basic", "sessions", "visitors"))
+# What holds each step while the server crashes: a lock one of its queries waits for.
+HOLD = {
+    "touched_cookies": f"LOCK TABLE {CLAIM} IN SHARE UPDATE EXCLUSIVE MODE",  # its ANALYZE
+    "custom_models": "LOCK TABLE derived.events_per_session IN SHARE MODE",  # the upsert
+    "commit": "LOCK TABLE derived.sessions IN SHARE MODE",  # its DELETE
+}
 
 
-@pytest.mark.parametrize("step", ["event_details_and_cookie_map", "custom_models", "commit"])
+@pytest.mark.parametrize("step", list(HOLD))
 def test_a_run_rides_out_a_server_crash_rebuilding_the_work_tables_it_lost(
-        crash_server, crash_database, step):
+        crash_server, crash_database, step, tmp_path):
     first, second = generated(63, events=900, batches=2)
     load(crash_database, first, LANDING)
     run_incremental(crash_database)
     load(crash_database, second, LANDING)
-    proc = start_run(crash_database)
-    log = crash_when(proc, crash_server, f"] {step}/")
-    rest = proc.stderr.read()
-    assert proc.wait(timeout=300) == 0, "".join(log) + rest
-    assert "reconnected" in rest
+    log = tmp_path / "run.log"
+    proc = crash_during(crash_database, crash_server, step, HOLD[step], log)
+    assert proc.wait(timeout=300) == 0, log.read_text()
+    text = log.read_text()
+    assert "reconnected" in text
+    if step != "touched_cookies":  # the work tables built before the crash: built again
+        assert "events_this_run/events_this_run: an unlogged table it built" in text
     assert_moved_exactly(crash_database, first + second)
     assert_models(crash_database, first + second)
 
 
 def test_after_a_server_crash_a_plain_rerun_rebuilds_the_lost_work_tables_and_finishes(
-        crash_server, crash_database, capsys):
+        crash_server, crash_database, capsys, tmp_path):
     first, second, third = generated(64, events=900, batches=3)
     load(crash_database, first, LANDING)
     run_incremental(crash_database)
     load(crash_database, second, LANDING)
     # The run gives up at once (as a run whose host went down with the server would)...
-    proc = start_run(crash_database, "--reconnect-timeout", "0")
-    crash_when(proc, crash_server, "] custom_models/")
+    proc = crash_during(crash_database, crash_server, "custom_models", HOLD["custom_models"],
+                        tmp_path / "run.log", "--reconnect-timeout", "0")
     assert proc.wait(timeout=120) == 6
     assert count(crash_database, CLAIM) == len(second)  # claimed, not moved
     assert all(count(crash_database, table) == 0 for table in WORK_TABLES)  # emptied
     assert main(["status", "-p", INCREMENTAL, "--target", crash_database]) == 0
     status = capsys.readouterr().out
-    assert "the next run resumes at " in status
+    assert "the next run resumes at custom_models/" in status
     assert "builds again what a server crash emptied: " in status
     assert "touched_cookies/touched_cookies" in status
     # ...and the next plain run, after a new load, finishes the batch and then models the
