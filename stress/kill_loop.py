@@ -34,28 +34,11 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-STEPS = [["a"], ["b1", "b2", "b3"], ["c"], ["d1", "d2"], ["e"], ["f"]]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from effects_playbook import EVERY_QUERY, create_effects, effects, write_playbook  # noqa: E402
+
 RUNNER_FAULTS = ["sigkill", "sigkill", "terminate-backend", "sigkill-twice"]
 SERVER_FAULTS = ["restart", "crash", "kill-postmaster", "down-at-start"]
-
-
-def write_playbook(root: Path, dsn: str, rng: random.Random) -> Path:
-    params = conninfo_to_dict(dsn)
-    (root / "sql").mkdir()
-    lines = ["targets:", "  - name: stress", "    type: postgres",
-             f"    host: {params.get('host', '127.0.0.1')}",
-             f"    port: {params.get('port', 5432)}", f"    database: {params['dbname']}",
-             f"    username: {params.get('user', 'postgres')}", "steps:"]
-    for index, queries in enumerate(STEPS):
-        lines += [f"  - name: step{index}", "    queries:"]
-        for name in queries:
-            nap = rng.choice([0, 0.05, 0.1, 0.2, 0.3])
-            (root / "sql" / f"{name}.sql").write_text(
-                f"INSERT INTO effects VALUES ('{name}');\nSELECT pg_sleep({nap});\n")
-            lines += [f"      - name: {name}", f"        file: sql/{name}.sql"]
-    path = root / "playbook.yml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def finished(dsn: str) -> bool:
@@ -111,10 +94,10 @@ def one_round(server_dsn: str, rng: random.Random,
     fault = rng.choice(RUNNER_FAULTS + (SERVER_FAULTS * 2 if server is not None else []))
     first_exit = None
     try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE TABLE effects (name text)")
+        create_effects(dsn)
         with tempfile.TemporaryDirectory() as tmp:
-            playbook = write_playbook(Path(tmp), dsn, rng)
+            playbook = write_playbook(Path(tmp), dsn,
+                                      lambda _: rng.choice([0, 0.05, 0.1, 0.2, 0.3]))
             if fault in SERVER_FAULTS:
                 proc = server_fault(server, fault, playbook, rng)
                 first_exit = proc.wait(timeout=180)
@@ -146,13 +129,11 @@ def one_round(server_dsn: str, rng: random.Random,
                 if reruns > 5:
                     break
                 proc = run(playbook)
-            with psycopg.connect(dsn) as conn:
-                effects = Counter(r[0] for r in conn.execute("SELECT name FROM effects"))
-            expected = Counter(q for step in STEPS for q in step)
-            if effects != expected or (fault in SERVER_FAULTS and first_exit != 0):
-                print(f"effects {dict(effects)}", flush=True)
+            counted = effects(dsn)
+            if counted != EVERY_QUERY or (fault in SERVER_FAULTS and first_exit != 0):
+                print(f"effects {dict(counted)}", flush=True)
                 print((Path(tmp) / "runs.log").read_text(), flush=True)
-        return fault, reruns, first_exit == 0, effects == expected
+        return fault, reruns, first_exit == 0, counted == EVERY_QUERY
     finally:
         with psycopg.connect(server_dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -168,7 +149,6 @@ def main() -> int:
                         help="run on a private server, and add server faults")
     args = parser.parse_args()
     if args.private:
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
         from private_server import private_server
 
         with private_server() as server:

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -29,7 +28,7 @@ import pytest
 from conftest import new_database
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from private_server import PrivateServer, private_server
+from private_server import PrivateServer
 from psycopg.rows import dict_row
 from test_model_full import (
     HIGH_RATES,
@@ -598,20 +597,6 @@ def test_the_full_mode_started_during_an_incremental_run_waits_or_exits_3(databa
     assert_models(database, first + second)
 
 
-@pytest.fixture(scope="module")
-def crash_server() -> Iterator[PrivateServer]:
-    """A private server that these tests crash (the shared one must never be)."""
-    with private_server() as server:
-        yield server
-
-
-@pytest.fixture
-def crash_database(crash_server: PrivateServer, request: pytest.FixtureRequest) -> str:
-    if not crash_server.accepts_connections():
-        crash_server.start()
-    return crash_server.create_database(f"model_{uuid.uuid4().hex[:10]}")
-
-
 def crash_during(dsn: str, server: PrivateServer, step: str, blocker: str, log,
                  *args: str) -> subprocess.Popen:
     """Start a run and crash the server (``pg_ctl stop -m immediate``: unlogged tables are
@@ -646,47 +631,47 @@ HOLD = {
 
 @pytest.mark.parametrize("step", list(HOLD))
 def test_a_run_rides_out_a_server_crash_rebuilding_the_work_tables_it_lost(
-        crash_server, crash_database, step, tmp_path):
+        fault_server, fault_database, step, tmp_path):
     first, second = generated(63, events=900, batches=2)
-    load(crash_database, first, LANDING)
-    run_incremental(crash_database)
-    load(crash_database, second, LANDING)
+    load(fault_database, first, LANDING)
+    run_incremental(fault_database)
+    load(fault_database, second, LANDING)
     log = tmp_path / "run.log"
-    proc = crash_during(crash_database, crash_server, step, HOLD[step], log)
+    proc = crash_during(fault_database, fault_server, step, HOLD[step], log)
     assert proc.wait(timeout=300) == 0, log.read_text()
     text = log.read_text()
     assert "reconnected" in text
     if step != "touched_cookies":  # the work tables built before the crash: built again
         assert "events_this_run/events_this_run: an unlogged table it built" in text
-    assert_moved_exactly(crash_database, first + second)
-    assert_models(crash_database, first + second)
+    assert_moved_exactly(fault_database, first + second)
+    assert_models(fault_database, first + second)
 
 
 def test_after_a_server_crash_a_plain_rerun_rebuilds_the_lost_work_tables_and_finishes(
-        crash_server, crash_database, capsys, tmp_path):
+        fault_server, fault_database, capsys, tmp_path):
     first, second, third = generated(64, events=900, batches=3)
-    load(crash_database, first, LANDING)
-    run_incremental(crash_database)
-    load(crash_database, second, LANDING)
+    load(fault_database, first, LANDING)
+    run_incremental(fault_database)
+    load(fault_database, second, LANDING)
     # The run gives up at once (as a run whose host went down with the server would)...
-    proc = crash_during(crash_database, crash_server, "custom_models", HOLD["custom_models"],
+    proc = crash_during(fault_database, fault_server, "custom_models", HOLD["custom_models"],
                         tmp_path / "run.log", "--reconnect-timeout", "0")
     assert proc.wait(timeout=120) == 6
-    assert count(crash_database, CLAIM) == len(second)  # claimed, not moved
-    assert all(count(crash_database, table) == 0 for table in WORK_TABLES)  # emptied
-    assert main(["status", "-p", INCREMENTAL, "--target", crash_database]) == 0
+    assert count(fault_database, CLAIM) == len(second)  # claimed, not moved
+    assert all(count(fault_database, table) == 0 for table in WORK_TABLES)  # emptied
+    assert main(["status", "-p", INCREMENTAL, "--target", fault_database]) == 0
     status = capsys.readouterr().out
     assert "the next run resumes at custom_models/" in status
     assert "builds again what a server crash emptied: " in status
     assert "touched_cookies/touched_cookies" in status
     # ...and the next plain run, after a new load, finishes the batch and then models the
     # new one, exactly.
-    resumed = run_incremental(crash_database)
+    resumed = run_incremental(fault_database)
     assert resumed.resumed_from is not None
-    load(crash_database, third, LANDING)
-    run_incremental(crash_database)
-    assert_moved_exactly(crash_database, first + second + third)
-    assert_models(crash_database, first + second + third)
+    load(fault_database, third, LANDING)
+    run_incremental(fault_database)
+    assert_moved_exactly(fault_database, first + second + third)
+    assert_models(fault_database, first + second + third)
 
 
 # -- the switch from the full mode, the custom model, events_this_run -----------------------

@@ -9,53 +9,24 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from private_server import PrivateServer, private_server
-from psycopg.conninfo import conninfo_to_dict
-
-STEPS = [["a"], ["b1", "b2", "b3"], ["c"], ["d1", "d2"], ["e"], ["f"]]
-EVERY_QUERY = Counter(q for step in STEPS for q in step)
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[PrivateServer]:
-    """One private server for this module's faults (each test has its own database)."""
-    with private_server() as started:
-        yield started
+from effects_playbook import (
+    EVERY_QUERY,
+    create_effects,
+    effects,
+    target_lines,
+    write_playbook,
+)
 
 
 @pytest.fixture
-def target(server: PrivateServer, request: pytest.FixtureRequest) -> str:
+def target(fault_database: str) -> str:
     """A fresh database on the private server, with the table the queries write."""
-    if not server.accepts_connections():
-        server.start()
-    dsn = server.create_database(f"outage_{request.node.name[5:40]}")
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE effects (name text, at timestamptz DEFAULT clock_timestamp())")
-    return dsn
-
-
-def write_playbook(folder: Path, dsn: str, nap: float = 0.3) -> Path:
-    """A playbook of 6 steps (some of parallel queries); each query inserts its name into
-    ``effects`` and then sleeps ``nap`` seconds, in one transaction."""
-    params = conninfo_to_dict(dsn)
-    lines = ["targets:", "  - name: private", "    type: postgres",
-             f"    host: {params['host']}", f"    port: {params['port']}",
-             f"    database: {params['dbname']}", f"    username: {params['user']}", "steps:"]
-    (folder / "sql").mkdir()
-    for index, queries in enumerate(STEPS):
-        lines += [f"  - name: step{index}", "    queries:"]
-        for name in queries:
-            (folder / "sql" / f"{name}.sql").write_text(
-                f"INSERT INTO effects (name) VALUES ('{name}');\nSELECT pg_sleep({nap});\n")
-            lines += [f"      - name: {name}", f"        file: sql/{name}.sql"]
-    path = folder / "playbook.yml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    create_effects(fault_database)
+    return fault_database
 
 
 def start_run(playbook: Path, log: Path, *args: str) -> subprocess.Popen:
@@ -77,16 +48,21 @@ def wait_for_query(dsn: str, name: str, timeout: float = 60) -> None:
     raise AssertionError(f"query {name} never ran")
 
 
+def run_until(tmp_path: Path, target: str, query: str, *args: str,
+              nap: float = 0.3) -> tuple[subprocess.Popen, Path]:
+    """Write the 6-step playbook, start it, and return once ``query`` runs: the run's
+    process and its log."""
+    log = tmp_path / "run.log"
+    proc = start_run(write_playbook(tmp_path, target, nap), log, *args)
+    wait_for_query(target, query)
+    return proc, log
+
+
 def wait_for_log(log: Path, text: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while text not in log.read_text():
         assert time.monotonic() < deadline, f"{text!r} never logged:\n{log.read_text()}"
         time.sleep(0.05)
-
-
-def effects(dsn: str) -> Counter:
-    with psycopg.connect(dsn) as conn:
-        return Counter(r[0] for r in conn.execute("SELECT name FROM effects"))
 
 
 def finished_run(proc: subprocess.Popen, log: Path) -> str:
@@ -98,12 +74,9 @@ def finished_run(proc: subprocess.Popen, log: Path) -> str:
 
 
 def test_a_server_restart_during_a_run_is_ridden_out_and_every_query_applies_once(
-        server, target, tmp_path):
-    playbook = write_playbook(tmp_path, target)
-    log = tmp_path / "run.log"
-    proc = start_run(playbook, log)
-    wait_for_query(target, "b2")
-    server.restart("fast")
+        fault_server, target, tmp_path):
+    proc, log = run_until(tmp_path, target, "b2")
+    fault_server.restart("fast")
     text = finished_run(proc, log)
     assert "reconnected" in text
     assert effects(target) == EVERY_QUERY
@@ -112,68 +85,59 @@ def test_a_server_restart_during_a_run_is_ridden_out_and_every_query_applies_onc
 
 
 def test_a_server_crash_during_a_run_is_ridden_out_and_every_query_applies_once(
-        server, target, tmp_path):
-    playbook = write_playbook(tmp_path, target)
-    log = tmp_path / "run.log"
-    proc = start_run(playbook, log)
-    wait_for_query(target, "c")
-    server.stop("immediate")  # a crash: no shutdown checkpoint, recovery at the next start
+        fault_server, target, tmp_path):
+    proc, log = run_until(tmp_path, target, "c")
+    fault_server.stop("immediate")  # a crash: no shutdown checkpoint, recovery at start
     time.sleep(2)
-    server.start()
+    fault_server.start()
     text = finished_run(proc, log)
     assert "reconnected" in text
     assert effects(target) == EVERY_QUERY
 
 
 def test_a_crash_between_two_queries_and_a_killed_postmaster_are_ridden_out(
-        server, target, tmp_path):
-    playbook = write_playbook(tmp_path, target, nap=0.2)
-    log = tmp_path / "run.log"
-    proc = start_run(playbook, log)
-    wait_for_query(target, "b1")
-    server.kill()  # SIGKILL of the postmaster: every backend goes with it
-    server.start()
+        fault_server, target, tmp_path):
+    proc, log = run_until(tmp_path, target, "b1", nap=0.2)
+    fault_server.kill()  # SIGKILL of the postmaster: every backend goes with it
+    fault_server.start()
     wait_for_query(target, "d1")
-    server.stop("immediate")
-    server.start()
+    fault_server.stop("immediate")
+    fault_server.start()
     finished_run(proc, log)
     assert effects(target) == EVERY_QUERY
 
 
 def test_a_server_down_for_ten_seconds_when_the_run_starts_is_waited_for(
-        server, target, tmp_path):
+        fault_server, target, tmp_path):
     playbook = write_playbook(tmp_path, target, nap=0.05)
     log = tmp_path / "run.log"
-    server.stop("fast")
+    fault_server.stop("fast")
     down_since = time.monotonic()
     proc = start_run(playbook, log)
     wait_for_log(log, "target unreachable")
     time.sleep(max(0.0, 10 - (time.monotonic() - down_since)))
-    server.start()
+    fault_server.start()
     text = finished_run(proc, log)
     assert "cannot connect" not in text
     assert effects(target) == EVERY_QUERY
 
 
 def test_a_server_that_stays_down_longer_than_the_reconnect_timeout_ends_the_run_with_exit_6(
-        server, target, tmp_path):
-    playbook = write_playbook(tmp_path, target)
-    log = tmp_path / "run.log"
-    proc = start_run(playbook, log, "--reconnect-timeout", "2")
-    wait_for_query(target, "c")
-    server.stop("immediate")
+        fault_server, target, tmp_path):
+    proc, log = run_until(tmp_path, target, "c", "--reconnect-timeout", "2")
+    fault_server.stop("immediate")
     try:
         assert proc.wait(timeout=120) == 6
     finally:
-        server.start()
+        fault_server.start()
     # The run gave up; the next one resumes it and applies what is left, once.
-    rerun = start_run(playbook, log)
+    rerun = start_run(tmp_path / "playbook.yml", log)
     finished_run(rerun, log)
     assert effects(target) == EVERY_QUERY
 
 
 def test_after_a_crash_the_run_builds_again_only_the_unlogged_tables_it_lost(
-        server, target, tmp_path):
+        fault_server, target, tmp_path):
     # build makes an unlogged work table; publish writes a logged table from it (must
     # happen once); use reads the work table after the crash (must see its rows).
     files = {
@@ -184,10 +148,7 @@ def test_after_a_crash_the_run_builds_again_only_the_unlogged_tables_it_lost(
         "use": "INSERT INTO effects (name) SELECT 'used ' || sum(g) FROM work;\n",
     }
     (tmp_path / "sql").mkdir()
-    params = conninfo_to_dict(target)
-    lines = ["targets:", "  - name: private", "    type: postgres",
-             f"    host: {params['host']}", f"    port: {params['port']}",
-             f"    database: {params['dbname']}", f"    username: {params['user']}", "steps:"]
+    lines = [*target_lines(target), "steps:"]
     for name, text in files.items():
         (tmp_path / "sql" / f"{name}.sql").write_text(text)
         lines += [f"  - name: {name}", "    queries:", f"      - name: {name}",
@@ -197,8 +158,8 @@ def test_after_a_crash_the_run_builds_again_only_the_unlogged_tables_it_lost(
     log = tmp_path / "run.log"
     proc = start_run(playbook, log)
     wait_for_query(target, "slow")
-    server.stop("immediate")
-    server.start()
+    fault_server.stop("immediate")
+    fault_server.start()
     text = finished_run(proc, log)
     assert "build/build: an unlogged table it built is empty or gone" in text
     assert effects(target) == Counter({"published 100": 1, "slow": 1, "used 5050": 1})

@@ -261,13 +261,19 @@ def _wait_for_query(admin: psycopg.Connection, fragment: str, timeout: float = 2
     raise AssertionError(f"query {fragment!r} never started")
 
 
+def _running(playbook: str, cwd, database: str, fragment: str) -> subprocess.Popen:
+    """A run of ``playbook`` as a process, once its query ``fragment`` runs."""
+    proc = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook], cwd=cwd,
+                            stderr=subprocess.PIPE, text=True)
+    with psycopg.connect(database, autocommit=True) as admin:
+        _wait_for_query(admin, fragment)
+    return proc
+
+
 def test_a_second_run_of_the_same_playbook_exits_3_and_names_the_holder(workdir, database):
     slow = workdir.sql("slow.sql", "SELECT pg_sleep(2);")
     playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
-    first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook],
-                             cwd=workdir.root, stderr=subprocess.PIPE, text=True)
-    with psycopg.connect(database, autocommit=True) as admin:
-        _wait_for_query(admin, "pg_sleep(2)")
+    first = _running(playbook, workdir.root, database, "pg_sleep(2)")
     second = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", playbook],
                             cwd=workdir.root, capture_output=True, text=True, timeout=60)
     assert second.returncode == 3
@@ -287,10 +293,7 @@ def test_copies_of_a_playbook_in_two_folders_are_one_writer(workdir, database):
     (copy / "sql").mkdir()
     (copy / "sql" / "slow.sql").write_text("SELECT pg_sleep(2);")
     (copy / "playbook.yml").write_text((workdir.root / "playbook.yml").read_text())
-    first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook],
-                             cwd=workdir.root, stderr=subprocess.PIPE, text=True)
-    with psycopg.connect(database, autocommit=True) as admin:
-        _wait_for_query(admin, "pg_sleep(2)")
+    first = _running(playbook, workdir.root, database, "pg_sleep(2)")
     second = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", "playbook.yml"],
                             cwd=copy, capture_output=True, text=True, timeout=60)
     assert second.returncode == 3, second.stderr
@@ -312,10 +315,7 @@ def test_playbooks_that_declare_one_lock_are_one_writer(workdir, database):
             text = handle.read()
         with open(path, "w") as handle:
             handle.write("lock: warehouse-model\n" + text)
-    first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", holder],
-                             cwd=workdir.root, stderr=subprocess.PIPE, text=True)
-    with psycopg.connect(database, autocommit=True) as admin:
-        _wait_for_query(admin, "pg_sleep(2)")
+    first = _running(holder, workdir.root, database, "pg_sleep(2)")
     refused = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", other],
                              cwd=workdir.root, capture_output=True, text=True, timeout=60)
     assert refused.returncode == 3
