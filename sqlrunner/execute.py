@@ -379,6 +379,7 @@ class Executor:
         workers = self.settings.max_parallel or max(
             (len(s.queries) for s in target_plan.steps), default=1)
         start, resuming = 0, state is not None and state.resumed is not None
+        losses: dict[int, int] = {}  # reconnections per step
         with ThreadPoolExecutor(max_workers=max(workers, 1),
                                 thread_name_prefix=f"{name}-query") as threads:
             while True:
@@ -388,6 +389,13 @@ class Executor:
                 except _Lost as lost:
                     assert state is not None
                     pool.close()
+                    # A query's own losses are bounded by its retries; this bounds a
+                    # step's check (skip_if_empty) that keeps losing its connection.
+                    losses[lost.step] = losses.get(lost.step, 0) + 1
+                    if losses[lost.step] > self.settings.retries + 1:
+                        raise QueryError(f"step {target_plan.steps[lost.step].name}: the "
+                                         f"connection was lost {losses[lost.step]} times "
+                                         f"({_one_line(lost.error)})") from None
                     self._reconnect(name, state, f"connection lost in step "
                                                  f"{target_plan.steps[lost.step].name} "
                                                  f"({self.secrets.mask(_one_line(lost.error))})")
