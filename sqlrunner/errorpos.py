@@ -47,10 +47,11 @@ def user_error(message: str, sqlstate: str | None, statement_position: str | int
     runner's own statements around it: an upsert's before it, a checkpoint or an upsert's
     after it. Returns the 0-based offset in ``user_sql`` (None when the error has no
     position or lies in the runner's statements) and the message on one line. A syntax
-    error past the end of the user's SQL is the user's unfinished statement meeting the
-    runner's text: it is placed at the end of the user's SQL and worded as PostgreSQL words
-    a bare end of input. A token that starts in the user's SQL and swallows the runner's
-    text (an unterminated quote or comment) is quoted only up to the end of the user's SQL.
+    error past the end of the user's SQL (the runner's statements are well formed) is the
+    user's unfinished statement, or unclosed quote, meeting the runner's text: it is placed
+    at the end of the user's SQL and worded as PostgreSQL words a bare end of input. A token
+    that starts in the user's SQL and swallows the runner's text to its end (an unclosed
+    comment or dollar quote) is quoted only up to the end of the user's SQL.
     """
     offset = _offset(statement_position)
     if offset is not None:
@@ -58,7 +59,7 @@ def user_error(message: str, sqlstate: str | None, statement_position: str | int
     end = len(user_sql)
     if offset is None or offset < 0:
         return None, _one_line(message)
-    if offset >= end and sqlstate == SYNTAX_ERROR and message.startswith("syntax error at or near"):
+    if offset >= end and sqlstate == SYNTAX_ERROR:
         return end, "syntax error at end of input"
     if offset > end:
         return None, _one_line(message)

@@ -117,8 +117,25 @@ def _construct_sequence(loader: Yaml12Loader, node: yaml.SequenceNode) -> LineLi
     return result
 
 
+def _checked(construct: Any, kind: str) -> Any:
+    """``construct`` for an explicitly tagged scalar (``!!int x``): a value it cannot read
+    is a PlaybookError at its line, not a Python exception."""
+    def construct_checked(loader: Yaml12Loader, node: yaml.ScalarNode) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, TypeError, AttributeError, IndexError, OverflowError):
+            shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+            raise PlaybookError(f"invalid YAML: {shown!r} is not a valid {kind}",
+                                line=node.start_mark.line + 1) from None
+    return construct_checked
+
+
 for _loader in _LOADERS:
-    _loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+    _loader.add_constructor("tag:yaml.org,2002:int", _checked(_construct_int, "!!int"))
+    _loader.add_constructor("tag:yaml.org,2002:float",
+                            _checked(yaml.SafeLoader.construct_yaml_float, "!!float"))
+    _loader.add_constructor("tag:yaml.org,2002:timestamp",
+                            _checked(yaml.SafeLoader.construct_yaml_timestamp, "!!timestamp"))
     _loader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
     _loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
     _loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
