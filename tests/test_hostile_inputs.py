@@ -79,6 +79,18 @@ def test_a_nul_byte_in_the_playbook_is_refused_with_its_line(workdir, database, 
     assert _relations(database) == []
 
 
+def test_a_playbook_template_printing_a_nul_byte_is_refused_at_the_action(workdir, database,
+                                                                         capsys):
+    sql = workdir.sql("t.sql", "CREATE TABLE t (x int);\n")
+    playbook = workdir.playbook(workdir.steps(("s", [("t", sql)])),
+                                variables='  schema: "web{{printf "%c" 0}}"\n')
+    line = open(playbook).read().split("{{printf")[0].count("\n") + 1
+    assert main(_plain("-p", playbook)) == 1
+    assert _error_line(capsys.readouterr().err) == (
+        f"{playbook}:{line}:15: this action prints a NUL byte (\\0) into the playbook")
+    assert _relations(database) == []
+
+
 def test_a_nul_escape_in_a_playbook_or_variables_file_is_refused_with_its_line(
         workdir, database, capsys):
     sql = workdir.sql("t.sql", "CREATE TABLE t (x int);\n")
