@@ -68,26 +68,19 @@ def test_a_template_printing_a_nul_byte_is_refused_at_the_action(workdir, databa
     assert _relations(database) == []
 
 
-def test_a_nul_byte_in_the_playbook_is_refused_with_its_line(workdir, database, capsys):
+@pytest.mark.parametrize("value, marker, message", [
+    ("web\x00", "\x00", "14: a NUL byte (\\0) in a playbook"),
+    ('"web{{printf "%c" 0}}"', "{{printf",
+     "15: this action prints a NUL byte (\\0) into the playbook"),
+])
+def test_a_nul_byte_in_the_playbook_or_printed_by_its_template_is_refused_with_its_line(
+        workdir, database, capsys, value, marker, message):
     sql = workdir.sql("t.sql", "CREATE TABLE t (x int);\n")
     playbook = workdir.playbook(workdir.steps(("s", [("t", sql)])),
-                                variables="  schema: web\x00\n")
-    line = open(playbook).read().split("\x00")[0].count("\n") + 1
+                                variables=f"  schema: {value}\n")
+    line = open(playbook).read().split(marker)[0].count("\n") + 1
     assert main(_plain("-p", playbook)) == 1
-    assert _error_line(capsys.readouterr().err) == (
-        f"{playbook}:{line}:14: a NUL byte (\\0) in a playbook")
-    assert _relations(database) == []
-
-
-def test_a_playbook_template_printing_a_nul_byte_is_refused_at_the_action(workdir, database,
-                                                                         capsys):
-    sql = workdir.sql("t.sql", "CREATE TABLE t (x int);\n")
-    playbook = workdir.playbook(workdir.steps(("s", [("t", sql)])),
-                                variables='  schema: "web{{printf "%c" 0}}"\n')
-    line = open(playbook).read().split("{{printf")[0].count("\n") + 1
-    assert main(_plain("-p", playbook)) == 1
-    assert _error_line(capsys.readouterr().err) == (
-        f"{playbook}:{line}:15: this action prints a NUL byte (\\0) into the playbook")
+    assert _error_line(capsys.readouterr().err) == f"{playbook}:{line}:{message}"
     assert _relations(database) == []
 
 
