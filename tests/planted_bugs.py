@@ -60,14 +60,18 @@ BUGS = (
 )
 
 
-def _pytest(args: tuple[str, ...]) -> tuple[int, list[str]]:
-    """Run pytest; its exit code and the ids of the tests that failed."""
+def _pytest(args: tuple[str, ...]) -> tuple[int, list[str], str]:
+    """Run pytest; its exit code, the ids of the tests that failed, and how many
+    hypothesis examples ran before the first failure (when it says)."""
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rf", "-p",
-                           "no:cacheprovider", *args], cwd=ROOT, capture_output=True,
-                          text=True, check=False)
+                           "no:cacheprovider", "--hypothesis-show-statistics", *args],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
     failed = [line.split()[1] for line in done.stdout.splitlines()
               if line.startswith(("FAILED ", "ERROR "))]
-    return done.returncode, failed
+    examples = re.search(r"during generate phase.*?\n\s*- .*?\n\s*- (\d+) passing, "
+                         r"(\d+) failing", done.stdout, re.S)
+    found = f" (after {examples[1]} passing examples)" if examples and failed else ""
+    return done.returncode, failed, found
 
 
 def _runs(bug: Bug, seeds: list[int]) -> list[tuple[str, ...]]:
@@ -87,7 +91,7 @@ def check(bug: Bug, seeds: list[int]) -> bool:
         raise SystemExit(f"{bug.name}: {bug.pattern!r} not found in {bug.path} (the code "
                          "moved: update tests/planted_bugs.py)")
     print(f"== {bug.name}: {bug.what} ({bug.path})", flush=True)
-    code, failed = _pytest(bug.tests)
+    code, failed, _ = _pytest(bug.tests)
     if code != 0:
         print(f"   the tests fail without the bug: {failed}")
         return False
@@ -95,10 +99,11 @@ def check(bug: Bug, seeds: list[int]) -> bool:
     try:
         path.write_text(planted)
         for args in _runs(bug, seeds):
-            code, failed = _pytest(args)
+            code, failed, found = _pytest(args)
             label = " ".join(a for a in args if a.startswith("--hypothesis-seed")) or "run"
-            print(f"   {label}: {'caught' if failed else 'NOT CAUGHT'} by {len(failed)} "
-                  f"test(s){': ' if failed else ''}{', '.join(failed)}", flush=True)
+            print(f"   {label}: {'caught' if failed else 'NOT CAUGHT'}{found} by "
+                  f"{len(failed)} test(s){': ' if failed else ''}{', '.join(failed)}",
+                  flush=True)
             caught = caught and bool(failed)
     finally:
         path.write_text(original)
