@@ -43,7 +43,9 @@ class Bug:
 BUGS = (
     Bug("retry-08", "SQLSTATE class 08 (connection exceptions) is no longer retried",
         "sqlrunner/retry.py", r'RETRY_SQLSTATE_CLASSES = frozenset\(\{"08"\}\)',
-        "RETRY_SQLSTATE_CLASSES = frozenset()", ("tests/test_retry.py",)),
+        "RETRY_SQLSTATE_CLASSES = frozenset()",
+        ("tests/test_retry.py", "tests/test_reliability.py::"
+         "test_transient_errors_are_retried_and_counted")),
     Bug("enlist", "RunLock.enlist skips its check that the run still holds its lock",
         "sqlrunner/runlock.py", r"if not owned or self\.conn\.closed:",
         "if self.conn.closed:", ("tests/test_lost_lock.py", "tests/test_runlock.py")),

@@ -171,14 +171,15 @@ def test_a_resumed_run_renders_with_the_original_run_id(workdir, database):
     assert query_one(database, "SELECT count(*) FROM ids") == 2
 
 
-def test_transient_errors_are_retried_and_counted(workdir, database):
+@pytest.mark.parametrize("sqlstate", ["08006", "57P01", "53300", "40001", "40P01", "55P03"])
+def test_transient_errors_are_retried_and_counted(workdir, database, sqlstate):
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute("CREATE SEQUENCE tries; CREATE TABLE t (x int)")
-    flaky = workdir.sql("flaky.sql", """
+    flaky = workdir.sql("flaky.sql", f"""
         INSERT INTO t VALUES (1);
         DO $$ BEGIN
           IF nextval('tries') < 3 THEN
-            RAISE EXCEPTION 'try again' USING ERRCODE = 'serialization_failure';
+            RAISE EXCEPTION 'try again' USING ERRCODE = '{sqlstate}';
           END IF;
         END $$;
     """)

@@ -257,27 +257,7 @@ def test_a_crashed_server_is_a_transient_connection_loss_then_refuses_until_rest
         assert is_transient(refused.value)
 
 
-# -- through a run ------------------------------------------------------------------------
-
-@pytest.mark.parametrize("sqlstate", ["08006", "57P01", "53300", "40001", "40P01", "55P03"])
-def test_a_run_retries_each_transient_error_and_applies_the_file_once(workdir, database,
-                                                                      sqlstate):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE SEQUENCE tries; CREATE TABLE t (x int)")
-    flaky = workdir.sql("flaky.sql", f"""
-        INSERT INTO t VALUES (1);
-        DO $$ BEGIN
-          IF nextval('tries') < 3 THEN
-            RAISE EXCEPTION 'transient' USING ERRCODE = '{sqlstate}';
-          END IF;
-        END $$;
-    """)
-    result = run_playbook(workdir.playbook(workdir.steps(("s", [("flaky", flaky)]))),
-                          retry_backoff=0.01)
-    assert result.exit_code == 0, result.errors
-    assert result.queries[0].retries == 2
-    assert query_one(database, "SELECT count(*) FROM t") == 1
-
+# -- through a run (the transient ones: tests/test_reliability.py) -------------------------
 
 @pytest.mark.parametrize("sqlstate", ["42P01", "22012", "23505", "0A000", "25P02", "57014",
                                       "XX000"])
