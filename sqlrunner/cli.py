@@ -257,13 +257,16 @@ def _variables(args: argparse.Namespace) -> dict[str, Any]:
     if args.var_file:
         from sqlrunner.errors import PlaybookError
         from sqlrunner.playbook import plain
+        from sqlrunner.sourcefile import NulByte, read_text
         from sqlrunner.yaml12 import load_yaml
 
         try:
-            with open(args.var_file, encoding="utf-8") as handle:
-                loaded = load_yaml(handle.read(), args.var_file)
+            loaded = load_yaml(read_text(args.var_file), args.var_file)
         except FileNotFoundError:
             raise UsageError(f"variables file not found: {args.var_file}") from None
+        except NulByte as err:
+            raise PlaybookError("a NUL byte (\\0) in a variables file", file=args.var_file,
+                                line=err.line, column=err.column) from None
         except (OSError, UnicodeDecodeError) as err:
             raise UsageError(f"cannot read variables file {args.var_file}: {err}") from None
         if loaded is not None and not isinstance(loaded, dict):

@@ -29,7 +29,7 @@ import psycopg
 
 from sqlrunner import rowcounts
 from sqlrunner.checkpoints import fingerprint
-from sqlrunner.errorpos import SourcePosition, position_in
+from sqlrunner.errorpos import SourcePosition, position_in, user_error
 from sqlrunner.errors import LockError, QueryError, SqlRunnerError
 from sqlrunner.plan import RunPlan, StepPlan, TargetPlan, replan_target
 from sqlrunner.render import RenderedQuery
@@ -580,7 +580,7 @@ class Executor:
             return result
         self.reporter.query_started(query)
         started = time.perf_counter()
-        offset = 0
+        offset, length = 0, len(sql)  # where the file's SQL lies in the text sent
         if query.upsert is not None:
             try:
                 wrapped = upsert_sql(sql, query.upsert, self._dialect(query))
@@ -589,7 +589,7 @@ class Executor:
                                      error=f"{query.file}: {err}")
                 self._record(result)
                 return result
-            sql, offset = wrapped.text, wrapped.select_offset
+            sql, offset, length = wrapped.text, wrapped.select_offset, wrapped.select_length
         text, after = (state.checkpointed(sql, query.step, query.query, query.file, digest)
                        if state is not None else (sql, None))
         policy = self._policy(query)
@@ -629,7 +629,8 @@ class Executor:
                                              self.secrets.mask(_one_line(lost.error)), None)
                 return None
         except psycopg.Error as err:
-            result = self._failure(query, err, time.perf_counter() - started, retries, offset)
+            result = self._failure(query, err, time.perf_counter() - started, retries, offset,
+                                   length)
         except SqlRunnerError as err:
             result = QueryResult(query.target, query.step, query.query, query.file, FAILED,
                                  seconds=time.perf_counter() - started, retries=retries,
@@ -737,16 +738,19 @@ class Executor:
                     return counts, output
 
     def _failure(self, query: RenderedQuery, err: psycopg.Error, seconds: float,
-                 retries: int, offset: int = 0) -> QueryResult:
-        """A failed query's record; ``offset``: characters sent before the file's text."""
+                 retries: int, offset: int = 0, length: int | None = None) -> QueryResult:
+        """A failed query's record. The file's SQL, as sent, is ``length`` characters from
+        ``offset`` (the runner's statements may come before and after it)."""
         diag = err.diag
         text = str(err).strip()
         message = diag.message_primary or (text.splitlines()[0] if text else type(err).__name__)
-        where = _where(query, diag.statement_position, offset)
+        sqlstate = diag.sqlstate or getattr(err, "sqlstate", None)
+        sent = (query.sql or "")[:length]
+        rendered, message = user_error(message, sqlstate, diag.statement_position, offset, sent)
+        where = _where(query, rendered)
         line = column = excerpt = None
         if where is not None:
             line, column, excerpt = where.line, where.column, where.excerpt()
-        sqlstate = diag.sqlstate or getattr(err, "sqlstate", None)
         text = f"ERROR {sqlstate}: {message}" if sqlstate else message
         if line is not None:
             text = f"{query.file}:{line}:{column}: {text}"
@@ -804,18 +808,13 @@ def _reset_session(conn: psycopg.Connection, statements: list[str],
         pool.discard(conn)
 
 
-def _where(query: RenderedQuery, statement_position: str | None,
-           offset: int) -> SourcePosition | None:
-    """Where the server's 1-based ``statement_position`` falls in the query's *file*.
+def _where(query: RenderedQuery, rendered: int | None) -> SourcePosition | None:
+    """Where the 0-based offset ``rendered`` in the query's SQL falls in its *file*.
 
-    ``offset``: characters the runner sent before the file's text (an upsert's
-    preamble). For a template, the rendered position is mapped back to the source.
+    For a template, the rendered position is mapped back to the source.
     """
-    if not statement_position:
-        return None
-    rendered = int(statement_position) - 1 - offset
     sql = query.sql or ""
-    if rendered < 0 or rendered > len(sql):
+    if rendered is None or not 0 <= rendered <= len(sql):
         return None
     if query.source_map is not None and query.source is not None:
         return position_in(query.source, query.source_map.source_offset(rendered) + 1)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlrunner.errors import PlaybookError, SqlRunnerError
+from sqlrunner.sourcefile import NulByte, read_text
 from sqlrunner.upsert import UpsertSpec, upsert_spec
 from sqlrunner.yaml12 import LineDict, LineList, load_yaml
 
@@ -152,7 +153,13 @@ def render_playbook_text(
 
     try:
         template = parse(text, path, funcs=runner_functions())
-        return template.execute(dict(variables), missing=missing_key(missing))
+        rendered = template.execute(dict(variables), missing=missing_key(missing))
+        if "\x00" in rendered:  # where from: the same again, with a map to the source
+            _, where = template.execute_mapped(dict(variables), missing=missing_key(missing))
+            line, column = where.source_position(rendered.index("\x00"), text)
+            raise PlaybookError("this action prints a NUL byte (\\0) into the playbook",
+                                file=path, line=line, column=column)
+        return rendered
     except SqlRunnerError as err:
         raise PlaybookError(str(err)) from None
 
@@ -165,10 +172,12 @@ def load_playbook(
 ) -> Playbook:
     """Read, render, parse and validate the playbook at ``path``."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            raw = handle.read()
+        raw = read_text(path)
     except FileNotFoundError:
         raise PlaybookError(f"playbook not found: {path}") from None
+    except NulByte as err:
+        raise PlaybookError("a NUL byte (\\0) in a playbook", file=path, line=err.line,
+                            column=err.column) from None
     except (OSError, UnicodeDecodeError) as err:
         raise PlaybookError(f"cannot read playbook {path}: {err}") from None
     stripped = strip_colon_keys(raw)

@@ -130,8 +130,9 @@ class RunLock:
             if holder is None:
                 holder = self._claim(reacquire=True)
         if holder is not None:
-            raise LockTaken(f"another run took lock {self.name!r} on target "
-                            f"{self.target!r} while this run was disconnected: {holder}")
+            raise LockTaken(f"this run lost its lock {self.name!r} on target "
+                            f"{self.target!r} and another run took it meanwhile ({holder}); "
+                            "stopping")
         self.held = True
         self._fence_stale_work(stale_wait)
 

@@ -15,14 +15,15 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import datetime, timedelta
 
 import model_reference as reference
 import psycopg
 import pytest
+from conftest import new_database
 from private_server import private_server
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from sqlrunner.api import run_playbook
@@ -32,6 +33,7 @@ from sqlrunner.generate.load import copy_rows, create_events_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULL = os.path.join(ROOT, "playbooks", "full.yml")
+NO_ICU_BUILD = "ICU is not supported in this build"  # the server's words
 T0 = datetime(2024, 3, 1, 12, 0, 0)
 
 
@@ -160,21 +162,23 @@ def event(kind: str = "page_view", at: float = 0.0, **columns: object) -> dict:
 
 @pytest.fixture
 def icu_database(server_dsn: str) -> Iterator[str]:
-    """A fresh database whose default collation is ICU en-US, where 'a' sorts before 'B'."""
-    name = f"sqlrunner_test_{uuid.uuid4().hex[:12]}"
+    """A fresh database whose default collation is ICU en-US, where 'a' sorts before 'B'.
+
+    Skipped only where the server cannot have one: before PostgreSQL 15 (no
+    LOCALE_PROVIDER), or built without ICU. Any other refusal fails the test."""
     with psycopg.connect(server_dsn, autocommit=True) as admin:
+        version = admin.info.server_version
+    if version < 150000:
+        pytest.skip(f"PostgreSQL {version // 10000} has no LOCALE_PROVIDER (15 and newer)")
+    with ExitStack() as stack:
         try:
-            admin.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 "
-                          "LOCALE_PROVIDER icu ICU_LOCALE 'en-US'")
-        except psycopg.Error as err:
-            pytest.skip(f"no ICU collation on this server: {err}")
-    params = conninfo_to_dict(server_dsn)
-    params["dbname"] = name
-    try:
-        yield make_conninfo(**params)
-    finally:
-        with psycopg.connect(server_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            dsn = stack.enter_context(new_database(
+                server_dsn, "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"))
+        except psycopg.errors.FeatureNotSupported as err:
+            if NO_ICU_BUILD not in str(err):
+                raise
+            pytest.skip(f"the PostgreSQL server says: {NO_ICU_BUILD}")
+        yield dsn
 
 
 def run_events(dsn: str, events: list[dict], **variables: object) -> reference.DerivedTables:
