@@ -54,7 +54,8 @@ QUERY_KEYS: dict[str, tuple[type, ...]] = {
     **QUERY_SESSION,
 }
 TOP_KEYS: dict[str, tuple[type, ...]] = {
-    "targets": (list,), "variables": (dict,), "steps": (list,), **QUERY_SETTINGS,
+    "targets": (list,), "variables": (dict,), "steps": (list,), "lock": (str,),
+    **QUERY_SETTINGS,
 }
 
 _COLON_KEY = re.compile(r"^(\s*(?:-\s)?):", re.MULTILINE)
@@ -124,6 +125,7 @@ class Playbook:
     variables: Mapping[str, Any]
     steps: tuple[StepSpec, ...]
     settings: Mapping[str, Any] = field(default_factory=dict)
+    lock: str | None = None  # the run lock's name: one writer per lock and target
 
     def query_setting(self, target: TargetSpec, query: QuerySpec, key: str,
                       default: Any = None) -> Any:
@@ -225,7 +227,16 @@ def _validate(document: Any, path: str) -> Playbook:
         variables=plain(variables),
         steps=tuple(_step(s, steps.line_of(i), path) for i, s in enumerate(steps)),
         settings=_settings(document),
+        lock=_lock_name(document, path),
     )
+
+
+def _lock_name(document: LineDict, path: str) -> str | None:
+    value = _scalar_str(document.get("lock"))
+    if value is not None and not value.strip():
+        raise PlaybookError("lock must name the run lock, got an empty value", file=path,
+                            line=document.line_of("lock"))
+    return value
 
 
 def plain(value: Any) -> Any:

@@ -143,6 +143,25 @@ def workdir(tmp_path, db_params, monkeypatch) -> PlaybookDir:
     return PlaybookDir(tmp_path, db_params)
 
 
+@pytest.fixture(scope="module")
+def fault_server():
+    """A private server (tests/private_server.py) for a module's restart and crash tests:
+    the shared server must never see them."""
+    from private_server import private_server
+
+    with private_server() as server:
+        yield server
+
+
+@pytest.fixture
+def fault_database(fault_server) -> str:
+    """A new database on the module's private server (started again if a test left it
+    down); its DSN."""
+    if not fault_server.accepts_connections():
+        fault_server.start()
+    return fault_server.create_database(f"sqlrunner_test_{uuid.uuid4().hex[:12]}")
+
+
 def query_one(dsn: str, sql: str):
     """The first column of the first row of ``sql``."""
     with psycopg.connect(dsn, autocommit=True) as conn:

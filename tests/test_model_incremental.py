@@ -28,6 +28,7 @@ import pytest
 from conftest import new_database
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from private_server import PrivateServer
 from psycopg.rows import dict_row
 from test_model_full import (
     HIGH_RATES,
@@ -44,6 +45,7 @@ from test_model_full import (
 )
 
 from sqlrunner.api import run_playbook
+from sqlrunner.cli import main
 from sqlrunner.generate import COLUMNS, GeneratorConfig, generate_batches
 from sqlrunner.generate.events import as_dict
 
@@ -620,26 +622,108 @@ def test_a_restart_after_a_kill_models_the_claimed_batch_with_the_new_loads(data
     assert_models(database, first + second + third)
 
 
-def test_work_tables_emptied_by_a_server_crash_stop_the_commit_until_a_restart(database):
-    """PostgreSQL empties unlogged tables in crash recovery; the checkpoints survive."""
-    first, second = generated(63, events=900, batches=2)
+def test_the_full_mode_started_during_an_incremental_run_waits_or_exits_3(database):
+    first, second = generated(65, events=900, batches=2)
     load(database, first, LANDING)
     run_incremental(database)
     load(database, second, LANDING)
-    assert kill_when(start_run(database), "] custom_models/")
-    with psycopg.connect(database, autocommit=True) as conn:  # what crash recovery does
-        conn.execute("TRUNCATE " + ", ".join(
-            f"snowplow_intermediary.{t}" for t in (
-                "touched_cookies", "events_this_run", "event_details",
-                "cookie_id_to_user_id_map", "page_views", "sessions_basic", "sessions",
-                "visitors")))
-    resumed = run_playbook(INCREMENTAL, target=database, lock_timeout=30)
-    assert resumed.exit_code == 6
-    assert "work_tables_lost_run_again_with_restart" in " ".join(map(str, resumed.errors))
-    assert count(database, CLAIM) == len(second)  # not moved
-    run_incremental(database, restart=True)
+    with psycopg.connect(database) as blocker:
+        # An open transaction reading landing: the incremental run waits in its claim,
+        # holding the run lock.
+        blocker.execute(f"LOCK TABLE {LANDING}.events IN ACCESS SHARE MODE")
+        incremental = start_run(database)
+        wait_until(lambda: waiting_on_lock(database))
+        refused = run_playbook(FULL, target=database)
+        assert refused.exit_code == 3
+        assert "incremental.yml is already running" in " ".join(refused.errors)
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "sqlrunner", "-p", FULL, "--target", database,
+             "--progress", "plain", "--lock-timeout", "120"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        time.sleep(1)
+        assert waiting.poll() is None  # it waits for the lock
+        blocker.rollback()
+    assert incremental.wait(timeout=120) == 0, incremental.stderr.read()
+    assert waiting.wait(timeout=120) == 0, waiting.stderr.read()
     assert_moved_exactly(database, first + second)
     assert_models(database, first + second)
+
+
+def crash_during(dsn: str, server: PrivateServer, step: str, blocker: str, log,
+                 *args: str) -> subprocess.Popen:
+    """Start a run and crash the server (``pg_ctl stop -m immediate``: unlogged tables are
+    emptied when it starts again) while ``step`` runs, held there by ``blocker`` (a LOCK
+    that a query of the step waits for); start it again. The run's process."""
+    holder = psycopg.connect(dsn)
+    holder.execute(blocker)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sqlrunner", "-p", INCREMENTAL, "--target", dsn,
+         "--progress", "plain", "--retry-backoff", "0.05", *args],
+        stdout=subprocess.DEVNULL, stderr=log.open("w"), cwd=ROOT)
+    try:
+        wait_until(lambda: waiting_on_lock(dsn) or proc.poll() is not None, timeout=120)
+        assert f"] {step}/" in log.read_text(), log.read_text()
+        server.stop("immediate")
+    finally:
+        holder.close()
+    server.start()
+    return proc
+
+
+WORK_TABLES = tuple(f"snowplow_intermediary.{t}" for t in (
+    "touched_cookies", "events_this_run", "event_details", "cookie_id_to_user_id_map",
+    "page_views", "sessions_basic", "sessions", "visitors"))
+# What holds each step while the server crashes: a lock one of its queries waits for.
+HOLD = {
+    "touched_cookies": f"LOCK TABLE {CLAIM} IN SHARE UPDATE EXCLUSIVE MODE",  # its ANALYZE
+    "custom_models": "LOCK TABLE derived.events_per_session IN SHARE MODE",  # the upsert
+    "commit": "LOCK TABLE derived.sessions IN SHARE MODE",  # its DELETE
+}
+
+
+@pytest.mark.parametrize("step", list(HOLD))
+def test_a_run_rides_out_a_server_crash_rebuilding_the_work_tables_it_lost(
+        fault_server, fault_database, step, tmp_path):
+    first, second = generated(63, events=900, batches=2)
+    load(fault_database, first, LANDING)
+    run_incremental(fault_database)
+    load(fault_database, second, LANDING)
+    log = tmp_path / "run.log"
+    proc = crash_during(fault_database, fault_server, step, HOLD[step], log)
+    assert proc.wait(timeout=300) == 0, log.read_text()
+    text = log.read_text()
+    assert "reconnected" in text
+    if step != "touched_cookies":  # the work tables built before the crash: built again
+        assert "events_this_run/events_this_run: an unlogged table it built" in text
+    assert_moved_exactly(fault_database, first + second)
+    assert_models(fault_database, first + second)
+
+
+def test_after_a_server_crash_a_plain_rerun_rebuilds_the_lost_work_tables_and_finishes(
+        fault_server, fault_database, capsys, tmp_path):
+    first, second, third = generated(64, events=900, batches=3)
+    load(fault_database, first, LANDING)
+    run_incremental(fault_database)
+    load(fault_database, second, LANDING)
+    # The run gives up at once (as a run whose host went down with the server would)...
+    proc = crash_during(fault_database, fault_server, "custom_models", HOLD["custom_models"],
+                        tmp_path / "run.log", "--reconnect-timeout", "0")
+    assert proc.wait(timeout=120) == 6
+    assert count(fault_database, CLAIM) == len(second)  # claimed, not moved
+    assert all(count(fault_database, table) == 0 for table in WORK_TABLES)  # emptied
+    assert main(["status", "-p", INCREMENTAL, "--target", fault_database]) == 0
+    status = capsys.readouterr().out
+    assert "the next run resumes at custom_models/" in status
+    assert "builds again what a server crash emptied: " in status
+    assert "touched_cookies/touched_cookies" in status
+    # ...and the next plain run, after a new load, finishes the batch and then models the
+    # new one, exactly.
+    resumed = run_incremental(fault_database)
+    assert resumed.resumed_from is not None
+    load(fault_database, third, LANDING)
+    run_incremental(fault_database)
+    assert_moved_exactly(fault_database, first + second + third)
+    assert_models(fault_database, first + second + third)
 
 
 # -- the switch from the full mode, the custom model, events_this_run -----------------------

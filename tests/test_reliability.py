@@ -257,13 +257,19 @@ def _wait_for_query(admin: psycopg.Connection, fragment: str, timeout: float = 2
     raise AssertionError(f"query {fragment!r} never started")
 
 
+def _running(playbook: str, cwd, database: str, fragment: str) -> subprocess.Popen:
+    """A run of ``playbook`` as a process, once its query ``fragment`` runs."""
+    proc = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook], cwd=cwd,
+                            stderr=subprocess.PIPE, text=True)
+    with psycopg.connect(database, autocommit=True) as admin:
+        _wait_for_query(admin, fragment)
+    return proc
+
+
 def test_a_second_run_of_the_same_playbook_exits_3_and_names_the_holder(workdir, database):
     slow = workdir.sql("slow.sql", "SELECT pg_sleep(2);")
     playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
-    first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook],
-                             cwd=workdir.root, stderr=subprocess.PIPE, text=True)
-    with psycopg.connect(database, autocommit=True) as admin:
-        _wait_for_query(admin, "pg_sleep(2)")
+    first = _running(playbook, workdir.root, database, "pg_sleep(2)")
     second = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", playbook],
                             cwd=workdir.root, capture_output=True, text=True, timeout=60)
     assert second.returncode == 3
@@ -273,6 +279,51 @@ def test_a_second_run_of_the_same_playbook_exits_3_and_names_the_holder(workdir,
                              "--lock-timeout", "30"], cwd=workdir.root, capture_output=True,
                             text=True, timeout=60)
     assert waited.returncode == 0, waited.stderr
+
+
+def test_copies_of_a_playbook_in_two_folders_are_one_writer(workdir, database):
+    slow = workdir.sql("slow.sql", "SELECT pg_sleep(2);")
+    playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
+    copy = workdir.root / "second_deploy"
+    copy.mkdir()
+    (copy / "sql").mkdir()
+    (copy / "sql" / "slow.sql").write_text("SELECT pg_sleep(2);")
+    (copy / "playbook.yml").write_text((workdir.root / "playbook.yml").read_text())
+    first = _running(playbook, workdir.root, database, "pg_sleep(2)")
+    second = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", "playbook.yml"],
+                            cwd=copy, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 3, second.stderr
+    assert f"pid {first.pid}" in second.stderr and playbook in second.stderr
+    assert first.wait(timeout=60) == 0
+
+
+def test_playbooks_that_declare_one_lock_are_one_writer(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE log (step text, at timestamptz DEFAULT clock_timestamp())")
+    slow = workdir.sql("slow.sql", "INSERT INTO log (step) VALUES ('slow');\n"
+                                   "SELECT pg_sleep(2);\n"
+                                   "INSERT INTO log (step) VALUES ('slow done');")
+    quick = workdir.sql("quick.sql", "INSERT INTO log (step) VALUES ('quick');")
+    holder = workdir.playbook(workdir.steps(("s", [("slow", slow)])), name="nightly.yml")
+    other = workdir.playbook(workdir.steps(("s", [("quick", quick)])), name="manual.yml")
+    for path in (holder, other):
+        with open(path) as handle:
+            text = handle.read()
+        with open(path, "w") as handle:
+            handle.write("lock: warehouse-model\n" + text)
+    first = _running(holder, workdir.root, database, "pg_sleep(2)")
+    refused = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", other],
+                             cwd=workdir.root, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 3
+    assert "warehouse-model" in refused.stderr and "nightly.yml is already running" in \
+        refused.stderr and f"pid {first.pid}" in refused.stderr
+    waited = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", other,
+                             "--lock-timeout", "60"], cwd=workdir.root, capture_output=True,
+                            text=True, timeout=90)
+    assert waited.returncode == 0, waited.stderr
+    assert first.wait(timeout=60) == 0
+    # The second writer ran after the first had finished, not beside it.
+    assert _log(database) == ["slow", "slow done", "quick"]
 
 
 def test_sigterm_cancels_on_the_server_and_records_the_run_interrupted(workdir, database,
@@ -451,14 +502,16 @@ def test_an_interrupt_during_a_retry_wait_sends_nothing_more(workdir, database):
 def test_a_run_that_lost_its_lock_connection_never_applies_work_twice(workdir, database):
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute("CREATE TABLE log (step text)")
-    one = workdir.sql("one.sql", "SELECT pg_sleep(1.5); INSERT INTO log VALUES ('one');")
+    # Long enough for the second run to start and take the lock while "one" still runs
+    # (a run that finds the lock free when it reconnects goes on, and then it is done).
+    one = workdir.sql("one.sql", "SELECT pg_sleep(5); INSERT INTO log VALUES ('one');")
     two = workdir.sql("two.sql", "INSERT INTO log VALUES ('two');")
     playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)])))
     first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook,
                               "--retry-backoff", "0.1"], cwd=workdir.root,
                              stderr=subprocess.PIPE, text=True)
     with psycopg.connect(database, autocommit=True) as admin:
-        _wait_for_query(admin, "pg_sleep(1.5)")
+        _wait_for_query(admin, "pg_sleep(5)")
         # The first run's bookkeeping connection (it holds the run lock) is lost.
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                       "datname = current_database() AND pid <> pg_backend_pid() "
