@@ -21,6 +21,7 @@ from sqlrunner.plan import RunPlan, build_plan
 from sqlrunner.playbook import Playbook, load_playbook, resolve_sql_root
 from sqlrunner.render import Renderer
 from sqlrunner.results import RunResult
+from sqlrunner.retry import DEFAULT_OUTAGE
 from sqlrunner.secrets import SecretRegistry
 from sqlrunner.state import StateSettings
 from sqlrunner.targets import connect, connection_for, override_targets
@@ -50,6 +51,7 @@ class RunOptions:
     state_schema: str = "sqlrunner"
     lock_timeout: float = 0.0
     restart: bool = False
+    reconnect_timeout: float = DEFAULT_OUTAGE  # how long a target may stay unreachable
 
     def execution_settings(self) -> ExecutionSettings:
         """The executor's share of the options."""
@@ -59,7 +61,7 @@ class RunOptions:
             run_timeout=self.run_timeout, checkpoints=self.checkpoints,
             state=StateSettings(schema=self.state_schema, lock_timeout=self.lock_timeout,
                                 restart=self.restart),
-            embedded_dir=self.embedded_dir)
+            embedded_dir=self.embedded_dir, reconnect_timeout=self.reconnect_timeout)
 
 
 def prepare(playbook_path: str, options: RunOptions,

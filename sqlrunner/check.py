@@ -575,6 +575,11 @@ class _StatementChecker:
             if not self.findings:  # a specific finding usually explains the failure
                 self.report_parse_error(err)
             return None
+        except RecursionError:  # sqlglot's parser recurses once per nested expression
+            self.report(0, "parse-error", "this statement nests too deeply for sqlglot to "
+                        "parse it, so it was not checked", "add '-- sqlrunner: allow "
+                        "parse-error' on that line if it is valid SQL")
+            return None
         return trees[0] if len(trees) == 1 else None
 
     def parse_text(self) -> str:

@@ -6,6 +6,10 @@ crash a query is either done and recorded, or neither. A later run of the same
 playbook on the same target finds the unfinished run and resumes it, skipping
 the queries recorded as done whose rendered SQL is unchanged.
 
+On PostgreSQL a checkpoint also records the unlogged tables its transaction
+built (with rows, and no other write that a second run would repeat): a server
+crash empties them, and a resumed run builds them again before going on.
+
 Only portable SQL is used (no ON CONFLICT, no sequences), so the same store
 works on Redshift.
 """
@@ -15,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
@@ -51,9 +55,60 @@ CREATE TABLE IF NOT EXISTS {schema}.run_queries (
     file            varchar(1024) NOT NULL,
     sql_fingerprint varchar(64)   NOT NULL,
     status          varchar(16)   NOT NULL,
-    recorded_at     timestamp     NOT NULL
+    recorded_at     timestamp     NOT NULL,
+    unlogged_tables varchar(65535)
+);
+CREATE TABLE IF NOT EXISTS {schema}.locks (
+    lock_key     varchar(64)  NOT NULL,
+    run_id       varchar(32)  NOT NULL,
+    backend_pid  integer      NOT NULL,
+    host         varchar(256),
+    pid          integer,
+    acquired_at  timestamp    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {schema}.run_backends (
+    lock_key     varchar(64)  NOT NULL,
+    run_id       varchar(32)  NOT NULL,
+    backend_pid  integer      NOT NULL
 );
 """
+_TABLE_NAMES = ("runs", "run_queries", "locks", "run_backends")
+_COLUMN_MARK = "run_queries.unlogged_tables"
+# Added after the first release: a store made before it gets the column on first use.
+_UNLOGGED_COLUMN = ("ALTER TABLE {schema}.run_queries "
+                    "ADD COLUMN unlogged_tables varchar(65535)")
+
+# PostgreSQL: the unlogged tables this transaction (re)created or truncated and left with
+# rows, as a JSON object of name -> oid; NULL when there are none, or when the transaction
+# also wrote a logged table (that write would be repeated if the file ran again). A
+# transaction holds its write locks to its end, so they tell what it wrote. The size is
+# read only of its own tables (CASE keeps the order): reading another's would wait for
+# the lock of a transaction that may be waiting for this one.
+_UNLOGGED_BUILT = """(SELECT CAST(json_object_agg(format('%I.%I', n.nspname, c.relname), c.oid)
+  AS text)
+FROM pg_catalog.pg_class AS c
+JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+WHERE c.relpersistence = 'u' AND c.relkind = 'r'
+  AND CASE WHEN c.xmin = CAST(CAST(txid_current_if_assigned() % 4294967296 AS text) AS xid)
+      THEN pg_catalog.pg_relation_size(c.oid) > 0 END
+  AND NOT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_locks AS l
+    JOIN pg_catalog.pg_class AS w ON w.oid = l.relation
+    WHERE l.locktype = 'relation' AND l.pid = pg_catalog.pg_backend_pid()
+      AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock',
+                     'AccessExclusiveLock')
+      AND w.relpersistence = 'p'
+      AND w.relnamespace NOT IN (CAST('pg_catalog' AS regnamespace),
+                                 CAST('pg_toast' AS regnamespace),
+                                 CAST('information_schema' AS regnamespace))
+      AND w.oid <> CAST({checkpoints} AS regclass)))"""
+# PostgreSQL: true when a table a checkpoint recorded is gone, was built again by someone
+# else (another oid), or was emptied (crash recovery leaves unlogged tables empty).
+_UNLOGGED_GONE = """(unlogged_tables IS NOT NULL AND EXISTS (
+  SELECT 1 FROM json_each_text(CAST(unlogged_tables AS json)) AS t (name, oid)
+  WHERE to_regclass(t.name) IS NULL
+     OR CAST(to_regclass(t.name) AS oid) <> CAST(t.oid AS oid)
+     OR pg_catalog.pg_relation_size(CAST(t.oid AS oid)) = 0))"""
 
 
 def fingerprint(text: str) -> str:
@@ -84,6 +139,15 @@ class RunRecord:
     query_count: int
 
 
+@dataclass(frozen=True)
+class Checkpoints:
+    """What a run recorded as done: (step, query) -> SQL fingerprints, and which of those
+    (step, query, fingerprint) built unlogged tables that are no longer there."""
+
+    done: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    gone: frozenset[tuple[str, str, str]] = frozenset()
+
+
 class CheckpointStore:
     """The run and query records of one target, read and written on one connection."""
 
@@ -91,6 +155,10 @@ class CheckpointStore:
         self.conn = conn
         self.schema = schema
         self._schema_sql = sql.Identifier(schema).as_string(conn)
+        # What a store made by an administrator for an earlier version, which this user
+        # cannot complete, lacks: the unlogged tables of checkpoints, the lock record.
+        self.tracks_unlogged = True
+        self.has_lock_record = True
 
     def _q(self, template: str) -> str:
         return template.replace("{schema}", self._schema_sql)
@@ -103,16 +171,51 @@ class CheckpointStore:
         return sql.Literal(value).as_string(self.conn)
 
     def ensure_tables(self) -> None:
-        """Create the schema and tables if missing (racing creators are tolerated).
+        """Create the schema and tables if missing, and add what a store made by an
+        earlier version lacks (racing creators are tolerated).
 
-        When both tables exist nothing is created, so a user without CREATE on the
-        database can use a schema an administrator made for it.
+        When everything exists nothing is created, so a user without CREATE on the
+        database can use a schema an administrator made for it; if only the later
+        additions are missing and cannot be made, the store works without them.
         """
-        present = self.conn.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s "
-            "AND table_name IN ('runs', 'run_queries')", (self.schema,)).fetchone()[0]
-        if present == 2:
+        present = self._present()
+        if present >= {*_TABLE_NAMES, _COLUMN_MARK}:
             return
+        if not present >= set(_TABLE_NAMES):
+            try:
+                self._create_tables()
+            except psycopg.errors.InsufficientPrivilege:
+                if not present >= {"runs", "run_queries"}:
+                    raise
+                # An administrator's store of an earlier version: runs without the lock
+                # record (a run that loses its connection then stops, not reconnects).
+                self.has_lock_record = "locks" in present
+            present = self._present()
+        if _COLUMN_MARK not in present:
+            try:
+                self.conn.execute(self._q(_UNLOGGED_COLUMN))
+            except psycopg.errors.DuplicateColumn:
+                pass  # another run added it meanwhile
+            except psycopg.errors.InsufficientPrivilege:
+                self.tracks_unlogged = False
+
+    def _present(self) -> set[str]:
+        """The store's tables that exist, and :data:`_COLUMN_MARK` if the column does."""
+        # The catalogs (Redshift has them too), not information_schema: on a new
+        # connection its views cost milliseconds, and this runs at every start.
+        names = ", ".join(f"'{name}'" for name in _TABLE_NAMES)
+        rows = self.conn.execute(
+            "SELECT c.relname FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n "
+            f"ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname IN ({names}) "
+            f"UNION ALL SELECT '{_COLUMN_MARK}' FROM pg_catalog.pg_attribute AS a "
+            "JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = 'run_queries' "
+            "AND a.attname = 'unlogged_tables' AND NOT a.attisdropped",
+            (self.schema, self.schema)).fetchall()
+        return {r[0] for r in rows}
+
+    def _create_tables(self) -> None:
         for attempt in range(3):
             try:
                 with self.conn.transaction():
@@ -122,6 +225,7 @@ class CheckpointStore:
                     psycopg.errors.DuplicateSchema):
                 if attempt == 2:
                     raise
+
 
     def latest_run(self, playbook: str, target: str, mode: str = "full") -> RunRecord | None:
         """The most recent run of ``playbook`` on ``target`` in ``mode``, if any."""
@@ -186,14 +290,33 @@ class CheckpointStore:
 
     def done_queries(self, run_id: str, target: str) -> dict[tuple[str, str], set[str]]:
         """(step, query) -> fingerprints of the SQL recorded as done in ``run_id``."""
+        return self.checkpoints(run_id, target).done
+
+    def checkpoints(self, run_id: str, target: str, dialect: str = "redshift") -> Checkpoints:
+        """The queries recorded as done in ``run_id``; on PostgreSQL also those whose
+        unlogged tables are gone (see :data:`_UNLOGGED_GONE`)."""
+        gone = (_UNLOGGED_GONE if dialect == "postgres" and self.tracks_unlogged
+                else "FALSE")
         rows = self.conn.execute(self._q(
-            "SELECT step, query, sql_fingerprint FROM {schema}.run_queries "
+            f"SELECT step, query, sql_fingerprint, {gone} FROM {{schema}}.run_queries "
             f"WHERE run_id = {self.literal(run_id)} AND target = {self.literal(target)}"
         )).fetchall()
         done: dict[tuple[str, str], set[str]] = {}
-        for step, query, digest in rows:
+        lost = set()
+        for step, query, digest, is_gone in rows:
             done.setdefault((step, query), set()).add(digest)
-        return done
+            if is_gone:
+                lost.add((step, query, digest))
+        return Checkpoints(done, frozenset(lost))
+
+    def running_run_of(self, host: object, pid: object) -> RunRecord | None:
+        """The run a process (host, pid) has running, if any: who holds a lock."""
+        row = self.conn.execute(self._q(
+            "SELECT run_id, playbook, target, mode, status, started_at, updated_at, ended_at, "
+            f"host, pid, attempts, query_count FROM {{schema}}.runs WHERE "
+            f"status = {self.literal(RUNNING)} AND host = {self.literal(str(host))} "
+            f"AND pid = {int(pid or 0):d} ORDER BY updated_at DESC LIMIT 1")).fetchone()
+        return RunRecord(*row) if row else None
 
     def is_recorded(self, run_id: str, target: str, step: str, query: str,
                     digest: str) -> bool:
@@ -214,7 +337,8 @@ class CheckpointStore:
         return bool(row[0])
 
     def checkpoint_sql(self, run_id: str, target: str, step: str, query: str, file: str,
-                       digest: str, lazy_if_read_only: bool = False) -> str:
+                       digest: str, lazy_if_read_only: bool = False,
+                       record_unlogged: bool = False) -> str:
         """The INSERT appended to a query's SQL, committing with the query's own work.
 
         ``lazy_if_read_only`` (PostgreSQL, a file in one implicit transaction): when the
@@ -222,14 +346,23 @@ class CheckpointStore:
         flush. The checkpoint is all such a commit would write, and a flush costs several
         times a trivial query; a server crash in the next fraction of a second can lose it,
         and then a resumed run runs the read-only file again, which is harmless.
+
+        ``record_unlogged`` (PostgreSQL, one implicit transaction): the checkpoint also
+        records the unlogged tables the file built (:data:`_UNLOGGED_BUILT`).
         """
         values = ", ".join(self.literal(v) for v in (
             run_id, target, step[:256], query[:256], file[:1024], digest, SUCCEEDED,
             utc_now()))
-        insert = ("INSERT INTO {schema}.run_queries (run_id, target, step, query, file, "
-                  "sql_fingerprint, status, recorded_at) ")
+        columns = "run_id, target, step, query, file, sql_fingerprint, status, recorded_at"
+        capture = record_unlogged and self.tracks_unlogged
+        if capture:
+            checkpoints = self.literal(f"{self._schema_sql}.run_queries")
+            columns += ", unlogged_tables"
+            values += ", " + _UNLOGGED_BUILT.replace("{checkpoints}", checkpoints)
+        insert = f"INSERT INTO {{schema}}.run_queries ({columns}) "
         if not lazy_if_read_only:
-            return self._q(insert + "VALUES (" + values + ")")
+            return self._q(insert + ("SELECT " + values if capture
+                                     else "VALUES (" + values + ")"))
         # The FROM item is evaluated before the INSERT writes its row, that is before this
         # INSERT gives the transaction an id of its own.
         return self._q(

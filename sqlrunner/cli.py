@@ -94,6 +94,8 @@ def _seconds(text: str) -> float:
 
 def run_parser() -> ArgumentParser:
     """The parser of ``sqlrunner [run]``: every SQL Runner flag and our own."""
+    from sqlrunner.retry import DEFAULT_OUTAGE
+
     parser = ArgumentParser(
         prog="sqlrunner", allow_abbrev=False,
         description="Run a SQL Runner playbook against PostgreSQL, Redshift or the embedded "
@@ -147,10 +149,16 @@ def run_parser() -> ArgumentParser:
              "query settings win)")
     add("--retry-backoff", dest="retry_backoff", type=_seconds, default=1.0, metavar="S",
         help="seconds before the first retry; doubles with jitter (default 1)")
+    add("--reconnect-timeout", dest="reconnect_timeout", type=_seconds,
+        default=DEFAULT_OUTAGE, metavar="S",
+        help="how long a target may stay unreachable (a server restart, crash or failover, "
+             "a network outage, a server down when the run starts) while the run waits to "
+             "reconnect and go on (default %(default)g; 0: give up at once)"),
     add("--timeout", dest="run_timeout", type=_seconds, metavar="S",
         help="cancel the whole run after S seconds")
     add("--lock-timeout", dest="lock_timeout", type=_seconds, default=0.0, metavar="S",
-        help="wait up to S seconds for another run of this playbook on a target (default 0)")
+        help="wait up to S seconds for another run holding the playbook's lock on a target "
+             "(its lock: name, else its file name; default 0)")
     add("--restart", action="store_true",
         help="ignore an unfinished previous run instead of resuming it")
     add("--no-checkpoints", dest="checkpoints", action="store_false",
@@ -200,6 +208,7 @@ def command_run(argv: list[str]) -> int:
         embedded_dir=args.embedded_dir, retries=args.retries, retry_backoff=args.retry_backoff,
         run_timeout=args.run_timeout, checkpoints=args.checkpoints,
         state_schema=args.state_schema, lock_timeout=args.lock_timeout, restart=args.restart,
+        reconnect_timeout=args.reconnect_timeout,
     )
     secrets = SecretRegistry()
     plan = api.prepare(args.playbook, options, secrets)
@@ -248,13 +257,16 @@ def _variables(args: argparse.Namespace) -> dict[str, Any]:
     if args.var_file:
         from sqlrunner.errors import PlaybookError
         from sqlrunner.playbook import plain
+        from sqlrunner.sourcefile import NulByte, read_text
         from sqlrunner.yaml12 import load_yaml
 
         try:
-            with open(args.var_file, encoding="utf-8") as handle:
-                loaded = load_yaml(handle.read(), args.var_file)
+            loaded = load_yaml(read_text(args.var_file), args.var_file)
         except FileNotFoundError:
             raise UsageError(f"variables file not found: {args.var_file}") from None
+        except NulByte as err:
+            raise PlaybookError("a NUL byte (\\0) in a variables file", file=args.var_file,
+                                line=err.line, column=err.column) from None
         except (OSError, UnicodeDecodeError) as err:
             raise UsageError(f"cannot read variables file {args.var_file}: {err}") from None
         if loaded is not None and not isinstance(loaded, dict):
@@ -340,6 +352,9 @@ def command_status(argv: list[str]) -> int:
         if status.next_query:
             print(f"  unfinished: {len(status.done)} queries done; the next run resumes at "
                   f"{status.next_query}")
+        if status.gone:
+            print(f"  the next run builds again what a server crash emptied: "
+                  f"{', '.join(status.gone)}")
     return EXIT_OK
 
 

@@ -4,8 +4,12 @@ Each SQL file is sent whole, in one round trip, on an autocommit connection,
 so a file without its own BEGIN/COMMIT runs as one implicit transaction: it
 either applies completely or not at all. Its checkpoint travels in the same
 string (see checkpoints.py). Transient errors are retried on a fresh
-connection; a lost connection is settled first (the old query is stopped on
-the server and its checkpoint looked up), so no file is ever applied twice.
+connection. A lost connection (a killed backend, a server restart or crash, a
+network outage) is ridden out by the target: once the step's other queries are
+done, it reconnects, waiting up to ``reconnect_timeout`` seconds for the server,
+takes its lock again, stops what it still ran on the server, reads its
+checkpoints (which tell whether the lost queries committed) and goes on from
+there, as a resumed run would: no file is ever applied twice.
 A target stops after the first step in which a query failed; the failed
 query's siblings still finish.
 """
@@ -25,7 +29,7 @@ import psycopg
 
 from sqlrunner import rowcounts
 from sqlrunner.checkpoints import fingerprint
-from sqlrunner.errorpos import SourcePosition, position_in
+from sqlrunner.errorpos import SourcePosition, position_in, user_error
 from sqlrunner.errors import LockError, QueryError, SqlRunnerError
 from sqlrunner.plan import RunPlan, StepPlan, TargetPlan, replan_target
 from sqlrunner.render import RenderedQuery
@@ -39,21 +43,32 @@ from sqlrunner.results import (
     RunResult,
     TargetFailure,
 )
-from sqlrunner.retry import RetryPolicy, call_with_retries, is_connection_loss
+from sqlrunner.retry import (
+    DEFAULT_OUTAGE,
+    ConnectFailed,
+    RetryPolicy,
+    call_through_outage,
+    call_with_retries,
+    is_connection_loss,
+    is_unavailable,
+)
+from sqlrunner.runlock import LockLost
 from sqlrunner.secrets import SecretRegistry
-from sqlrunner.state import RunState, StateSettings, StateUnavailable
+from sqlrunner.state import DONE, GONE, RunState, StateSettings, StateUnavailable
 from sqlrunner.targets import Connection, ConnectionPool, connection_for
 from sqlrunner.upsert import upsert_sql
 
 
 class Reporter(Protocol):
-    """Receives the events of a run (called from several threads)."""
+    """Receives the events of a run (called from several threads). ``query_retrying``'s
+    ``wait`` is None for a query whose connection was lost: it is settled, and retried if
+    it did not commit, once the target has reconnected."""
 
     def run_started(self, plan: RunPlan) -> None: ...
     def step_started(self, target: str, step: StepPlan) -> None: ...
     def query_started(self, query: RenderedQuery) -> None: ...
     def query_retrying(self, query: RenderedQuery, attempt: int, error: str,
-                       wait: float) -> None: ...
+                       wait: float | None) -> None: ...
     def query_finished(self, result: QueryResult) -> None: ...
     def target_failed(self, failure: TargetFailure) -> None: ...
     def note(self, target: str, message: str) -> None: ...
@@ -67,7 +82,7 @@ class SilentReporter:
     def step_started(self, target: str, step: StepPlan) -> None: ...
     def query_started(self, query: RenderedQuery) -> None: ...
     def query_retrying(self, query: RenderedQuery, attempt: int, error: str,
-                       wait: float) -> None: ...
+                       wait: float | None) -> None: ...
     def query_finished(self, result: QueryResult) -> None: ...
     def target_failed(self, failure: TargetFailure) -> None: ...
     def note(self, target: str, message: str) -> None: ...
@@ -86,6 +101,7 @@ class ExecutionSettings:
     checkpoints: bool = True
     state: StateSettings = StateSettings()
     embedded_dir: str | None = None
+    reconnect_timeout: float = DEFAULT_OUTAGE  # how long a target may stay unreachable
 
 
 class _Sent:
@@ -117,6 +133,9 @@ class Executor:
         self._cancelled = threading.Event()
         self._timed_out = False
         self._result = RunResult(run_id=plan.run_id, playbook=plan.playbook.path)
+        self._positions: dict[tuple[str, str, str], int] = {}  # a query's place in results
+        self._losses: dict[tuple[str, str, str], int] = {}  # connections lost per query
+        self._lost_errors: dict[tuple[str, str, str], BaseException] = {}  # till settled
         self._types = {tp.target.name: tp.target.type for tp in plan.targets}
         self._digests: dict[str, str] = {}
 
@@ -193,7 +212,10 @@ class Executor:
         state = self._open_state(connection, target_plan)
         if state is False:
             return
-        failed = True
+        pool = ConnectionPool(connection, on_connect=state.enlist if state else None)
+        if state is None and not self._reach(name, connection, pool):
+            return
+        failed, finish = True, state is not None
         try:
             if state is not None and state.resumed is not None:
                 target_plan = replan_target(self.plan, target_plan, state.run_id,
@@ -205,22 +227,102 @@ class Executor:
                 self.reporter.note(name, f"resuming run {state.run_id[:8]} of "
                                          f"{state.resumed.started_at:%Y-%m-%d %H:%M:%S} UTC "
                                          f"({done} queries already done)")
+                self._note_gone(name, state)
                 with self._lock:
                     self._result.resumed_from = state.run_id
             if state is not None:
                 digest = fingerprint("\x00".join(self._digest(q.sql or "")
                                                  for q in target_plan.queries))
                 state.begin(digest, len(target_plan.queries))
-            failed = self._run_steps(target_plan, connection, state)
+            failed = self._run_steps(target_plan, pool, state)
+        except LockError as err:
+            # Another run took the lock while this one was disconnected: it owns the run
+            # now, and this one stops without writing anything more.
+            self._lock_conflict(name, self.secrets.mask(str(err)))
+            finish = False
         except Exception as err:  # noqa: BLE001 - a target thread must record, not die
             # Whatever broke outside a query (the state connection, a step's check, a
-            # re-render) fails the target's queries not yet recorded, not the process.
+            # re-render, a server that did not come back) fails the target's queries not
+            # yet recorded, not the process.
             self._fail_unrecorded(target_plan, self.secrets.mask(_one_line(err)))
-            failed = True
+            finish = finish and not is_unavailable(err)
         finally:
+            pool.close()
             if state is not None:
-                state.finish(failed, self._cancelled.is_set())
+                if finish:
+                    self._finish(name, state, failed)
                 state.close()
+
+    def _finish(self, name: str, state: RunState, failed: bool) -> None:
+        """Record how the run ended, reconnecting first if the connection was lost."""
+        interrupted = self._cancelled.is_set()
+        try:
+            state.finish(failed, interrupted)
+            return
+        except psycopg.Error as err:
+            if interrupted or not is_unavailable(err):
+                return
+        try:
+            self._reconnect(name, state, "the run finished, but its connection was lost")
+            state.finish(failed, interrupted)
+        except (SqlRunnerError, psycopg.Error):
+            pass  # the next run finds this one unfinished, with every query done
+
+    def _reach(self, name: str, connection: Connection, pool: ConnectionPool) -> bool:
+        """Without checkpoints: open the target's first connection, waiting for a server
+        that cannot be reached yet; False (recorded) if it never answers."""
+        try:
+            pool.release(call_through_outage(pool.acquire, self.settings.reconnect_timeout,
+                                             self.settings.retry_backoff,
+                                             self._waiting(name), sleep=self._sleep))
+            return True
+        except (SqlRunnerError, psycopg.Error) as err:
+            self._unreachable(name, connection, err)
+            return False
+
+    def _unreachable(self, name: str, connection: Connection, err: BaseException) -> None:
+        """A target that never answered: reported once, nothing counted as executed."""
+        message = _one_line(err)
+        if not message.startswith("cannot connect to target"):
+            message = f"cannot connect to target {name!r} ({connection.address()}): {message}"
+        with self._lock:
+            self._result.unreachable.append(TargetFailure(name, self.secrets.mask(message)))
+
+    def _waiting(self, name: str) -> Callable[[BaseException, float], None]:
+        """Tells, once, that a target cannot be reached yet and the run waits for it."""
+        told = False
+
+        def on_wait(err: BaseException, seconds: float) -> None:
+            nonlocal told
+            if not told:
+                told = True
+                reason = self.secrets.mask(_one_line(err)).split("): ", 1)[-1]
+                self.reporter.note(name, f"target unreachable ({reason}); trying again "
+                                         f"for up to {self.settings.reconnect_timeout:g}s")
+        return on_wait
+
+    def _reconnect(self, name: str, state: RunState, why: str) -> None:
+        """Make the target's state whole after a lost connection (see RunState.reconnect),
+        waiting up to ``reconnect_timeout`` seconds for the server."""
+        self.reporter.note(name, f"{why}: reconnecting")
+        started = time.perf_counter()
+        call_through_outage(state.reconnect, self.settings.reconnect_timeout,
+                            self.settings.retry_backoff, self._waiting(name),
+                            sleep=self._sleep)
+        self.reporter.note(name, f"reconnected after {time.perf_counter() - started:.1f}s")
+
+    def _note_gone(self, name: str, state: RunState) -> None:
+        gone = len(state.checkpoints.gone)
+        if gone:
+            self.reporter.note(name, f"{gone} done queries built unlogged tables that are now "
+                                     "empty or gone (a server crash empties them): they run "
+                                     "again before the run goes on")
+
+    def _lock_conflict(self, name: str, message: str) -> None:
+        failure = TargetFailure(name, message)
+        with self._lock:
+            self._result.lock_conflicts.append(failure)
+        self.reporter.target_failed(failure)
 
     def _fail_unrecorded(self, target_plan: TargetPlan, message: str) -> None:
         """Record every query of the target that has no result yet: the first failed."""
@@ -243,21 +345,24 @@ class Executor:
         name = target_plan.target.name
         state = RunState(connection, os.path.realpath(self.plan.playbook.path), name,
                          self.plan.run_id, self.plan.started_at, self.plan.partial,
-                         self.settings.state, self._cancelled)
+                         self.settings.state, self._cancelled, self.plan.playbook.lock)
         try:
-            state.open()
+            call_through_outage(state.open, self.settings.reconnect_timeout,
+                                self.settings.retry_backoff, self._waiting(name),
+                                sleep=self._sleep)
             return state
         except StateUnavailable as err:
             self.reporter.note(name, str(err))
             return None
         except LockError as err:
             state.close()
-            with self._lock:
-                self._result.lock_conflicts.append(TargetFailure(name, str(err)))
-            self.reporter.target_failed(TargetFailure(name, str(err)))
+            self._lock_conflict(name, str(err))
             return False
         except (SqlRunnerError, psycopg.Error) as err:
             state.close()
+            if isinstance(err, ConnectFailed) or is_unavailable(err):
+                self._unreachable(name, connection, err)
+                return False
             message = self.secrets.mask(str(err).strip().splitlines()[0])
             for index, step in enumerate(target_plan.steps):
                 for query in step.queries:
@@ -266,58 +371,116 @@ class Executor:
                                              error=message if index == 0 else None))
             return False
 
-    def _run_steps(self, target_plan: TargetPlan, connection: Connection,
+    def _run_steps(self, target_plan: TargetPlan, pool: ConnectionPool,
                    state: RunState | None) -> bool:
-        """Run the steps in order; True if a query failed."""
+        """Run the steps in order, reconnecting after a lost connection; True if a query
+        failed."""
         name = target_plan.target.name
-        pool = ConnectionPool(connection, on_connect=state.enlist if state else None)
         workers = self.settings.max_parallel or max(
             (len(s.queries) for s in target_plan.steps), default=1)
+        start, resuming = 0, state is not None and state.resumed is not None
+        losses: dict[int, int] = {}  # reconnections per step
+        with ThreadPoolExecutor(max_workers=max(workers, 1),
+                                thread_name_prefix=f"{name}-query") as threads:
+            while True:
+                try:
+                    return self._walk(name, target_plan.steps, start, resuming, pool, state,
+                                      threads)
+                except _Lost as lost:
+                    assert state is not None
+                    pool.close()
+                    # A query's own losses are bounded by its retries; this bounds a
+                    # step's check (skip_if_empty) that keeps losing its connection.
+                    losses[lost.step] = losses.get(lost.step, 0) + 1
+                    if losses[lost.step] > self.settings.retries + 1:
+                        raise QueryError(f"step {target_plan.steps[lost.step].name}: the "
+                                         f"connection was lost {losses[lost.step]} times "
+                                         f"({_one_line(lost.error)})") from None
+                    self._reconnect(name, state, f"connection lost in step "
+                                                 f"{target_plan.steps[lost.step].name} "
+                                                 f"({self.secrets.mask(_one_line(lost.error))})")
+                    self._note_gone(name, state)
+                    # Go on as a resumed run would, from the step that lost a query, or
+                    # from an earlier one whose unlogged tables the server lost.
+                    start = min([lost.step] + [
+                        index for index, step in enumerate(target_plan.steps[:lost.step])
+                        if any(self._checkpoint(state, q) == GONE for q in step.queries)])
+                    resuming = True
+
+    def _walk(self, name: str, steps: tuple[StepPlan, ...], start: int, resuming: bool,
+              pool: ConnectionPool, state: RunState | None, threads: ThreadPoolExecutor
+              ) -> bool:
+        """Run ``steps[start:]``; True if a query failed. Raises :class:`_Lost` (with the
+        step's index) when a connection was lost and the target must reconnect."""
         failed = False
         # Done queries are skipped only up to the first step with something left to do:
-        # from there on everything runs, since later steps may read what it rewrites.
-        resuming = state is not None and state.resumed is not None
-        try:
-            with ThreadPoolExecutor(max_workers=max(workers, 1),
-                                    thread_name_prefix=f"{name}-query") as threads:
-                for step in target_plan.steps:
-                    if failed or self._cancelled.is_set():
-                        for query in step.queries:
-                            self._record(self._skipped(query))
-                        continue
-                    if step.skip_if_empty and self._is_empty(pool, step.skip_if_empty):
-                        for query in step.queries:
-                            self._record(self._skipped(
-                                query, f"{step.skip_if_empty} has no rows"))
-                        continue
-                    self.reporter.step_started(name, step)
+        # from there on everything runs, since later steps may read what it rewrites. A
+        # done query whose unlogged tables a crash emptied runs again on the way.
+        for index in range(start, len(steps)):
+            step = steps[index]
+            if failed or self._cancelled.is_set():
+                for query in step.queries:
+                    self._record(self._skipped(query))
+                continue
+            if step.skip_if_empty and self._is_empty(pool, step.skip_if_empty, state, index):
+                for query in step.queries:
+                    self._record(self._skipped(query, f"{step.skip_if_empty} has no rows"))
+                continue
+            self.reporter.step_started(name, step)
+            work_left = not resuming or any(self._checkpoint(state, q) is None
+                                            for q in step.queries)
 
-                    def run(query: RenderedQuery, may_skip: bool = resuming) -> QueryResult:
-                        return self._run_query(pool, query, state, may_skip)
+            def run(query: RenderedQuery, may_skip: bool = resuming) -> QueryResult | None:
+                return self._run_query(pool, query, state, may_skip)
 
-                    if len(step.queries) == 1:
-                        results = [run(step.queries[0])]
-                    else:
-                        results = list(threads.map(run, step.queries))
-                    failed = any(r.status == FAILED for r in results)
-                    if any(r.note != DONE_BEFORE for r in results):
-                        resuming = False
-        finally:
-            pool.close()
+            if len(step.queries) == 1:
+                results = [run(step.queries[0])]
+            else:
+                results = list(threads.map(run, step.queries))
+            failed = any(r is not None and r.status == FAILED for r in results)
+            lost = [(q, self._lost_errors.pop((q.target, q.step, q.query)))
+                    for q, r in zip(step.queries, results, strict=True) if r is None]
+            if lost and not failed:
+                raise _Lost(index, lost[0][1])
+            for query, error in lost:
+                # A sibling failed: the target stops here; the next run's resume settles
+                # whether the lost query committed.
+                self._record(QueryResult(
+                    query.target, query.step, query.query, query.file, FAILED,
+                    error=self.secrets.mask(f"the connection was lost while the query ran "
+                                            f"({_one_line(error)})")))
+                failed = True
+            if work_left:
+                resuming = False
         return failed
 
-    def _is_empty(self, pool: ConnectionPool, table: str) -> bool:
+    def _checkpoint(self, state: RunState | None, query: RenderedQuery) -> str | None:
+        """DONE, GONE or None (see RunState.checkpoint_of)."""
+        if state is None or query.sql is None or query.error is not None:
+            return None
+        return state.checkpoint_of(query.step, query.query, self._digest(query.sql))
+
+    def _is_empty(self, pool: ConnectionPool, table: str, state: RunState | None = None,
+                  step: int = 0) -> bool:
         """Whether ``table`` has no rows (or does not exist): the step skips itself.
 
-        Any other error is raised as a QueryError naming the setting.
+        Any other error is raised as a QueryError naming the setting (a lost connection,
+        with checkpoints, as :class:`_Lost`).
         """
-        conn = pool.acquire()
+        try:
+            conn = pool.acquire()
+        except (SqlRunnerError, psycopg.Error) as err:
+            if state is not None and (isinstance(err, LockLost) or is_unavailable(err)):
+                raise _Lost(step, err) from None
+            raise
         try:
             with self._tracked(conn):
                 return conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None
         except psycopg.errors.UndefinedTable:
             return True
         except psycopg.Error as err:
+            if state is not None and is_unavailable(err):
+                raise _Lost(step, err) from None
             raise QueryError(f"skip_if_empty: {table}: {_one_line(err)}") from None
         finally:
             pool.release(conn)
@@ -342,9 +505,23 @@ class Executor:
         self.reporter.target_failed(failure)
 
     def _record(self, result: QueryResult) -> None:
+        """Add a query's result, or replace the one it had (it ran again after a lost
+        connection)."""
+        key = (result.target, result.step, result.query)
         with self._lock:
-            self._result.queries.append(result)
+            position = self._positions.get(key)
+            if position is None:
+                self._positions[key] = len(self._result.queries)
+                self._result.queries.append(result)
+            else:
+                self._result.queries[position] = result
         self.reporter.query_finished(result)
+
+    def _recorded(self, query: RenderedQuery) -> QueryResult | None:
+        """The result this run already has for ``query``, if any."""
+        with self._lock:
+            position = self._positions.get((query.target, query.step, query.query))
+            return None if position is None else self._result.queries[position]
 
     def _skipped(self, query: RenderedQuery, note: str | None = None) -> QueryResult:
         return QueryResult(query.target, query.step, query.query, query.file, SKIPPED,
@@ -375,10 +552,13 @@ class Executor:
     def _policy(self, query: RenderedQuery) -> RetryPolicy:
         return RetryPolicy(retries=int(query.settings.get("retries", self.settings.retries)),
                            backoff=float(query.settings.get("retry_backoff",
-                                                            self.settings.retry_backoff)))
+                                                            self.settings.retry_backoff)),
+                           outage=self.settings.reconnect_timeout)
 
     def _run_query(self, pool: ConnectionPool, query: RenderedQuery,
-                   state: RunState | None, may_skip: bool = False) -> QueryResult:
+                   state: RunState | None, may_skip: bool = False) -> QueryResult | None:
+        """Run one query (with retries) and record its result; None when its connection
+        was lost and the target must reconnect before it can be settled."""
         if query.error is not None or query.sql is None:
             result = QueryResult(query.target, query.step, query.query, query.file, FAILED,
                                  error=self.secrets.mask(str(query.error or "not rendered")))
@@ -386,17 +566,21 @@ class Executor:
             return result
         sql = query.sql
         digest = self._digest(sql)
-        if may_skip and state is not None and state.is_done(query.step, query.query, digest):
-            result = self._skipped(query, DONE_BEFORE)
-            self._record(result)
-            return result
+        key = (query.target, query.step, query.query)
+        checkpoint = (state.checkpoint_of(query.step, query.query, digest)
+                      if may_skip and state is not None else None)
+        if checkpoint == DONE:
+            return self._done(query)
+        if checkpoint == GONE:
+            self.reporter.note(query.target, f"{query.step}/{query.query}: an unlogged table "
+                                             "it built is empty or gone: running it again")
         if self._cancelled.is_set():
             result = self._skipped(query)
             self._record(result)
             return result
         self.reporter.query_started(query)
         started = time.perf_counter()
-        offset = 0
+        offset, length = 0, len(sql)  # where the file's SQL lies in the text sent
         if query.upsert is not None:
             try:
                 wrapped = upsert_sql(sql, query.upsert, self._dialect(query))
@@ -405,29 +589,48 @@ class Executor:
                                      error=f"{query.file}: {err}")
                 self._record(result)
                 return result
-            sql, offset = wrapped.text, wrapped.select_offset
+            sql, offset, length = wrapped.text, wrapped.select_offset, wrapped.select_length
         text, after = (state.checkpointed(sql, query.step, query.query, query.file, digest)
                        if state is not None else (sql, None))
-        retries = 0
+        policy = self._policy(query)
+        losses = self._losses.get(key, 0)
+        retries = losses
 
         def on_retry(attempt: int, err: BaseException, wait: float) -> None:
             nonlocal retries
-            retries = attempt
-            self.reporter.query_retrying(query, attempt, self.secrets.mask(_one_line(err)),
+            retries = losses + attempt
+            self.reporter.query_retrying(query, retries, self.secrets.mask(_one_line(err)),
                                          wait)
 
         def attempt(number: int) -> _Sent:
-            return self._attempt(pool, query, text, after, digest, state, fresh=number > 1)
+            return self._attempt(pool, query, text, after, state, fresh=number > 1)
 
         try:
-            sent = call_with_retries(attempt, self._policy(query), on_retry,
+            sent = call_with_retries(attempt, policy, on_retry,
                                      sleep=self._sleep,
                                      should_retry=lambda: not self._cancelled.is_set())
             result = QueryResult(query.target, query.step, query.query, query.file, SUCCEEDED,
                                  rows=sent.rows, seconds=time.perf_counter() - started,
                                  retries=retries, output=sent.output)
+        except _ConnectionLost as lost:
+            if retries >= policy.retries:
+                result = QueryResult(
+                    query.target, query.step, query.query, query.file, FAILED,
+                    seconds=time.perf_counter() - started, retries=retries,
+                    error=self.secrets.mask(f"the connection was lost while the query ran, "
+                                            f"{retries + 1} times ({_one_line(lost.error)}); "
+                                            "the next run settles whether it committed"))
+            else:
+                # Settled once the target has reconnected: by its checkpoint.
+                with self._lock:
+                    self._losses[key] = retries + 1
+                    self._lost_errors[key] = lost.error
+                self.reporter.query_retrying(query, retries + 1,
+                                             self.secrets.mask(_one_line(lost.error)), None)
+                return None
         except psycopg.Error as err:
-            result = self._failure(query, err, time.perf_counter() - started, retries, offset)
+            result = self._failure(query, err, time.perf_counter() - started, retries, offset,
+                                   length)
         except SqlRunnerError as err:
             result = QueryResult(query.target, query.step, query.query, query.file, FAILED,
                                  seconds=time.perf_counter() - started, retries=retries,
@@ -440,11 +643,31 @@ class Executor:
         if self._cancelled.wait(seconds):
             raise Cancelled("the run was cancelled")
 
+    def _done(self, query: RenderedQuery) -> QueryResult:
+        """A query the checkpoints record as done: its result in this run if it has one;
+        succeeded if this run lost its connection after it committed; else done in the
+        run being resumed."""
+        key = (query.target, query.step, query.query)
+        result = self._recorded(query)
+        if result is not None and result.status != FAILED:
+            return result
+        if key in self._losses:
+            result = QueryResult(query.target, query.step, query.query, query.file,
+                                 SUCCEEDED, retries=self._losses[key],
+                                 note="committed before its connection was lost")
+        else:
+            result = self._skipped(query, DONE_BEFORE)
+        self._record(result)
+        return result
+
     def _attempt(self, pool: ConnectionPool, query: RenderedQuery, text: str,
-                 after: str | None, digest: str, state: RunState | None,
-                 fresh: bool) -> _Sent:
-        conn = pool.acquire(fresh=fresh)
-        backend_pid = conn.info.backend_pid
+                 after: str | None, state: RunState | None, fresh: bool) -> _Sent:
+        try:
+            conn = pool.acquire(fresh=fresh)
+        except (SqlRunnerError, psycopg.Error) as err:
+            if state is not None and (isinstance(err, LockLost) or is_unavailable(err)):
+                raise _ConnectionLost(err) from None
+            raise
         sent = False
         try:
             with self._tracked(conn):
@@ -458,31 +681,28 @@ class Executor:
                     _require_idle(conn)
                 finally:
                     _reset_session(conn, reset, pool)
-            if after is not None and state is not None:
-                state.write(after)
-            return _Sent(rows, output)
         except psycopg.Error as err:
-            if sent and is_connection_loss(err):
+            if is_connection_loss(err):
                 pool.discard(conn)
-                if state is None:
+                if state is not None:
+                    raise _ConnectionLost(err) from None
+                if sent:
                     raise OutcomeUnknown(f"the connection was lost while the query ran, so "
                                          f"whether it committed is unknown: {_one_line(err)}"
                                          ) from None
-                if self._settle(state, backend_pid, query, digest):
-                    return _Sent(None, None)
             raise
         finally:
             pool.release(conn)
-
-    def _settle(self, state: RunState, backend_pid: int | None, query: RenderedQuery,
-                digest: str) -> bool:
-        """After a lost connection: True if the query committed; False if it surely did not
-        (then it may be retried); OutcomeUnknown when that cannot be told."""
-        try:
-            return state.settle_lost_query(backend_pid, query.step, query.query, digest)
-        except Exception as err:  # noqa: BLE001 - any doubt means: do not send it again
-            raise OutcomeUnknown(f"the connection was lost while the query ran and its "
-                                 f"outcome cannot be checked: {_one_line(err)}") from None
+        if after is not None and state is not None:
+            try:
+                state.write(after)
+            except psycopg.Error as err:
+                # The file ran (it runs alone, and may run again): its checkpoint waits for
+                # the reconnection.
+                if is_unavailable(err):
+                    raise _ConnectionLost(err) from None
+                raise
+        return _Sent(rows, output)
 
     def _send(self, conn: psycopg.Connection, sql: str,
               checkpointed: bool) -> tuple[int | None, QueryOutput | None]:
@@ -518,16 +738,19 @@ class Executor:
                     return counts, output
 
     def _failure(self, query: RenderedQuery, err: psycopg.Error, seconds: float,
-                 retries: int, offset: int = 0) -> QueryResult:
-        """A failed query's record; ``offset``: characters sent before the file's text."""
+                 retries: int, offset: int = 0, length: int | None = None) -> QueryResult:
+        """A failed query's record. The file's SQL, as sent, is ``length`` characters from
+        ``offset`` (the runner's statements may come before and after it)."""
         diag = err.diag
         text = str(err).strip()
         message = diag.message_primary or (text.splitlines()[0] if text else type(err).__name__)
-        where = _where(query, diag.statement_position, offset)
+        sqlstate = diag.sqlstate or getattr(err, "sqlstate", None)
+        sent = (query.sql or "")[:length]
+        rendered, message = user_error(message, sqlstate, diag.statement_position, offset, sent)
+        where = _where(query, rendered)
         line = column = excerpt = None
         if where is not None:
             line, column, excerpt = where.line, where.column, where.excerpt()
-        sqlstate = diag.sqlstate or getattr(err, "sqlstate", None)
         text = f"ERROR {sqlstate}: {message}" if sqlstate else message
         if line is not None:
             text = f"{query.file}:{line}:{column}: {text}"
@@ -539,6 +762,22 @@ class Executor:
 
 class Cancelled(QueryError):
     """The run was interrupted or timed out before this query could finish."""
+
+
+class _ConnectionLost(Exception):  # noqa: N818 - a signal, not an error to report
+    """A query's connection (or the run's lock) was lost: settled after reconnecting."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Lost(Exception):  # noqa: N818 - a signal, not an error to report
+    """Step ``step`` lost a connection: the target reconnects and goes on from there."""
+
+    def __init__(self, step: int, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.step, self.error = step, error
 
 
 class OutcomeUnknown(QueryError):
@@ -569,18 +808,13 @@ def _reset_session(conn: psycopg.Connection, statements: list[str],
         pool.discard(conn)
 
 
-def _where(query: RenderedQuery, statement_position: str | None,
-           offset: int) -> SourcePosition | None:
-    """Where the server's 1-based ``statement_position`` falls in the query's *file*.
+def _where(query: RenderedQuery, rendered: int | None) -> SourcePosition | None:
+    """Where the 0-based offset ``rendered`` in the query's SQL falls in its *file*.
 
-    ``offset``: characters the runner sent before the file's text (an upsert's
-    preamble). For a template, the rendered position is mapped back to the source.
+    For a template, the rendered position is mapped back to the source.
     """
-    if not statement_position:
-        return None
-    rendered = int(statement_position) - 1 - offset
     sql = query.sql or ""
-    if rendered < 0 or rendered > len(sql):
+    if rendered is None or not 0 <= rendered <= len(sql):
         return None
     if query.source_map is not None and query.source is not None:
         return position_in(query.source, query.source_map.source_offset(rendered) + 1)

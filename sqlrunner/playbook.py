@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlrunner.errors import PlaybookError, SqlRunnerError
+from sqlrunner.sourcefile import NulByte, read_text
 from sqlrunner.upsert import UpsertSpec, upsert_spec
 from sqlrunner.yaml12 import LineDict, LineList, load_yaml
 
@@ -53,7 +54,8 @@ QUERY_KEYS: dict[str, tuple[type, ...]] = {
     **QUERY_SESSION,
 }
 TOP_KEYS: dict[str, tuple[type, ...]] = {
-    "targets": (list,), "variables": (dict,), "steps": (list,), **QUERY_SETTINGS,
+    "targets": (list,), "variables": (dict,), "steps": (list,), "lock": (str,),
+    **QUERY_SETTINGS,
 }
 
 _COLON_KEY = re.compile(r"^(\s*(?:-\s)?):", re.MULTILINE)
@@ -123,6 +125,7 @@ class Playbook:
     variables: Mapping[str, Any]
     steps: tuple[StepSpec, ...]
     settings: Mapping[str, Any] = field(default_factory=dict)
+    lock: str | None = None  # the run lock's name: one writer per lock and target
 
     def query_setting(self, target: TargetSpec, query: QuerySpec, key: str,
                       default: Any = None) -> Any:
@@ -150,7 +153,13 @@ def render_playbook_text(
 
     try:
         template = parse(text, path, funcs=runner_functions())
-        return template.execute(dict(variables), missing=missing_key(missing))
+        rendered = template.execute(dict(variables), missing=missing_key(missing))
+        if "\x00" in rendered:  # where from: the same again, with a map to the source
+            _, where = template.execute_mapped(dict(variables), missing=missing_key(missing))
+            line, column = where.source_position(rendered.index("\x00"), text)
+            raise PlaybookError("this action prints a NUL byte (\\0) into the playbook",
+                                file=path, line=line, column=column)
+        return rendered
     except SqlRunnerError as err:
         raise PlaybookError(str(err)) from None
 
@@ -163,10 +172,12 @@ def load_playbook(
 ) -> Playbook:
     """Read, render, parse and validate the playbook at ``path``."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            raw = handle.read()
+        raw = read_text(path)
     except FileNotFoundError:
         raise PlaybookError(f"playbook not found: {path}") from None
+    except NulByte as err:
+        raise PlaybookError("a NUL byte (\\0) in a playbook", file=path, line=err.line,
+                            column=err.column) from None
     except (OSError, UnicodeDecodeError) as err:
         raise PlaybookError(f"cannot read playbook {path}: {err}") from None
     stripped = strip_colon_keys(raw)
@@ -216,7 +227,16 @@ def _validate(document: Any, path: str) -> Playbook:
         variables=plain(variables),
         steps=tuple(_step(s, steps.line_of(i), path) for i, s in enumerate(steps)),
         settings=_settings(document),
+        lock=_lock_name(document, path),
     )
+
+
+def _lock_name(document: LineDict, path: str) -> str | None:
+    value = _scalar_str(document.get("lock"))
+    if value is not None and not value.strip():
+        raise PlaybookError("lock must name the run lock, got an empty value", file=path,
+                            line=document.line_of("lock"))
+    return value
 
 
 def plain(value: Any) -> Any:

@@ -11,8 +11,15 @@ from typing import Any
 from sqlrunner.errors import SqlRunnerError, TargetError
 from sqlrunner.playbook import QuerySpec, query_path
 from sqlrunner.secrets import SecretRegistry
+from sqlrunner.sourcefile import NulByte, read_text
 from sqlrunner.template_functions import runner_functions
 from sqlrunner.upsert import UpsertSpec
+
+# libpq sends the SQL as a C string: PostgreSQL would run what comes before a NUL as if it
+# were the whole file, and the run would succeed.
+_NUL_IN_FILE = "a NUL byte (\\0) in a SQL file: PostgreSQL would run only the SQL before it"
+_NUL_PRINTED = ("this action prints a NUL byte (\\0) into the SQL: PostgreSQL would run only "
+                "the SQL before it")
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,9 @@ class Renderer:
             if query.template:
                 sql, source_map = self._template(path, shown, source).execute_mapped(
                     dict(data), missing=missing_key(self.missing))
+                if "\x00" in sql:
+                    line, column = source_map.source_position(sql.index("\x00"), source)
+                    raise TargetError(_NUL_PRINTED, file=shown, line=line, column=column)
             else:
                 sql = source
             if upsert is not None:
@@ -91,15 +101,20 @@ class Renderer:
         """Render a short template from the playbook (an upsert table, a step condition)."""
         if "{{" not in text:
             return text
-        return self._execute(f"{name}#{text}", name, text, data)
+        rendered = self._execute(f"{name}#{text}", name, text, data)
+        if "\x00" in rendered:
+            raise TargetError(f"{text!r} renders a NUL byte (\\0)", file=name)
+        return rendered
 
     def _read(self, path: str, shown: str) -> str:
         if path not in self._sources:
             try:
-                with open(path, encoding="utf-8") as handle:
-                    self._sources[path] = handle.read()
+                self._sources[path] = read_text(path)
             except FileNotFoundError:
                 self._sources[path] = TargetError("SQL file not found", file=shown)
+            except NulByte as err:
+                self._sources[path] = TargetError(_NUL_IN_FILE, file=shown, line=err.line,
+                                                  column=err.column)
             except (OSError, UnicodeDecodeError) as err:
                 self._sources[path] = TargetError(f"cannot read SQL file: {err}", file=shown)
         source = self._sources[path]

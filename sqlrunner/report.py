@@ -22,6 +22,14 @@ _STATE_STYLE = {SUCCEEDED: "green", FAILED: "bold red", SKIPPED: "dim", "running
                 "waiting": "dim"}
 
 
+def _then(wait: float | None) -> str:
+    """What happens after a failed attempt: a retry after ``wait`` seconds, or (None, a
+    lost connection) a look at its checkpoint once the target has reconnected."""
+    if wait is None:
+        return "its checkpoint tells, once reconnected, whether to run it again"
+    return f"retrying in {wait:.1f}s"
+
+
 def _rows(result: QueryResult) -> str:
     return "" if result.rows is None or result.rows < 0 else str(result.rows)
 
@@ -33,6 +41,8 @@ def summary_lines(result: RunResult) -> list[str]:
         lines.append(f"TARGET INITIALIZATION FAILURE: target {failure.target}: {failure.error}")
     for failure in result.lock_conflicts:
         lines.append(f"LOCKED: target {failure.target}: {failure.error}")
+    for failure in result.unreachable:
+        lines.append(f"CONNECTION FAILURE: {failure.error}")
     for query in result.failed:
         lines.append(f"QUERY FAILURE: target {query.target}, step {query.step}, query "
                      f"{query.query}: {query.error}")
@@ -117,9 +127,9 @@ class PlainReporter:
                 print_query_output(result)
 
     def query_retrying(self, query: RenderedQuery, attempt: int, error: str,
-                       wait: float) -> None:
+                       wait: float | None) -> None:
         self._log(f"[{query.target}] {query.step}/{query.query} attempt {attempt} failed "
-                  f"({error}); retrying in {wait:.1f}s")
+                  f"({error}); {_then(wait)}")
 
     def target_failed(self, failure: TargetFailure) -> None:
         self._log(f"[{failure.target}] cannot start: {failure.error}")
@@ -172,14 +182,14 @@ class LiveReporter:
             row["state"], row["result"] = result.status, result
 
     def query_retrying(self, query: RenderedQuery, attempt: int, error: str,
-                       wait: float) -> None:
+                       wait: float | None) -> None:
         from rich.text import Text
 
         with self._lock:
             row = self._rows[(query.target, query.step, query.query)]
             row["state"] = f"retry {attempt}"
         self.console.print(Text(f"[{query.target}] {query.step}/{query.query} attempt "
-                                f"{attempt} failed ({error}); retrying in {wait:.1f}s",
+                                f"{attempt} failed ({error}); {_then(wait)}",
                                 style="yellow"))
 
     def target_failed(self, failure: TargetFailure) -> None:
@@ -201,7 +211,7 @@ class LiveReporter:
             for query in result.queries:
                 print_query_output(query)
         for line in summary_lines(result):
-            style = "red" if line.startswith(("QUERY FAILURE", "TARGET")) else None
+            style = "red" if line.startswith(("QUERY FAILURE", "TARGET", "CONNECTION")) else None
             self.console.print(Text(line, style=style))
 
     def _render(self, final: bool = False) -> Group:

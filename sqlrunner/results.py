@@ -75,6 +75,7 @@ class RunResult:
     queries: list[QueryResult] = field(default_factory=list)
     target_failures: list[TargetFailure] = field(default_factory=list)
     lock_conflicts: list[TargetFailure] = field(default_factory=list)
+    unreachable: list[TargetFailure] = field(default_factory=list)  # never connected
     seconds: float = 0.0
     interrupted: bool = False
     timed_out: bool = False
@@ -105,18 +106,19 @@ class RunResult:
         """Every error as one line, for messages and tests."""
         lines = [f"target {f.target}: {f.error}"
                  for f in self.target_failures + self.lock_conflicts]
+        lines += [f.error for f in self.unreachable]
         lines += [f"{q.target}/{q.step}/{q.query} ({q.file}): {q.error}" for q in self.failed]
         return lines
 
     @property
     def exit_code(self) -> int:
-        """0 ok, 3 locked, 5 target errors, 6 query errors, 7 both, 8 nothing executed,
-        130 interrupted."""
+        """0 ok, 3 locked, 5 target errors, 6 query errors (a target that cannot be reached
+        is one, as in SQL Runner), 7 both, 8 nothing executed, 130 interrupted."""
         if self.interrupted:
             return EXIT_INTERRUPTED
         if self.lock_conflicts:
             return EXIT_LOCK_EXISTS
-        init, query = bool(self.target_failures), bool(self.failed)
+        init, query = bool(self.target_failures), bool(self.failed or self.unreachable)
         if init and query:
             return EXIT_TARGET_AND_QUERY
         if init:
@@ -141,6 +143,7 @@ class RunResult:
             "lock_conflicts": [asdict(f) for f in self.lock_conflicts],
             "resumed_from": self.resumed_from,
             "target_failures": [asdict(f) for f in self.target_failures],
+            "unreachable": [asdict(f) for f in self.unreachable],
             "queries": [q.to_json() for q in self.queries],
         }
 

@@ -3,6 +3,11 @@
 Errors are classified by SQLSTATE, never by message text, except where the
 server gives none: connection-time failures carry no SQLSTATE, and Redshift
 reports its serializable isolation violation as the catch-all ``XX000``.
+
+Two budgets: a transient error of a query (a deadlock, a serialization failure)
+is retried ``retries`` times; a server that cannot be reached or went away (a
+restart, a crash, a failover, a network outage) is waited for up to ``outage``
+seconds, however many attempts that takes.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception,
-    stop_after_attempt,
+    stop_after_delay,
     wait_exponential_jitter,
 )
 
@@ -50,13 +55,19 @@ PERMANENT_CONNECTION_FAILURES = (
 )
 
 
+DEFAULT_OUTAGE = 60.0  # seconds a target may stay unreachable before a run gives up
+OUTAGE_MAX_WAIT = 5.0  # the longest pause between two attempts to reach a server
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently to retry a query (``retries`` extra attempts)."""
+    """How often and how patiently to retry a query (``retries`` extra attempts), and how
+    long to wait for a server that cannot be reached (``outage`` seconds)."""
 
     retries: int = 3
     backoff: float = 1.0  # seconds before the first retry; doubles, with jitter
     max_backoff: float = 30.0
+    outage: float = DEFAULT_OUTAGE
 
 
 def is_transient(err: BaseException) -> bool:
@@ -77,6 +88,19 @@ def is_transient(err: BaseException) -> bool:
         message = str(err).lower()
         return not any(marker in message for marker in PERMANENT_CONNECTION_FAILURES)
     return False
+
+
+def is_unavailable(err: BaseException) -> bool:
+    """True when the server cannot be reached or went away (refused or lost connections,
+    shutting down, starting up, too many clients): waited for, not counted as a retry."""
+    if isinstance(err, ConnectFailed):
+        return err.__cause__ is not None and is_transient(err.__cause__)
+    if not isinstance(err, psycopg.OperationalError):
+        return False
+    sqlstate = err.sqlstate
+    if sqlstate is None:
+        return is_transient(err)
+    return sqlstate[:2] == "08" or sqlstate in ("57P01", "57P02", "57P03", "53300")
 
 
 def is_connection_loss(err: BaseException) -> bool:
@@ -106,10 +130,10 @@ def call_with_retries(
             wait = state.next_action.sleep if state.next_action else 0.0
             on_retry(state.attempt_number, state.outcome.exception(), wait)
 
+    budget = _Budget(policy)
     retrying = Retrying(
-        stop=stop_after_attempt(policy.retries + 1),
-        wait=wait_exponential_jitter(multiplier=policy.backoff, max=policy.max_backoff,
-                                     jitter=policy.backoff),
+        stop=budget.stop,
+        wait=budget.wait,
         retry=retry_if_exception(lambda err: is_transient(err) and should_retry()),
         before_sleep=before_sleep,
         sleep=sleep,
@@ -119,3 +143,65 @@ def call_with_retries(
         with attempt_state:
             return attempt(attempt_state.retry_state.attempt_number)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def call_through_outage(
+    attempt: Callable[[], T],
+    outage: float,
+    backoff: float = 1.0,
+    on_wait: Callable[[BaseException, float], Any] | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Call ``attempt()`` until it returns, while it fails because the server cannot be
+    reached, for up to ``outage`` seconds; any other error, or the last one, is raised.
+
+    ``on_wait(error, seconds)`` is told of each pause.
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        if on_wait is not None and state.outcome is not None:
+            wait = state.next_action.sleep if state.next_action else 0.0
+            on_wait(state.outcome.exception(), wait)
+
+    retrying = Retrying(
+        stop=stop_after_delay(outage),
+        wait=wait_exponential_jitter(multiplier=backoff, max=OUTAGE_MAX_WAIT, jitter=backoff),
+        retry=retry_if_exception(is_unavailable),
+        before_sleep=before_sleep,
+        sleep=sleep,
+        reraise=True,
+    )
+    for attempt_state in retrying:
+        with attempt_state:
+            return attempt()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Budget:
+    """Tenacity's stop and wait for one query: ``retries`` attempts after ordinary
+    transient errors; attempts for ``outage`` seconds while the server is unavailable."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.failures = 0  # ordinary transient errors so far
+        self.outage_since: float | None = None
+        self._wait = wait_exponential_jitter(multiplier=policy.backoff,
+                                             max=policy.max_backoff, jitter=policy.backoff)
+
+    def stop(self, state: RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome is not None else None
+        if error is not None and is_unavailable(error):
+            now = time.monotonic()
+            if self.outage_since is None:
+                self.outage_since = now
+            return now - self.outage_since >= self.policy.outage
+        self.outage_since = None
+        self.failures += 1
+        return self.failures > self.policy.retries
+
+    def wait(self, state: RetryCallState) -> float:
+        seconds = self._wait(state)
+        if self.outage_since is not None:
+            return min(seconds, OUTAGE_MAX_WAIT)
+        return seconds

@@ -1,4 +1,10 @@
-"""The run lock in the target database: one run of a playbook on a target at a time.
+"""The run lock in the target database: one writer at a time on a target.
+
+The lock protects what is written, not the file that writes it: it is named by
+the playbook's ``lock:`` (the model's playbooks share one), else by the
+playbook file's name, never by its folder, so copies of a playbook deployed in
+two places are one writer. It lives in the target database, so two targets are
+two locks.
 
 On PostgreSQL the lock is a session advisory lock held by the run's bookkeeping
 connection, so it dies with the run's process. Every query connection of the
@@ -11,6 +17,10 @@ Redshift has no advisory locks: there the lock is a row in ``sqlrunner.locks``
 written under ``LOCK``, naming the backend that holds it; a row whose backend
 is gone is stale and taken over, and the dead run's query backends (recorded
 in ``sqlrunner.run_backends``) are terminated and awaited in the same way.
+
+On both, the row in ``sqlrunner.locks`` names the process that took the lock
+last: a run that lost its connection (a server restart, a crash, a network
+outage) takes the lock again only if nobody else took it meanwhile.
 """
 
 from __future__ import annotations
@@ -30,26 +40,23 @@ from sqlrunner.errors import Interrupted, LockError
 _RUN_SPACE = zlib.crc32(b"sqlrunner.run") & 0x7FFFFFFF
 _WORK_SPACE = zlib.crc32(b"sqlrunner.work") & 0x7FFFFFFF
 
-_TABLE_DDL = """
-CREATE TABLE IF NOT EXISTS {schema}.locks (
-    lock_key     varchar(64)  NOT NULL,
-    run_id       varchar(32)  NOT NULL,
-    backend_pid  integer      NOT NULL,
-    host         varchar(256),
-    pid          integer,
-    acquired_at  timestamp    NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {schema}.run_backends (
-    lock_key     varchar(64)  NOT NULL,
-    run_id       varchar(32)  NOT NULL,
-    backend_pid  integer      NOT NULL
-);
-"""
+
+class LockTaken(LockError):
+    """Another run took the lock while this run had lost its connection."""
 
 
-def lock_key(playbook: str, target: str) -> int:
-    """A signed 32-bit key naming (playbook, target)."""
-    value = zlib.crc32(f"{playbook}\x00{target}".encode())
+class LockLost(LockError):
+    """This run's bookkeeping connection, which holds the lock, is gone."""
+
+
+def default_lock_name(playbook: str) -> str:
+    """The lock of a playbook that names none: its file name, whatever its folder."""
+    return os.path.basename(playbook)
+
+
+def lock_key(name: str) -> int:
+    """A signed 32-bit key naming a lock."""
+    value = zlib.crc32(name.encode())
     return value - (1 << 32) if value >= (1 << 31) else value
 
 
@@ -62,15 +69,17 @@ class RunLock:
     """Held for a whole run; see the module docstring for how it is kept safe."""
 
     def __init__(self, store: CheckpointStore, dialect: str, playbook: str, target: str,
-                 run_id: str) -> None:
+                 run_id: str, name: str | None = None) -> None:
         self.store = store
         self.conn = store.conn
         self.dialect = dialect
         self.playbook = playbook
         self.target = target
-        self.run_id = run_id
-        self.key = lock_key(playbook, target)
+        self.run_id = run_id  # this process's run id: the token in the lock record
+        self.name = name or default_lock_name(playbook)
+        self.key = lock_key(self.name)
         self.held = False
+        self.cancelled = threading.Event()
 
     # -- acquiring -----------------------------------------------------------------
     def acquire(self, timeout: float = 0.0, stale_wait: float = 30.0,
@@ -88,9 +97,58 @@ class RunLock:
                 self._fence_stale_work(stale_wait)
                 return
             if time.monotonic() >= deadline:
-                raise LockError(f"playbook {self.playbook} is already running on target "
-                                f"{self.target!r} ({holder})")
+                raise LockError(f"lock {self.name!r} on target {self.target!r} is held: "
+                                f"{holder}")
             self._pause(min(0.5, max(deadline - time.monotonic(), 0.05)))
+
+    def reacquire(self, store: CheckpointStore, own_backends: list[int],
+                  stale_wait: float = 30.0) -> None:
+        """Take the lock again on a new connection after this run lost its own
+        (``own_backends``: every bookkeeping backend the run had); raise
+        :class:`LockTaken` if another run took it meanwhile.
+
+        A lost session may still hold the lock (a network outage the server has not
+        noticed yet): it is ended first. Then the run's backends that still work are
+        stopped and awaited, as a new run stops a dead one's.
+        """
+        self.store, self.conn, self.held = store, store.conn, False
+        if not self.store.has_lock_record:
+            raise LockTaken(f"this run lost its lock on target {self.target!r}, and the "
+                            f"{self.store.schema}.locks table that would tell whether "
+                            "another run took it meanwhile is missing; stopping")
+        lost = [pid for pid in self._holder_pids() if pid in own_backends
+                and pid != self.conn.info.backend_pid]
+        if lost and not wait_until_gone(self.conn, self.dialect, lost, stale_wait):
+            raise LockError(f"this run's lost connection (backend {lost[0]}) is still "
+                            f"open on target {self.target!r}; stopping")
+        if self.dialect == "redshift":
+            holder = self._try_acquire_row(reacquire=True)
+        else:
+            got = self.conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                    (_RUN_SPACE, self.key)).fetchone()[0]
+            holder = None if got else self._holder()
+            if holder is None:
+                holder = self._claim(reacquire=True)
+        if holder is not None:
+            raise LockTaken(f"this run lost its lock {self.name!r} on target "
+                            f"{self.target!r} and another run took it meanwhile ({holder}); "
+                            "stopping")
+        self.held = True
+        self._fence_stale_work(stale_wait)
+
+    def _holder_pids(self) -> list[int]:
+        """The backends holding the lock now (only ever one, or none)."""
+        if self.dialect == "redshift":
+            rows = self.conn.execute(
+                f"SELECT backend_pid FROM {self.store._schema_sql}.locks WHERE lock_key = "
+                f"{self.store.literal(str(self.key))} AND run_id = "
+                f"{self.store.literal(self.run_id)}").fetchall()
+            return alive_backends(self.conn, self.dialect, [r[0] for r in rows])
+        rows = self.conn.execute(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
+            "AND objid = %s AND objsubid = 2 AND granted",
+            (_RUN_SPACE, self.key & 0xFFFFFFFF)).fetchall()
+        return [r[0] for r in rows]
 
     def _pause(self, seconds: float) -> None:
         if self.cancelled.wait(seconds):
@@ -102,32 +160,85 @@ class RunLock:
             return self._try_acquire_row()
         got = self.conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
                                 (_RUN_SPACE, self.key)).fetchone()[0]
-        if got:
+        if not got:
+            return self._holder()
+        if self.store.has_lock_record:
+            self._claim()
+        return None
+
+    def _claim(self, reacquire: bool = False) -> str | None:
+        """PostgreSQL, with the advisory lock held: record this process as the holder.
+        Again after a lost connection only if the record still names this run: else
+        release the lock and describe who took it meanwhile."""
+        schema = self.store._schema_sql
+        key = self.store.literal(str(self.key))
+        if reacquire:
+            row = self.conn.execute(
+                f"SELECT run_id, host, pid, acquired_at FROM {schema}.locks "
+                f"WHERE lock_key = {key}").fetchone()
+            if row is None or row[0] != self.run_id:
+                self.conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_RUN_SPACE, self.key))
+                return (self._who(row[1], row[2], row[3]) if row is not None
+                        else "its lock record was removed")
+            self.conn.execute(f"UPDATE {schema}.locks SET backend_pid = "
+                              f"{int(self.conn.info.backend_pid):d} WHERE lock_key = {key}")
             return None
+        # Without waiting for the WAL flush: the run record written next waits for it.
+        self.conn.execute(f"SET LOCAL synchronous_commit = off;\n"
+                          f"DELETE FROM {schema}.locks WHERE lock_key = {key};\n"
+                          f"INSERT INTO {schema}.locks (lock_key, run_id, backend_pid, host, "
+                          f"pid, acquired_at) VALUES ({self._record_values()})")
+        return None
+
+    def _record_values(self) -> str:
+        return ", ".join(self.store.literal(v) for v in (
+            str(self.key), self.run_id, self.conn.info.backend_pid, socket.gethostname(),
+            os.getpid(), utc_now()))
+
+    def _holder(self) -> str:
+        """Who holds the lock (PostgreSQL): from the lock record, else this playbook's
+        running run."""
+        row = None
+        if self.store.has_lock_record:
+            row = self.conn.execute(
+                f"SELECT host, pid, acquired_at FROM {self.store._schema_sql}.locks "
+                f"WHERE lock_key = {self.store.literal(str(self.key))}").fetchone()
+        if row is not None:
+            return self._who(*row)
         running = [r for r in self.store.recent_runs(self.playbook, self.target, limit=5)
                    if r.status == "running"]
         if running:
             run = running[0]
-            return f"run {run.run_id[:8]} on {_describe(run.host, run.pid, run.started_at)}"
-        return "held by another session"
+            return (f"playbook {run.playbook} is already running (run {run.run_id[:8]} on "
+                    f"{_describe(run.host, run.pid, run.started_at)})")
+        return "already running in another session"
 
-    def _try_acquire_row(self) -> str | None:
+    def _who(self, host: object, pid: object, since: object) -> str:
+        """The holder (host, pid): its running run's playbook, if it has one."""
+        run = self.store.running_run_of(host, pid)
+        if run is None:
+            return f"already running on {_describe(host, pid, since)}"
+        return (f"playbook {run.playbook} is already running (run {run.run_id[:8]} on "
+                f"{_describe(host, pid, since)})")
+
+    def _try_acquire_row(self, reacquire: bool = False) -> str | None:
+        """Redshift: take the lock row if it is free or stale (again after a lost
+        connection: only if it still names this run)."""
         schema = self.store._schema_sql
-        self.conn.execute(_TABLE_DDL.replace("{schema}", schema))
         key = self.store.literal(str(self.key))
         with self.conn.transaction():
             self.conn.execute(f"LOCK TABLE {schema}.locks")
             row = self.conn.execute(
-                f"SELECT backend_pid, host, pid, acquired_at FROM {schema}.locks "
+                f"SELECT backend_pid, host, pid, acquired_at, run_id FROM {schema}.locks "
                 f"WHERE lock_key = {key}").fetchone()
-            if row is not None and self._alive([row[0]]):
-                return f"held by {_describe(row[1], row[2], row[3])}"
+            if reacquire and (row is None or row[4] != self.run_id):
+                return (self._who(row[1], row[2], row[3]) if row is not None
+                        else "its lock record was removed")
+            if not reacquire and row is not None and self._alive([row[0]]):
+                return self._who(row[1], row[2], row[3])
             self.conn.execute(f"DELETE FROM {schema}.locks WHERE lock_key = {key}")
-            values = ", ".join(self.store.literal(v) for v in (
-                str(self.key), self.run_id, self.conn.info.backend_pid, socket.gethostname(),
-                os.getpid(), utc_now()))
             self.conn.execute(f"INSERT INTO {schema}.locks (lock_key, run_id, backend_pid, host, "
-                              f"pid, acquired_at) VALUES ({values})")
+                              f"pid, acquired_at) VALUES ({self._record_values()})")
         return None
 
     # -- the work of dead runs -----------------------------------------------------
@@ -143,6 +254,11 @@ class RunLock:
             "AND objid = %s AND objsubid = 2 AND pid <> pg_backend_pid()",
             (_WORK_SPACE, self.key & 0xFFFFFFFF)).fetchall()
         return sorted({r[0] for r in rows})
+
+    def fence(self, wait: float = 30.0) -> None:
+        """Stop and await every backend that still does this lock's work (after this run
+        lost a query's connection, its own)."""
+        self._fence_stale_work(wait)
 
     def _fence_stale_work(self, wait: float) -> None:
         """Terminate what a dead run still runs on the server, and wait until it is gone."""
@@ -189,9 +305,9 @@ class RunLock:
                 (_RUN_SPACE, self.key & 0xFFFFFFFF, admin_pid, _WORK_SPACE, self.key),
             ).fetchone()[0]
         if not owned or self.conn.closed:
-            raise LockError(f"this run lost its lock on target {self.target!r} (its "
-                            "bookkeeping connection was closed); stopping before any more "
-                            "work starts")
+            raise LockLost(f"this run lost its lock on target {self.target!r} (its "
+                           "bookkeeping connection was closed); no more work starts until "
+                           "it holds the lock again")
 
     def release(self) -> None:
         """Give the lock up (a dead process gives it up by losing its connection)."""

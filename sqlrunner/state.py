@@ -1,11 +1,16 @@
 """A run's state in one target database: its lock, its run record, its checkpoints.
 
 Opened before a target's first query and closed after its last, on a
-connection of its own (the one that holds the run lock).
+connection of its own (the one that holds the run lock). When a connection is
+lost (a server restart, a crash, a network outage) the run reconnects: it takes
+its lock again, unless another run took it meanwhile, stops what it still had
+running on the server, and reads its checkpoints again, which tell which
+queries committed.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,12 +23,18 @@ from sqlrunner.checkpoints import (
     INTERRUPTED,
     SUCCEEDED,
     UNFINISHED,
+    Checkpoints,
     CheckpointStore,
     RunRecord,
 )
 from sqlrunner.errors import SqlRunnerError
-from sqlrunner.runlock import RunLock, wait_until_gone
+from sqlrunner.runlock import RunLock
 from sqlrunner.targets import Connection, connect
+
+DONE, GONE = "done", "gone"
+# A file that can build an unlogged table says so (CREATE UNLOGGED TABLE, SELECT INTO
+# UNLOGGED) or empties one to fill it again (TRUNCATE); only its checkpoint looks.
+_MAY_BUILD_UNLOGGED = re.compile(r"\b(?:unlogged|truncate)\b", re.IGNORECASE)
 
 
 class StateUnavailable(SqlRunnerError):
@@ -44,7 +55,8 @@ class RunState:
 
     def __init__(self, connection: Connection, playbook: str, target: str, run_id: str,
                  started_at: datetime, partial: bool, settings: StateSettings,
-                 cancelled: threading.Event | None = None) -> None:
+                 cancelled: threading.Event | None = None, lock_name: str | None = None
+                 ) -> None:
         self.connection = connection
         self.dialect = connection.dialect
         self.playbook = playbook
@@ -54,16 +66,29 @@ class RunState:
         self.partial = partial
         self.settings = settings
         self.cancelled = cancelled
+        self.lock_name = lock_name
         self.resumed: RunRecord | None = None
-        self.done: dict[tuple[str, str], set[str]] = {}
+        self.checkpoints = Checkpoints()
         self.conn: psycopg.Connection | None = None
         self.store: CheckpointStore | None = None
         self.lock: RunLock | None = None
         self.lazy_read_only = False
+        self._backends: list[int] = []  # every bookkeeping backend this run had
+
+    @property
+    def done(self) -> dict[tuple[str, str], set[str]]:
+        """(step, query) -> fingerprints of the SQL recorded as done in this run."""
+        return self.checkpoints.done
+
+    def _connect(self) -> None:
+        self.conn = connect(self.connection)
+        self._backends.append(self.conn.info.backend_pid)
 
     def open(self) -> None:
         """Connect, create the tables, take the lock, and find a run to resume."""
-        self.conn = connect(self.connection)
+        self.close()
+        self._connect()
+        assert self.conn is not None
         self.store = CheckpointStore(self.conn, self.settings.schema)
         try:
             self.store.ensure_tables()
@@ -77,7 +102,8 @@ class RunState:
         # possible, every checkpoint keeps the durable commit.
         self.lazy_read_only = (self.dialect == "postgres"
                                and not self.store.can_write_elsewhere())
-        self.lock = RunLock(self.store, self.dialect, self.playbook, self.target, self.run_id)
+        self.lock = RunLock(self.store, self.dialect, self.playbook, self.target, self.run_id,
+                            self.lock_name)
         self.lock.acquire(self.settings.lock_timeout, cancelled=self.cancelled)
         mode = "partial" if self.partial else "full"
         if self.settings.restart:
@@ -88,7 +114,41 @@ class RunState:
             self.resumed = previous
             self.run_id = previous.run_id
             self.started_at = previous.started_at.replace(tzinfo=UTC)
-            self.done = self.store.done_queries(previous.run_id, self.target)
+            self.checkpoints = self.store.checkpoints(previous.run_id, self.target,
+                                                      self.dialect)
+
+    def reconnect(self) -> None:
+        """After a lost connection: make the bookkeeping connection and the lock whole,
+        stop and await whatever this run still runs on the server, and read the run's
+        checkpoints again (they tell which of the lost queries committed).
+
+        Raises :class:`~sqlrunner.runlock.LockTaken` if another run took the lock
+        meanwhile, and the connection's error while the server cannot be reached (the
+        caller waits and calls again).
+        """
+        assert self.store is not None and self.lock is not None
+        if self._healthy():
+            self.lock.fence()
+        else:
+            if self.conn is not None:
+                self.conn.close()
+            previous = self.store
+            self._connect()
+            assert self.conn is not None
+            self.store = CheckpointStore(self.conn, self.settings.schema)
+            self.store.tracks_unlogged = previous.tracks_unlogged
+            self.store.has_lock_record = previous.has_lock_record
+            self.lock.reacquire(self.store, self._backends)
+        self.checkpoints = self.store.checkpoints(self.run_id, self.target, self.dialect)
+
+    def _healthy(self) -> bool:
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            return False
+        try:
+            self.conn.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
 
     def begin(self, run_fingerprint: str, query_count: int) -> None:
         """Record the run as running (a new record, or the resumed one)."""
@@ -104,6 +164,14 @@ class RunState:
         """Whether this query, with this SQL, finished in the run being resumed."""
         return digest in self.done.get((step, query), ())
 
+    def checkpoint_of(self, step: str, query: str, digest: str) -> str | None:
+        """DONE: the query, with this SQL, finished in this run and what it built is still
+        there; GONE: it finished, but a crash emptied an unlogged table it built (it must
+        run again before the run goes on); None: not done."""
+        if not self.is_done(step, query, digest):
+            return None
+        return GONE if (step, query, digest) in self.checkpoints.gone else DONE
+
     def checkpointed(self, sql: str, step: str, query: str, file: str,
                      digest: str) -> tuple[str, str | None]:
         """The text to send, and a checkpoint to write afterwards if it cannot go along."""
@@ -111,7 +179,9 @@ class RunState:
         shape = transaction_shape(sql, self.dialect)
         checkpoint = self.store.checkpoint_sql(
             self.run_id, self.target, step, query, file, digest,
-            lazy_if_read_only=self.lazy_read_only and shape == ONE_TRANSACTION)
+            lazy_if_read_only=self.lazy_read_only and shape == ONE_TRANSACTION,
+            record_unlogged=(self.dialect == "postgres" and shape == ONE_TRANSACTION
+                             and _MAY_BUILD_UNLOGGED.search(sql) is not None))
         if shape == RUNS_ALONE:
             return sql, checkpoint
         # A newline ends a trailing -- comment; the semicolon ends the last statement.
@@ -127,28 +197,17 @@ class RunState:
         if self.lock is not None:
             self.lock.enlist(worker)
 
-    def settle_lost_query(self, backend_pid: int | None, step: str, query: str,
-                          digest: str) -> bool:
-        """After a lost connection: make sure its query is no longer running on the server,
-        then tell whether it committed (its checkpoint is there)."""
-        assert self.conn is not None and self.store is not None
-        if backend_pid and not wait_until_gone(self.conn, self.dialect, [backend_pid]):
-            raise StateUnavailable(f"the lost query's backend {backend_pid} is still running")
-        return self.store.is_recorded(self.run_id, self.target, step, query, digest)
-
     def finish(self, failed: bool, interrupted: bool) -> None:
-        """Record how the run ended and release the lock."""
+        """Record how the run ended (errors are the caller's: it may reconnect and call
+        again)."""
         if self.store is None or self.conn is None or self.conn.closed:
             return
         status = INTERRUPTED if interrupted else FAILED if failed else SUCCEEDED
-        try:
-            self.store.finish_run(self.run_id, self.target, status)
-            if self.partial and status == SUCCEEDED:
-                # A --from-step/--run-query run that succeeds finishes the job by hand: an
-                # unfinished full run must not be resumed later and repeat that work.
-                self.store.abandon_unfinished(self.playbook, self.target, mode="full")
-        except psycopg.Error:
-            pass
+        self.store.finish_run(self.run_id, self.target, status)
+        if self.partial and status == SUCCEEDED:
+            # A --from-step/--run-query run that succeeds finishes the job by hand: an
+            # unfinished full run must not be resumed later and repeat that work.
+            self.store.abandon_unfinished(self.playbook, self.target, mode="full")
 
     def close(self) -> None:
         """Release the lock and close the state connection."""

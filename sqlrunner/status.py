@@ -23,6 +23,7 @@ class TargetStatus:
     done: tuple[str, ...] = ()
     next_query: str | None = None
     error: str | None = None
+    gone: tuple[str, ...] = ()  # done, but a crash emptied unlogged tables they built
 
 
 def playbook_status(plan: RunPlan, schema: str = "sqlrunner", limit: int = 10,
@@ -36,7 +37,8 @@ def playbook_status(plan: RunPlan, schema: str = "sqlrunner", limit: int = 10,
             statuses.append(TargetStatus(name, (), error=target_plan.init_error))
             continue
         try:
-            with connect(connection_for(target_plan.target, embedded_dir)) as conn:
+            connection = connection_for(target_plan.target, embedded_dir)
+            with connect(connection) as conn:
                 store = CheckpointStore(conn, schema)
                 exists = conn.execute(
                     "SELECT count(*) FROM information_schema.tables "
@@ -44,16 +46,19 @@ def playbook_status(plan: RunPlan, schema: str = "sqlrunner", limit: int = 10,
                 runs = tuple(store.recent_runs(playbook, name, limit)) if exists else ()
                 done: list[str] = []
                 next_query = None
+                gone: list[str] = []
                 latest = next((r for r in runs if r.mode == "full"), None)
                 if latest is not None and latest.status in UNFINISHED:
-                    recorded = store.done_queries(latest.run_id, name)
+                    recorded = store.checkpoints(latest.run_id, name, connection.dialect)
+                    gone = sorted({f"{step}/{query}" for step, query, _ in recorded.gone})
                     for query in target_plan.queries:
                         key = (query.step, query.query)
-                        if key in recorded:
+                        if key in recorded.done:
                             done.append(f"{query.step}/{query.query}")
                         elif next_query is None:
                             next_query = f"{query.step}/{query.query}"
-                statuses.append(TargetStatus(name, runs, tuple(done), next_query))
+                statuses.append(TargetStatus(name, runs, tuple(done), next_query,
+                                             gone=tuple(gone)))
         except (SqlRunnerError, QueryError, psycopg.Error) as err:
             statuses.append(TargetStatus(name, (), error=str(err).strip().splitlines()[0]))
     return statuses

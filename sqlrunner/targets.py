@@ -42,9 +42,13 @@ class Connection:
 
     def describe(self) -> str:
         """``user@host:port/db`` without the password, for messages."""
+        return f"{self.params.get('user') or ''}@{self.address()}"
+
+    def address(self) -> str:
+        """``host:port/db``: where the target is."""
         p = self.params
         host = p.get("host") or "localhost"
-        return f"{p.get('user') or ''}@{host}:{p.get('port') or 5432}/{p.get('dbname') or ''}"
+        return f"{host}:{p.get('port') or 5432}/{p.get('dbname') or ''}"
 
 
 def target_from_dsn(dsn: str, name: str = "target") -> TargetSpec:
@@ -127,7 +131,7 @@ def connect(connection: Connection, secrets: SecretRegistry | None = None) -> ps
         conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
     except psycopg.Error as err:
         raise ConnectFailed(f"cannot connect to target {connection.name!r} "
-                            f"({connection.describe()}): {_first_line(err)}") from err
+                            f"({connection.address()}): {_first_line(err)}") from err
     try:
         for statement in connection.session:
             conn.execute(statement)

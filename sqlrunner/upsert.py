@@ -61,10 +61,11 @@ def upsert_spec(raw: Mapping[str, Any], file: str, line: int) -> UpsertSpec:
 
 @dataclass(frozen=True)
 class UpsertSql:
-    """The statements to send, and where the query's own SELECT starts in them."""
+    """The statements to send, and where the query's own SELECT lies in them."""
 
     text: str
     select_offset: int
+    select_length: int  # the SELECT as sent: the query's SQL up to its semicolon
 
 
 def upsert_sql(select: str, spec: UpsertSpec, dialect: str = "postgres") -> UpsertSql:
@@ -92,4 +93,5 @@ def upsert_sql(select: str, spec: UpsertSpec, dialect: str = "postgres") -> Upse
         f"DELETE FROM {spec.table} USING {temp}\nWHERE {match};\n"
         f"INSERT INTO {spec.table} SELECT * FROM {temp};\n"
     )
-    return UpsertSql(text=prefix + body + suffix, select_offset=len(prefix))
+    return UpsertSql(text=prefix + body + suffix, select_offset=len(prefix),
+                     select_length=len(body))

@@ -1,12 +1,19 @@
-"""Stress: kill the runner (SIGKILL) or its backends at random points, re-run, and check
-that every query's effect is applied exactly once.
+"""Stress: kill the runner (SIGKILL) or its backends at random points, or restart, crash
+or stop its server, re-run when needed, and check that every query's effect is applied
+exactly once.
 
     python stress/kill_loop.py --seconds 120 [--dsn "host=127.0.0.1 user=postgres dbname=postgres"]
+    python stress/kill_loop.py --seconds 600 --private   # also server faults
 
 Each round uses a fresh database and a playbook of 6 steps (some with parallel
 queries); every query inserts its own name into ``effects`` and then sleeps a
 random while. One fault is injected at a random moment, the playbook is run
 again until it succeeds, and ``effects`` must hold each name exactly once.
+With ``--private`` the rounds run on a private server of their own
+(tests/private_server.py), which they also restart (``pg_ctl restart -m fast``),
+crash (``stop -m immediate``, then start), kill (SIGKILL of the postmaster, then
+start) or keep down for up to 10 s when the run starts: those the run must ride
+out by itself ("ridden out": its first run exits 0).
 Bounded by --seconds; prints a line per round and a summary.
 """
 
@@ -27,26 +34,11 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-STEPS = [["a"], ["b1", "b2", "b3"], ["c"], ["d1", "d2"], ["e"], ["f"]]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from effects_playbook import EVERY_QUERY, create_effects, effects, write_playbook  # noqa: E402
 
-
-def write_playbook(root: Path, dsn: str, rng: random.Random) -> Path:
-    params = conninfo_to_dict(dsn)
-    (root / "sql").mkdir()
-    lines = ["targets:", "  - name: stress", "    type: postgres",
-             f"    host: {params.get('host', '127.0.0.1')}",
-             f"    port: {params.get('port', 5432)}", f"    database: {params['dbname']}",
-             f"    username: {params.get('user', 'postgres')}", "steps:"]
-    for index, queries in enumerate(STEPS):
-        lines += [f"  - name: step{index}", "    queries:"]
-        for name in queries:
-            nap = rng.choice([0, 0.05, 0.1, 0.2, 0.3])
-            (root / "sql" / f"{name}.sql").write_text(
-                f"INSERT INTO effects VALUES ('{name}');\nSELECT pg_sleep({nap});\n")
-            lines += [f"      - name: {name}", f"        file: sql/{name}.sql"]
-    path = root / "playbook.yml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+RUNNER_FAULTS = ["sigkill", "sigkill", "terminate-backend", "sigkill-twice"]
+SERVER_FAULTS = ["restart", "crash", "kill-postmaster", "down-at-start"]
 
 
 def finished(dsn: str) -> bool:
@@ -68,21 +60,52 @@ def run(playbook: Path) -> subprocess.Popen:
                             stdout=log, stderr=log)
 
 
-def one_round(server_dsn: str, rng: random.Random) -> tuple[str, int, bool]:
+def server_fault(server, fault: str, playbook: Path, rng: random.Random) -> subprocess.Popen:
+    """Start the run with ``fault`` done to its private server; the run's process."""
+    if fault == "down-at-start":
+        server.stop("fast")
+        proc = run(playbook)
+        time.sleep(rng.uniform(0.5, 10))
+        server.start()
+        return proc
+    proc = run(playbook)
+    time.sleep(rng.uniform(0.2, 1.6))
+    if fault == "restart":
+        server.restart("fast")
+    elif fault == "crash":
+        server.stop("immediate")
+        time.sleep(rng.uniform(0, 3))
+        server.start()
+    else:
+        server.kill()
+        server.start()
+    return proc
+
+
+def one_round(server_dsn: str, rng: random.Random,
+              server: object = None) -> tuple[str, int, bool, bool]:
+    """One fault; (fault, reruns, ridden out: the first run exited 0, exactly once)."""
     name = f"sqlrunner_stress_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_dsn, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     params = conninfo_to_dict(server_dsn)
     params["dbname"] = name
     dsn = make_conninfo(**params)
-    fault = rng.choice(["sigkill", "sigkill", "terminate-backend", "sigkill-twice"])
+    fault = rng.choice(RUNNER_FAULTS + (SERVER_FAULTS * 2 if server is not None else []))
+    first_exit = None
     try:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE TABLE effects (name text)")
+        create_effects(dsn)
         with tempfile.TemporaryDirectory() as tmp:
-            playbook = write_playbook(Path(tmp), dsn, rng)
-            proc = run(playbook)
-            kills = 2 if fault == "sigkill-twice" else 1
+            playbook = write_playbook(Path(tmp), dsn,
+                                      lambda _: rng.choice([0, 0.05, 0.1, 0.2, 0.3]))
+            if fault in SERVER_FAULTS:
+                proc = server_fault(server, fault, playbook, rng)
+                first_exit = proc.wait(timeout=180)
+                if first_exit == 0:
+                    proc = None
+            else:
+                proc = run(playbook)
+            kills = 0 if fault in SERVER_FAULTS else 2 if fault == "sigkill-twice" else 1
             for _ in range(kills):
                 time.sleep(rng.uniform(0.2, 1.6))
                 if fault == "terminate-backend":
@@ -106,13 +129,11 @@ def one_round(server_dsn: str, rng: random.Random) -> tuple[str, int, bool]:
                 if reruns > 5:
                     break
                 proc = run(playbook)
-            with psycopg.connect(dsn) as conn:
-                effects = Counter(r[0] for r in conn.execute("SELECT name FROM effects"))
-            expected = Counter(q for step in STEPS for q in step)
-            if effects != expected:
-                print(f"effects {dict(effects)}", flush=True)
+            counted = effects(dsn)
+            if counted != EVERY_QUERY or (fault in SERVER_FAULTS and first_exit != 0):
+                print(f"effects {dict(counted)}", flush=True)
                 print((Path(tmp) / "runs.log").read_text(), flush=True)
-        return fault, reruns, effects == expected
+        return fault, reruns, first_exit == 0, counted == EVERY_QUERY
     finally:
         with psycopg.connect(server_dsn, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -124,20 +145,38 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dsn", default="host=127.0.0.1 port=5432 user=postgres "
                                          "dbname=postgres")
+    parser.add_argument("--private", action="store_true",
+                        help="run on a private server, and add server faults")
     args = parser.parse_args()
+    if args.private:
+        from private_server import private_server
+
+        with private_server() as server:
+            return rounds(server.dsn(), args, server)
+    return rounds(args.dsn, args)
+
+
+def rounds(dsn: str, args: argparse.Namespace, server: object = None) -> int:
     rng = random.Random(args.seed)
     deadline = time.monotonic() + args.seconds
-    outcomes: Counter[tuple[str, bool]] = Counter()
+    outcomes: Counter[tuple[str, bool, bool]] = Counter()
     while time.monotonic() < deadline:
-        fault, reruns, exact = one_round(args.dsn, rng)
-        outcomes[(fault, exact)] += 1
-        print(f"{fault:<18} reruns={reruns} exactly-once={'yes' if exact else 'NO'}",
-              flush=True)
-    print("\nfault               rounds  exactly-once")
-    for fault in sorted({f for f, _ in outcomes}):
-        good, bad = outcomes[(fault, True)], outcomes[(fault, False)]
-        print(f"{fault:<18} {good + bad:>7}  {good:>12}")
-    return 0 if not any(not exact for _, exact in outcomes) else 1
+        fault, reruns, ridden_out, exact = one_round(dsn, rng, server)
+        outcomes[(fault, ridden_out, exact)] += 1
+        print(f"{fault:<18} reruns={reruns} exactly-once={'yes' if exact else 'NO'}"
+              + (f" ridden-out={'yes' if ridden_out else 'NO'}"
+                 if fault in SERVER_FAULTS else ""), flush=True)
+    print("\nfault                    rounds  exactly-once  ridden-out")
+    for fault in sorted({f for f, _, _ in outcomes}):
+        counts = {key: n for key, n in outcomes.items() if key[0] == fault}
+        total = sum(counts.values())
+        exact = sum(n for key, n in counts.items() if key[2])
+        ridden = (str(sum(n for key, n in counts.items() if key[1]))
+                  if fault in SERVER_FAULTS else "-")
+        print(f"{fault:<24} {total:>6}  {exact:>12}  {ridden:>10}")
+    failed = any(not exact or (fault in SERVER_FAULTS and not ridden)
+                 for fault, ridden, exact in outcomes)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

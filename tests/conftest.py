@@ -14,7 +14,12 @@ from contextlib import contextmanager
 
 import psycopg
 import pytest
+from hypothesis import Phase, settings
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+# `pytest --hypothesis-profile=planted`: no saved examples and no shrinking, to check that
+# a deliberately planted bug is found from scratch, and quickly (tests/README.md).
+settings.register_profile("planted", database=None, phases=[Phase.explicit, Phase.generate])
 
 LOCAL_CANDIDATES = (
     "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3",
@@ -51,11 +56,12 @@ def server_dsn() -> str:
 
 
 @contextmanager
-def new_database(server_dsn: str) -> Iterator[str]:
-    """A DSN of a new, empty database on the server, dropped on leaving."""
+def new_database(server_dsn: str, options: str = "") -> Iterator[str]:
+    """A DSN of a new, empty database on the server, dropped on leaving (``options``:
+    more of CREATE DATABASE, such as a template and a locale)."""
     name = f"sqlrunner_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" {options}')
     params = conninfo_to_dict(server_dsn)
     params["dbname"] = name
     try:
@@ -135,6 +141,25 @@ def workdir(tmp_path, db_params, monkeypatch) -> PlaybookDir:
     """A temporary playbook folder (the working directory) whose target is a fresh database."""
     monkeypatch.chdir(tmp_path)
     return PlaybookDir(tmp_path, db_params)
+
+
+@pytest.fixture(scope="module")
+def fault_server():
+    """A private server (tests/private_server.py) for a module's restart and crash tests:
+    the shared server must never see them."""
+    from private_server import private_server
+
+    with private_server() as server:
+        yield server
+
+
+@pytest.fixture
+def fault_database(fault_server) -> str:
+    """A new database on the module's private server (started again if a test left it
+    down); its DSN."""
+    if not fault_server.accepts_connections():
+        fault_server.start()
+    return fault_server.create_database(f"sqlrunner_test_{uuid.uuid4().hex[:12]}")
 
 
 def query_one(dsn: str, sql: str):

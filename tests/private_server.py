@@ -147,7 +147,10 @@ class PrivateServer:
         pid = self.pid
         if pid is None:
             return
-        os.kill(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # killed before: postmaster.pid outlives its postmaster
         deadline = time.monotonic() + 30
         while self.accepts_connections() and time.monotonic() < deadline:
             time.sleep(0.05)

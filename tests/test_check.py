@@ -401,13 +401,15 @@ def test_check_plan_checks_each_rendered_file_once(tmp_path):
 
 # -- the shipped model ------------------------------------------------------------------------
 
-SHIPPED = sorted((ROOT / "playbooks").glob("*.yml")) if (ROOT / "playbooks").is_dir() else []
+SHIPPED = sorted((ROOT / "playbooks").glob("*.yml"))
 
 
-@pytest.mark.skipif(not (ROOT / "playbooks" / "full.yml").exists(),
-                    reason="playbooks/full.yml is not written yet (the data model lands "
-                           "separately)")
-@pytest.mark.parametrize("playbook", SHIPPED or [None], ids=lambda p: p.name if p else "none")
+def test_the_model_ships_its_three_playbooks():
+    assert [p.name for p in SHIPPED] == ["full.yml", "full_to_incremental.yml",
+                                         "incremental.yml"]
+
+
+@pytest.mark.parametrize("playbook", SHIPPED, ids=lambda p: p.name)
 @pytest.mark.parametrize("dialect", ["redshift", "postgres"])
 def test_every_shipped_playbook_passes_the_check(playbook, dialect):
     findings = check_playbook(str(playbook), dialect)

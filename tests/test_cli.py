@@ -176,7 +176,7 @@ def test_a_password_is_never_printed(workdir, capsys):
     main(["-p", playbook, "--fill-templates"])
     main(["-p", playbook, "--fill-templates", "--format", "json"])
     main(["-p", playbook, "--dry-run"])
-    main(["-p", playbook, "--progress", "plain"])
+    main(["-p", playbook, "--progress", "plain", "--reconnect-timeout", "0"])
     captured = capsys.readouterr()
     assert "Sup3rSecret!" not in captured.out + captured.err
     assert "********" in captured.err

@@ -28,6 +28,7 @@ import pytest
 from conftest import new_database
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from private_server import PrivateServer
 from psycopg.rows import dict_row
 from test_model_full import (
     HIGH_RATES,
@@ -44,6 +45,7 @@ from test_model_full import (
 )
 
 from sqlrunner.api import run_playbook
+from sqlrunner.cli import main
 from sqlrunner.generate import COLUMNS, GeneratorConfig, generate_batches
 from sqlrunner.generate.events import as_dict
 
@@ -166,58 +168,89 @@ def reset(dsn: str) -> None:
 
 # -- the invariant, property-based ---------------------------------------------------------
 
+USERS = (None, None, None, "", "alice", "bob", "carol")  # "" is a logout
+COPY_KINDS = ("resent", "reprocessed", "synthetic", "moved", "moved", "moved", "unusable")
+
+
+def _fresh_event(draw, cookies: list[str]) -> dict:
+    """An event on a coarse time grid (ties), on one of few cookies and sessions, often a
+    login (the same users log in on several cookies), sometimes unusable."""
+    kind = draw(st.sampled_from(["page_view", "page_view", "page_ping", "page_ping",
+                                 "page_ping", "struct"]))
+    at = draw(st.integers(0, 12)) * 4.0
+    columns = {
+        "domain_userid": draw(st.sampled_from(cookies)),
+        "domain_sessionidx": draw(st.integers(1, 3)),
+        "user_id": draw(st.sampled_from(USERS)),
+        "event_id": event_id(draw(st.sampled_from(["", "", "A", "b"]))),
+        "event_name": kind,
+        "collector_tstamp": T0 + timedelta(seconds=at + draw(st.integers(0, 2))),
+    }
+    unusable = draw(st.integers(0, 14))
+    if unusable == 0:
+        columns[draw(st.sampled_from(["domain_userid", "domain_sessionidx",
+                                      "dvce_created_tstamp"]))] = None
+    elif unusable == 1:
+        columns["domain_userid"] = ""
+    return event(kind, at, **columns)
+
+
+def _copy_of(draw, original: dict, cookies: list[str]) -> dict:
+    """Another copy of ``original``'s event_id, as real pipelines deliver them."""
+    how = draw(st.sampled_from(COPY_KINDS))
+    shift = timedelta(seconds=draw(st.integers(1, 30)))
+    if how == "resent":  # the same event, collected again later
+        return {**original, "collector_tstamp": original["collector_tstamp"] + shift}
+    if how == "reprocessed":  # the same row, in another load
+        return dict(original)
+    if how == "synthetic":  # another event that got the same id
+        return {**_fresh_event(draw, cookies), "event_id": original["event_id"]}
+    if how == "moved":  # collected first on another cookie, maybe by a logged-in user: the
+        # event, and any login it carries, moves to that cookie
+        return {**original, "domain_userid": draw(st.sampled_from(cookies)),
+                "user_id": draw(st.sampled_from(USERS)),
+                "collector_tstamp": original["collector_tstamp"] - shift}
+    return {**original, "domain_userid": None,  # an unusable copy, collected first
+            "collector_tstamp": original["collector_tstamp"] - shift}
+
+
 @st.composite
-def event_streams(draw) -> list[list[dict]]:
-    """A small stream in batches: few cookies and sessions, times on a coarse grid (ties),
-    logins and logouts, duplicates (resent, reprocessed, another event's id), unusable
-    events; shuffled into any order of arrival, cut into batches, each with an etl_tstamp
-    (sometimes the previous batch's again, sometimes NULL)."""
-    stream: list[dict] = []
-    for _ in range(draw(st.integers(1, 22))):
-        kind = draw(st.sampled_from(["page_view", "page_view", "page_ping", "page_ping",
-                                     "page_ping", "struct"]))
-        at = draw(st.integers(0, 12)) * 4.0
-        columns = {
-            "domain_userid": draw(st.sampled_from(["c1", "c1", "c2", "c3"])),
-            "domain_sessionidx": draw(st.integers(1, 3)),
-            "user_id": draw(st.sampled_from([None, None, None, "", "alice", "bob"])),
-            "event_id": event_id(draw(st.sampled_from(["", "", "A", "b"]))),
-            "event_name": kind,
-            "collector_tstamp": T0 + timedelta(seconds=at + draw(st.integers(0, 2))),
-        }
-        if stream and draw(st.integers(0, 4)) == 0:  # a duplicate of an earlier event
-            original = draw(st.sampled_from(stream))
-            how = draw(st.sampled_from(["resent", "reprocessed", "synthetic"]))
-            if how == "resent":  # the same event, collected again later
-                stream.append({**original, "collector_tstamp": original["collector_tstamp"]
-                               + timedelta(seconds=draw(st.integers(1, 30)))})
-                continue
-            if how == "reprocessed":  # the same row, in another load
-                stream.append(dict(original))
-                continue
-            columns["event_id"] = original["event_id"]  # another event with its id
-        unusable = draw(st.integers(0, 14))
-        if unusable == 0:
-            columns[draw(st.sampled_from(["domain_userid", "domain_sessionidx",
-                                          "dvce_created_tstamp"]))] = None
-        elif unusable == 1:
-            columns["domain_userid"] = ""
-        stream.append(event(kind, at, **columns))
-    order = draw(st.permutations(range(len(stream))))
-    arrived = [stream[i] for i in order]
-    cuts = sorted(draw(st.sets(st.integers(1, max(len(arrived) - 1, 1)), max_size=3)))
-    batches, start = [], 0
+def event_streams(draw, max_events: int = 22) -> list[list[dict]]:
+    """A small stream in up to five batches, shaped to reach every rule of the touched set:
+    one to eight cookies, few sessions, on a coarse time grid (ties); logins and logouts,
+    the same users on several cookies; copies of an event_id in the same or a later batch (resent,
+    reprocessed, another event with the id, the event collected first on another cookie,
+    an unusable copy); late events (a batch's events may come before everything already
+    loaded); each batch with an etl_tstamp (sometimes the previous batch's again,
+    sometimes NULL)."""
+    batch_count = draw(st.sampled_from([1, 2, 3, 3, 4, 4, 5]))
+    # From one cookie (every event interacts) to several (a batch leaves most untouched).
+    cookies = [f"c{n}" for n in range(1, draw(st.integers(1, 8)) + 1)]
+    placed: list[tuple[int, dict]] = []
+    for _ in range(draw(st.integers(1, max_events))):
+        if placed and draw(st.booleans()):
+            original_batch, original = draw(st.sampled_from(placed))
+            # mostly in a later batch: a copy already in atomic is what the batch must reach
+            later = original_batch < batch_count - 1 and draw(st.integers(0, 3)) > 0
+            batch = draw(st.integers(original_batch + later, batch_count - 1))
+            placed.append((batch, _copy_of(draw, original, cookies)))
+        else:
+            # half of the fresh events make the history; later batches are smaller
+            batch = 0 if draw(st.booleans()) else draw(st.integers(0, batch_count - 1))
+            placed.append((batch, _fresh_event(draw, cookies)))
+    batches: list[list[dict]] = []
     etl: datetime | None = None
-    for index, end in enumerate([*cuts, len(arrived)]):
-        if end <= start:
+    for index in range(batch_count):
+        arrived = [e for b, e in placed if b == index]
+        if not arrived:
             continue
+        arrived = [arrived[i] for i in draw(st.permutations(range(len(arrived))))]
         reuse = draw(st.integers(0, 5))
         if etl is None or reuse > 1:
             etl = T0 + timedelta(days=1 + index, minutes=draw(st.integers(0, 5)))
         if reuse == 0:
             etl = None
-        batches.append(with_etl(arrived[start:end], etl))
-        start = end
+        batches.append(with_etl(arrived, etl))
     # copies that tie on the deduplication order must carry the same payload (MODEL.md)
     try:
         reference.used_events([e for batch in batches for e in batch])
@@ -226,12 +259,9 @@ def event_streams(draw) -> list[list[dict]]:
     return batches
 
 
-@settings(max_examples=20, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                 HealthCheck.data_too_large])
-@given(batches=event_streams())
-def test_incremental_after_every_batch_equals_a_full_rebuild(shared_database, batches):
-    dsn = shared_database
+def assert_every_batch_equals_a_full_rebuild(dsn: str, batches: list[list[dict]]) -> None:
+    """Load and run batch after batch; after each, the model equals the reference over
+    everything loaded so far; at the end every row was moved exactly once."""
     reset(dsn)
     loaded: list[dict] = []
     for batch in batches:
@@ -240,6 +270,30 @@ def test_incremental_after_every_batch_equals_a_full_rebuild(shared_database, ba
         run_incremental(dsn)
         assert_models(dsn, loaded)
     assert_moved_exactly(dsn, loaded)
+
+
+PROPERTY_SETTINGS = {"deadline": None,
+                     "suppress_health_check": [HealthCheck.too_slow,
+                                               HealthCheck.function_scoped_fixture,
+                                               HealthCheck.data_too_large]}
+
+
+@settings(max_examples=10, **PROPERTY_SETTINGS)
+@given(batches=event_streams())
+def test_incremental_after_every_batch_equals_a_full_rebuild(shared_database, batches):
+    assert_every_batch_equals_a_full_rebuild(shared_database, batches)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, **PROPERTY_SETTINGS)
+@given(batches=event_streams())
+def test_incremental_after_every_batch_equals_a_full_rebuild_over_many_streams(
+        shared_database, batches):
+    """The same property over enough streams to meet the rare shapes: a copy in a later
+    batch that takes an event (and its login) from a cookie the batch has nothing else of.
+    Dropping atomic's copies from the touched set was found here in 6 to 73 examples
+    (tests/README.md)."""
+    assert_every_batch_equals_a_full_rebuild(shared_database, batches)
 
 
 @pytest.mark.parametrize("seed", [21, 22])
@@ -574,26 +628,108 @@ def test_a_restart_after_a_kill_models_the_claimed_batch_with_the_new_loads(data
     assert_models(database, first + second + third)
 
 
-def test_work_tables_emptied_by_a_server_crash_stop_the_commit_until_a_restart(database):
-    """PostgreSQL empties unlogged tables in crash recovery; the checkpoints survive."""
-    first, second = generated(63, events=900, batches=2)
+def test_the_full_mode_started_during_an_incremental_run_waits_or_exits_3(database):
+    first, second = generated(65, events=900, batches=2)
     load(database, first, LANDING)
     run_incremental(database)
     load(database, second, LANDING)
-    assert kill_when(start_run(database), "] custom_models/")
-    with psycopg.connect(database, autocommit=True) as conn:  # what crash recovery does
-        conn.execute("TRUNCATE " + ", ".join(
-            f"snowplow_intermediary.{t}" for t in (
-                "touched_cookies", "events_this_run", "event_details",
-                "cookie_id_to_user_id_map", "page_views", "sessions_basic", "sessions",
-                "visitors")))
-    resumed = run_playbook(INCREMENTAL, target=database, lock_timeout=30)
-    assert resumed.exit_code == 6
-    assert "work_tables_lost_run_again_with_restart" in " ".join(map(str, resumed.errors))
-    assert count(database, CLAIM) == len(second)  # not moved
-    run_incremental(database, restart=True)
+    with psycopg.connect(database) as blocker:
+        # An open transaction reading landing: the incremental run waits in its claim,
+        # holding the run lock.
+        blocker.execute(f"LOCK TABLE {LANDING}.events IN ACCESS SHARE MODE")
+        incremental = start_run(database)
+        wait_until(lambda: waiting_on_lock(database))
+        refused = run_playbook(FULL, target=database)
+        assert refused.exit_code == 3
+        assert "incremental.yml is already running" in " ".join(refused.errors)
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "sqlrunner", "-p", FULL, "--target", database,
+             "--progress", "plain", "--lock-timeout", "120"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        time.sleep(1)
+        assert waiting.poll() is None  # it waits for the lock
+        blocker.rollback()
+    assert incremental.wait(timeout=120) == 0, incremental.stderr.read()
+    assert waiting.wait(timeout=120) == 0, waiting.stderr.read()
     assert_moved_exactly(database, first + second)
     assert_models(database, first + second)
+
+
+def crash_during(dsn: str, server: PrivateServer, step: str, blocker: str, log,
+                 *args: str) -> subprocess.Popen:
+    """Start a run and crash the server (``pg_ctl stop -m immediate``: unlogged tables are
+    emptied when it starts again) while ``step`` runs, held there by ``blocker`` (a LOCK
+    that a query of the step waits for); start it again. The run's process."""
+    holder = psycopg.connect(dsn)
+    holder.execute(blocker)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sqlrunner", "-p", INCREMENTAL, "--target", dsn,
+         "--progress", "plain", "--retry-backoff", "0.05", *args],
+        stdout=subprocess.DEVNULL, stderr=log.open("w"), cwd=ROOT)
+    try:
+        wait_until(lambda: waiting_on_lock(dsn) or proc.poll() is not None, timeout=120)
+        assert f"] {step}/" in log.read_text(), log.read_text()
+        server.stop("immediate")
+    finally:
+        holder.close()
+    server.start()
+    return proc
+
+
+WORK_TABLES = tuple(f"snowplow_intermediary.{t}" for t in (
+    "touched_cookies", "events_this_run", "event_details", "cookie_id_to_user_id_map",
+    "page_views", "sessions_basic", "sessions", "visitors"))
+# What holds each step while the server crashes: a lock one of its queries waits for.
+HOLD = {
+    "touched_cookies": f"LOCK TABLE {CLAIM} IN SHARE UPDATE EXCLUSIVE MODE",  # its ANALYZE
+    "custom_models": "LOCK TABLE derived.events_per_session IN SHARE MODE",  # the upsert
+    "commit": "LOCK TABLE derived.sessions IN SHARE MODE",  # its DELETE
+}
+
+
+@pytest.mark.parametrize("step", list(HOLD))
+def test_a_run_rides_out_a_server_crash_rebuilding_the_work_tables_it_lost(
+        fault_server, fault_database, step, tmp_path):
+    first, second = generated(63, events=900, batches=2)
+    load(fault_database, first, LANDING)
+    run_incremental(fault_database)
+    load(fault_database, second, LANDING)
+    log = tmp_path / "run.log"
+    proc = crash_during(fault_database, fault_server, step, HOLD[step], log)
+    assert proc.wait(timeout=300) == 0, log.read_text()
+    text = log.read_text()
+    assert "reconnected" in text
+    if step != "touched_cookies":  # the work tables built before the crash: built again
+        assert "events_this_run/events_this_run: an unlogged table it built" in text
+    assert_moved_exactly(fault_database, first + second)
+    assert_models(fault_database, first + second)
+
+
+def test_after_a_server_crash_a_plain_rerun_rebuilds_the_lost_work_tables_and_finishes(
+        fault_server, fault_database, capsys, tmp_path):
+    first, second, third = generated(64, events=900, batches=3)
+    load(fault_database, first, LANDING)
+    run_incremental(fault_database)
+    load(fault_database, second, LANDING)
+    # The run gives up at once (as a run whose host went down with the server would)...
+    proc = crash_during(fault_database, fault_server, "custom_models", HOLD["custom_models"],
+                        tmp_path / "run.log", "--reconnect-timeout", "0")
+    assert proc.wait(timeout=120) == 6
+    assert count(fault_database, CLAIM) == len(second)  # claimed, not moved
+    assert all(count(fault_database, table) == 0 for table in WORK_TABLES)  # emptied
+    assert main(["status", "-p", INCREMENTAL, "--target", fault_database]) == 0
+    status = capsys.readouterr().out
+    assert "the next run resumes at custom_models/" in status
+    assert "builds again what a server crash emptied: " in status
+    assert "touched_cookies/touched_cookies" in status
+    # ...and the next plain run, after a new load, finishes the batch and then models the
+    # new one, exactly.
+    resumed = run_incremental(fault_database)
+    assert resumed.resumed_from is not None
+    load(fault_database, third, LANDING)
+    run_incremental(fault_database)
+    assert_moved_exactly(fault_database, first + second + third)
+    assert_models(fault_database, first + second + third)
 
 
 # -- the switch from the full mode, the custom model, events_this_run -----------------------
@@ -646,14 +782,6 @@ def test_events_this_run_holds_every_used_event_of_each_touched_cookie(database,
     got = {r["event_id"]: r for r in actual}
     assert_same_table("events_this_run", {k: {c: v[c] for c in columns} for k, v in got.items()},
                       {k: {c: v[c] for c in columns} for k, v in expected.items()}, columns)
-
-
-def test_the_empty_run_is_fast(database):
-    load(database, generated(91, events=500, batches=1)[0], LANDING)
-    run_incremental(database)
-    started = time.perf_counter()
-    run_incremental(database)
-    assert time.perf_counter() - started < 1.0  # about 0.1 s here; generous for busy hosts
 
 
 def test_the_custom_model_skips_itself_without_new_events(database):

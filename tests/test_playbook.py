@@ -178,3 +178,22 @@ def test_yaml_syntax_errors_keep_pyyaml_wording_and_position(tmp_path, text, mes
     with pytest.raises(PlaybookError) as caught:
         load_playbook(write(tmp_path, text))
     assert str(caught.value).endswith(message)
+
+
+def test_the_model_playbooks_share_one_run_lock():
+    import os
+
+    folder = os.path.join(os.path.dirname(os.path.dirname(__file__)), "playbooks")
+    locks = {name: load_playbook(os.path.join(folder, name)).lock
+             for name in ("full.yml", "incremental.yml", "full_to_incremental.yml")}
+    assert set(locks.values()) == {"snowplow-web-model"}
+
+
+def test_a_lock_key_names_the_run_lock_and_must_not_be_empty(tmp_path):
+    body = COLON_PLAYBOOK.replace(":targets:", ":lock: nightly-model\n:targets:")
+    assert load_playbook(write(tmp_path, body)).lock == "nightly-model"
+    assert load_playbook(write(tmp_path, COLON_PLAYBOOK)).lock is None
+    with pytest.raises(PlaybookError, match=r"p\.yml:1: lock must name the run lock"):
+        load_playbook(write(tmp_path, "lock: ''\n" + COLON_PLAYBOOK))
+    with pytest.raises(PlaybookError, match="lock' must be a plain value"):
+        load_playbook(write(tmp_path, "lock: [a, b]\n" + COLON_PLAYBOOK))

@@ -206,7 +206,7 @@ def test_credentials_are_fetched_again_shortly_before_they_expire():
         stub.assert_no_pending_responses()
 
 
-# -- TLS --------------------------------------------------------------------------------------
+# -- TLS (the settings; tests/test_tls.py connects with them to a server with ssl = on) --------
 
 def test_verify_full_with_amazons_bundle(tmp_path):
     bundle = tmp_path / "amazon-trust-ca-bundle.crt"
@@ -234,19 +234,6 @@ def test_tls_settings_that_need_no_bundle(tmp_path, monkeypatch):
     assert tls_parameters({"sslmode": "verify-ca"}) == {"sslmode": "verify-ca"}
     with pytest.raises(TargetError, match="sslmode must be one of"):
         tls_parameters({"sslmode": "verify"})
-
-
-def test_verify_full_really_checks_the_server_certificate(server_dsn, tmp_path):
-    """With verify-full, libpq refuses to connect rather than fall back to an unverified
-    connection (here: a root certificate file that verifies nothing)."""
-    params = psycopg.conninfo.conninfo_to_dict(server_dsn)
-    if str(params.get("host", "")).startswith("/"):
-        pytest.skip("the test server is reached over a Unix socket, where libpq uses no TLS")
-    bundle = tmp_path / "not-the-servers-ca.crt"
-    bundle.write_text("")
-    tls = tls_parameters({"sslmode": "verify-full", "sslrootcert": str(bundle)})
-    with pytest.raises(psycopg.OperationalError):
-        psycopg.connect(**{**params, **tls, "connect_timeout": 3}).close()
 
 
 # -- query_group and wlm_query_slot_count --------------------------------------------------------

@@ -89,12 +89,10 @@ def test_where_a_query_can_write_to_another_server_every_checkpoint_waits_for_th
 
     if extension is not None:
         with psycopg.connect(database, autocommit=True) as conn:
-            try:
-                conn.execute(f"CREATE EXTENSION {extension}")
-            except psycopg.errors.FeatureNotSupported:
+            if not conn.execute("SELECT EXISTS (SELECT 1 FROM pg_available_extensions "
+                                "WHERE name = %s)", (extension,)).fetchone()[0]:
                 pytest.skip(f"{extension} is not installed on this server")
-            except psycopg.errors.UndefinedFile:
-                pytest.skip(f"{extension} is not installed on this server")
+            conn.execute(f"CREATE EXTENSION {extension}")
     state = RunState(connection_for(target_from_dsn(database)), "p.yml", "db", "run",
                      datetime.now(UTC), False, StateSettings())
     state.open()
@@ -161,7 +159,6 @@ def test_restart_ignores_the_unfinished_run(workdir, database):
 
 
 def test_a_resumed_run_renders_with_the_original_run_id(workdir, database):
-    pytest.importorskip("sqlrunner.template.parser")
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute("CREATE TABLE ids (run_id text)")
     one = workdir.sql("one.sql", "INSERT INTO ids VALUES ('{{.run_id}}');")
@@ -174,14 +171,15 @@ def test_a_resumed_run_renders_with_the_original_run_id(workdir, database):
     assert query_one(database, "SELECT count(*) FROM ids") == 2
 
 
-def test_transient_errors_are_retried_and_counted(workdir, database):
+@pytest.mark.parametrize("sqlstate", ["08006", "57P01", "53300", "40001", "40P01", "55P03"])
+def test_transient_errors_are_retried_and_counted(workdir, database, sqlstate):
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute("CREATE SEQUENCE tries; CREATE TABLE t (x int)")
-    flaky = workdir.sql("flaky.sql", """
+    flaky = workdir.sql("flaky.sql", f"""
         INSERT INTO t VALUES (1);
         DO $$ BEGIN
           IF nextval('tries') < 3 THEN
-            RAISE EXCEPTION 'try again' USING ERRCODE = 'serialization_failure';
+            RAISE EXCEPTION 'try again' USING ERRCODE = '{sqlstate}';
           END IF;
         END $$;
     """)
@@ -211,9 +209,7 @@ def test_syntax_and_data_errors_are_never_retried(workdir, database):
     bad = workdir.sql("bad.sql", "SELEC 1;")
     data = workdir.sql("data.sql", "SELECT 1/0;")
     playbook = workdir.playbook(workdir.steps(("s", [("bad", bad), ("data", data)])))
-    started = time.monotonic()
     result = run_playbook(playbook, retry_backoff=5)
-    assert time.monotonic() - started < 4
     assert sorted((q.sqlstate, q.retries) for q in result.queries) == [
         ("22012", 0), ("42601", 0)]
 
@@ -261,13 +257,19 @@ def _wait_for_query(admin: psycopg.Connection, fragment: str, timeout: float = 2
     raise AssertionError(f"query {fragment!r} never started")
 
 
+def _running(playbook: str, cwd, database: str, fragment: str) -> subprocess.Popen:
+    """A run of ``playbook`` as a process, once its query ``fragment`` runs."""
+    proc = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook], cwd=cwd,
+                            stderr=subprocess.PIPE, text=True)
+    with psycopg.connect(database, autocommit=True) as admin:
+        _wait_for_query(admin, fragment)
+    return proc
+
+
 def test_a_second_run_of_the_same_playbook_exits_3_and_names_the_holder(workdir, database):
     slow = workdir.sql("slow.sql", "SELECT pg_sleep(2);")
     playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
-    first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook],
-                             cwd=workdir.root, stderr=subprocess.PIPE, text=True)
-    with psycopg.connect(database, autocommit=True) as admin:
-        _wait_for_query(admin, "pg_sleep(2)")
+    first = _running(playbook, workdir.root, database, "pg_sleep(2)")
     second = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", playbook],
                             cwd=workdir.root, capture_output=True, text=True, timeout=60)
     assert second.returncode == 3
@@ -277,6 +279,51 @@ def test_a_second_run_of_the_same_playbook_exits_3_and_names_the_holder(workdir,
                              "--lock-timeout", "30"], cwd=workdir.root, capture_output=True,
                             text=True, timeout=60)
     assert waited.returncode == 0, waited.stderr
+
+
+def test_copies_of_a_playbook_in_two_folders_are_one_writer(workdir, database):
+    slow = workdir.sql("slow.sql", "SELECT pg_sleep(2);")
+    playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
+    copy = workdir.root / "second_deploy"
+    copy.mkdir()
+    (copy / "sql").mkdir()
+    (copy / "sql" / "slow.sql").write_text("SELECT pg_sleep(2);")
+    (copy / "playbook.yml").write_text((workdir.root / "playbook.yml").read_text())
+    first = _running(playbook, workdir.root, database, "pg_sleep(2)")
+    second = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", "playbook.yml"],
+                            cwd=copy, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 3, second.stderr
+    assert f"pid {first.pid}" in second.stderr and playbook in second.stderr
+    assert first.wait(timeout=60) == 0
+
+
+def test_playbooks_that_declare_one_lock_are_one_writer(workdir, database):
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE log (step text, at timestamptz DEFAULT clock_timestamp())")
+    slow = workdir.sql("slow.sql", "INSERT INTO log (step) VALUES ('slow');\n"
+                                   "SELECT pg_sleep(2);\n"
+                                   "INSERT INTO log (step) VALUES ('slow done');")
+    quick = workdir.sql("quick.sql", "INSERT INTO log (step) VALUES ('quick');")
+    holder = workdir.playbook(workdir.steps(("s", [("slow", slow)])), name="nightly.yml")
+    other = workdir.playbook(workdir.steps(("s", [("quick", quick)])), name="manual.yml")
+    for path in (holder, other):
+        with open(path) as handle:
+            text = handle.read()
+        with open(path, "w") as handle:
+            handle.write("lock: warehouse-model\n" + text)
+    first = _running(holder, workdir.root, database, "pg_sleep(2)")
+    refused = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", other],
+                             cwd=workdir.root, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 3
+    assert "warehouse-model" in refused.stderr and "nightly.yml is already running" in \
+        refused.stderr and f"pid {first.pid}" in refused.stderr
+    waited = subprocess.run([sys.executable, "-m", "sqlrunner", "-p", other,
+                             "--lock-timeout", "60"], cwd=workdir.root, capture_output=True,
+                            text=True, timeout=90)
+    assert waited.returncode == 0, waited.stderr
+    assert first.wait(timeout=60) == 0
+    # The second writer ran after the first had finished, not beside it.
+    assert _log(database) == ["slow", "slow done", "quick"]
 
 
 def test_sigterm_cancels_on_the_server_and_records_the_run_interrupted(workdir, database,
@@ -302,23 +349,23 @@ def test_sigterm_cancels_on_the_server_and_records_the_run_interrupted(workdir, 
 
 
 def test_query_timeout_cancels_that_query_without_retry(workdir, database):
-    slow = workdir.sql("slow.sql", "SELECT pg_sleep(5);")
+    slow = workdir.sql("slow.sql", "SELECT pg_sleep(60);")
     steps = ("  - name: s\n    queries:\n      - name: slow\n        file: " + slow +
              "\n        timeout: 0.3\n")
     started = time.monotonic()
     result = run_playbook(workdir.playbook(steps))
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 20  # cancelled, not the query's 60 s
     assert result.exit_code == 6 and result.queries[0].sqlstate == "57014"
     assert result.queries[0].retries == 0
 
 
 def test_run_timeout_cancels_the_run(workdir, database):
-    slow = workdir.sql("slow.sql", "SELECT pg_sleep(5);")
+    slow = workdir.sql("slow.sql", "SELECT pg_sleep(60);")
     after = workdir.sql("after.sql", "CREATE TABLE after_t (x int);")
     playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)]), ("t", [("a", after)])))
     started = time.monotonic()
     assert main(["-p", playbook, "--timeout", "0.5", "--progress", "plain"]) == 6
-    assert time.monotonic() - started < 4
+    assert time.monotonic() - started < 20  # cancelled, not the query's 60 s
     assert query_one(database, "SELECT to_regclass('after_t') IS NULL") is True
 
 
@@ -435,8 +482,9 @@ def test_an_interrupt_during_a_retry_wait_sends_nothing_more(workdir, database):
     flaky = workdir.sql("flaky.sql", "DO $$ BEGIN PERFORM nextval('tries'); RAISE EXCEPTION "
                                      "'x' USING ERRCODE = 'serialization_failure'; END $$;")
     playbook = workdir.playbook(workdir.steps(("s", [("flaky", flaky)])))
+    # A long wait before the retry (the backoff, up to its cap): the interrupt must end it.
     proc = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook,
-                             "--retry-backoff", "5"], cwd=workdir.root,
+                             "--retry-backoff", "60"], cwd=workdir.root,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     while query_one(database, "SELECT last_value FROM tries") < 1 or \
@@ -446,22 +494,24 @@ def test_an_interrupt_during_a_retry_wait_sends_nothing_more(workdir, database):
     time.sleep(0.3)
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 130
-    assert time.monotonic() - started < 3
+    assert proc.wait(timeout=60) == 130
+    assert time.monotonic() - started < 15
     assert query_one(database, "SELECT last_value FROM tries") == 1
 
 
 def test_a_run_that_lost_its_lock_connection_never_applies_work_twice(workdir, database):
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute("CREATE TABLE log (step text)")
-    one = workdir.sql("one.sql", "SELECT pg_sleep(1.5); INSERT INTO log VALUES ('one');")
+    # Long enough for the second run to start and take the lock while "one" still runs
+    # (a run that finds the lock free when it reconnects goes on, and then it is done).
+    one = workdir.sql("one.sql", "SELECT pg_sleep(5); INSERT INTO log VALUES ('one');")
     two = workdir.sql("two.sql", "INSERT INTO log VALUES ('two');")
     playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)])))
     first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook,
                               "--retry-backoff", "0.1"], cwd=workdir.root,
                              stderr=subprocess.PIPE, text=True)
     with psycopg.connect(database, autocommit=True) as admin:
-        _wait_for_query(admin, "pg_sleep(1.5)")
+        _wait_for_query(admin, "pg_sleep(5)")
         # The first run's bookkeeping connection (it holds the run lock) is lost.
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                       "datname = current_database() AND pid <> pg_backend_pid() "

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 
 import psycopg
+import pytest
 from conftest import query_one, target_yaml
 
 from sqlrunner.api import run_playbook
@@ -132,13 +134,41 @@ def test_target_and_query_failures_together_exit_7(workdir):
     assert result.exit_code == 7
 
 
-def test_an_unreachable_database_is_a_query_error_exit_6(workdir, capsys):
-    sql = workdir.sql("t.sql", "SELECT 1;")
+@pytest.mark.parametrize("checkpoints", [[], ["--no-checkpoints"]])
+def test_an_unreachable_database_is_retried_then_reported_once_with_exit_6(workdir, capsys,
+                                                                        checkpoints):
+    first = workdir.sql("first.sql", "SELECT 1;")
+    second = workdir.sql("second.sql", "SELECT 2;")
     dead = {**workdir.params, "host": "127.0.0.1", "port": "1"}
-    playbook = workdir.playbook(workdir.steps(("s", [("t", sql)])),
+    playbook = workdir.playbook(workdir.steps(("s", [("first", first)]),
+                                              ("t", [("second", second)])),
                                 targets=target_yaml(dead, "dead"))
+    report = workdir.root / "report.json"
+    assert main(["-p", playbook, "--progress", "plain", "--reconnect-timeout", "1.5",
+                 "--retry-backoff", "0.1", "--report", str(report), *checkpoints]) == 6
+    err = capsys.readouterr().err
+    # Retried as transient while the budget lasted, then said once; nothing ran.
+    assert "target unreachable" in err and "trying again" in err
+    address = f"127.0.0.1:1/{workdir.params['dbname']}"
+    assert err.count(f"cannot connect to target 'dead' ({address})") == 1, err
+    assert "skipped" not in err and "QUERY FAILURE" not in err
+    assert "0 queries executed" in err
+    written = json.loads(report.read_text())
+    assert written["queries"] == [] and written["exit_code"] == 6
+    assert written["unreachable"][0]["target"] == "dead"
+
+
+def test_a_database_that_does_not_exist_is_not_waited_for(workdir, capsys):
+    sql = workdir.sql("t.sql", "SELECT 1;")
+    missing = {**workdir.params, "dbname": "sqlrunner_no_such_database"}
+    playbook = workdir.playbook(workdir.steps(("s", [("t", sql)])),
+                                targets=target_yaml(missing, "missing"))
+    started = time.monotonic()
     assert main(["-p", playbook, "--progress", "plain"]) == 6
-    assert "cannot connect to target 'dead'" in capsys.readouterr().err
+    assert time.monotonic() - started < 30  # the default budget (60 s) was not spent
+    err = capsys.readouterr().err
+    assert err.count("cannot connect to target 'missing'") == 1
+    assert "does not exist" in err and "trying again" not in err
 
 
 def test_show_query_output_prints_rows_with_upper_case_headers(workdir, capsys):

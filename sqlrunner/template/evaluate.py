@@ -40,6 +40,7 @@ from sqlrunner.template.nodes import (
     WithNode,
 )
 from sqlrunner.template.sourcemap import SourceMap, build_source_map
+from sqlrunner.template.trampoline import Step, run
 from sqlrunner.template.values import (
     NO_VALUE,
     GoInt,
@@ -51,7 +52,9 @@ from sqlrunner.template.values import (
     type_name,
 )
 
-MAX_TEMPLATE_DEPTH = 200
+# Go's maxExecDepth: how deep {{template}} calls may nest (only a template that calls
+# itself without end gets there). Reaching it costs about 2 KB a level here.
+MAX_TEMPLATE_DEPTH = 100000
 
 
 class MissingKey(enum.Enum):
@@ -130,10 +133,7 @@ class Executor:
         if data is None:
             data = NO_VALUE
         self.vars = [("$", data, False)]
-        try:
-            self.walk(data, root)
-        except RecursionError:
-            self.errorf(f"exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})")
+        run(self.walk(data, root))
         return "".join(self.out)
 
     # -- errors ---------------------------------------------------------
@@ -166,24 +166,28 @@ class Executor:
         self.errorf(f"undefined variable: {name}")
 
     # -- walking --------------------------------------------------------
+    # Every method that can lead back to itself (through nested actions, parenthesized
+    # pipelines or template calls) is a generator run by the trampoline (trampoline.py):
+    # ``yield self.f(...)`` is a call of ``f``, so nesting is not bound by Python's stack.
 
-    def walk(self, dot: Any, node: Any) -> None:
+
+    def walk(self, dot: Any, node: Any) -> Step[None]:
         self.node = node
         kind = type(node)
         if kind is ListNode:
-            self.walk_list(dot, node)
+            yield self.walk_list(dot, node)
         elif kind is ActionNode:
-            self.walk_action(dot, node)
+            yield self.walk_action(dot, node)
         elif kind is TextNode:
             self.out.append(node.text)
         elif kind is IfNode:
-            self.walk_if_or_with(dot, node, False)
+            yield self.walk_if_or_with(dot, node, False)
         elif kind is RangeNode:
-            self.walk_range(dot, node)
+            yield self.walk_range(dot, node)
         elif kind is WithNode:
-            self.walk_if_or_with(dot, node, True)
+            yield self.walk_if_or_with(dot, node, True)
         elif kind is TemplateNode:
-            self.walk_template(dot, node)
+            yield self.walk_template(dot, node)
         elif kind is BreakNode:
             raise _Break
         elif kind is ContinueNode:
@@ -191,7 +195,7 @@ class Executor:
         elif kind is not CommentNode:
             self.errorf(f"unknown node: {node}")
 
-    def walk_list(self, dot: Any, node: ListNode) -> None:
+    def walk_list(self, dot: Any, node: ListNode) -> Step[None]:
         append = self.out.append
         walk = self.walk
         for child in node.nodes:
@@ -203,7 +207,7 @@ class Executor:
                 value = self.field_value(dot, child.field)
                 self.print_value(child, value)
             else:
-                walk(dot, child)
+                yield walk(dot, child)
 
     def field_value(self, dot: dict[str, Any], field: FieldNode) -> Any:
         """A lone ``.a.b`` on a map dot: the short way through ``eval_field_chain``."""
@@ -216,9 +220,9 @@ class Executor:
         value = self.eval_field_chain(dot, dot, self.dot_elem, field, names, None, _NO_FINAL)
         return NO_VALUE if value is None else value
 
-    def walk_action(self, dot: Any, node: ActionNode) -> None:
+    def walk_action(self, dot: Any, node: ActionNode) -> Step[None]:
         pipe = node.pipe
-        value = self.eval_pipeline(dot, pipe)
+        value = yield self.eval_pipeline(dot, pipe)
         if not pipe.decl:
             self.print_value(node, value)
 
@@ -242,27 +246,27 @@ class Executor:
         else:
             self.out.append(format_value(value))
 
-    def walk_if_or_with(self, dot: Any, node: IfNode | WithNode, is_with: bool) -> None:
+    def walk_if_or_with(self, dot: Any, node: IfNode | WithNode, is_with: bool) -> Step[None]:
         variables = self.vars
         mark = len(variables)
-        value = self.eval_pipeline(dot, node.pipe)
+        value = yield self.eval_pipeline(dot, node.pipe)
         if is_true(value):
             if is_with:
                 elem = self.dot_elem
                 self.dot_elem = False
-                self.walk(value, node.list)
+                yield self.walk(value, node.list)
                 self.dot_elem = elem
             else:
-                self.walk(dot, node.list)
+                yield self.walk(dot, node.list)
         elif node.else_list is not None:
-            self.walk(dot, node.else_list)
+            yield self.walk(dot, node.else_list)
         del variables[mark:]
 
-    def walk_range(self, dot: Any, node: RangeNode) -> None:
+    def walk_range(self, dot: Any, node: RangeNode) -> Step[None]:
         self.node = node
         variables = self.vars
         outer_mark = len(variables)
-        value = self.eval_pipeline(dot, node.pipe)
+        value = yield self.eval_pipeline(dot, node.pipe)
         mark = len(variables)
         pipe = node.pipe
         decl = pipe.decl
@@ -302,7 +306,7 @@ class Executor:
                             variables[-2] = (below[0], key, False)
                 self.dot_elem = elements_are_interfaces
                 try:
-                    self.walk(item, node.list)
+                    yield self.walk(item, node.list)
                 except _Continue:
                     pass
                 except _Break:
@@ -312,37 +316,37 @@ class Executor:
         finally:
             self.dot_elem = saved_elem
         if not ran and node.else_list is not None:
-            self.walk(dot, node.else_list)
+            yield self.walk(dot, node.else_list)
         del variables[outer_mark:]
 
-    def walk_template(self, dot: Any, node: TemplateNode) -> None:
+    def walk_template(self, dot: Any, node: TemplateNode) -> Step[None]:
         self.node = node
         root = self.trees.get(node.name)
         if root is None:
             self.errorf(f"template {quote(node.name)} not defined")
         if self.depth >= MAX_TEMPLATE_DEPTH:
             self.errorf(f"exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})")
-        dot = self.eval_pipeline(dot, node.pipe)
+        dot = yield self.eval_pipeline(dot, node.pipe)
         saved = (self.vars, self.name, self.dot_elem)
         self.vars = [("$", dot, False)]
         self.name = node.name
         self.dot_elem = False
         self.depth += 1
         try:
-            self.walk(dot, root)
+            yield self.walk(dot, root)
         finally:
             self.vars, self.name, self.dot_elem = saved
             self.depth -= 1
 
     # -- evaluation -----------------------------------------------------
 
-    def eval_pipeline(self, dot: Any, pipe: PipeNode | None) -> Any:
+    def eval_pipeline(self, dot: Any, pipe: PipeNode | None) -> Step[Any]:
         if pipe is None:
             return NO_VALUE
         self.node = pipe
         value: Any = _NO_FINAL
         for cmd in pipe.cmds:
-            value = self.eval_command(dot, cmd, value)
+            value = yield self.eval_command(dot, cmd, value)
             if value is None:  # a nil interface unwraps to no value
                 value = NO_VALUE
         for variable in pipe.decl:
@@ -356,7 +360,7 @@ class Executor:
         if len(args) > 1 or final is not _NO_FINAL:
             self.errorf(f"can't give argument to non-function {args[0]}")
 
-    def eval_command(self, dot: Any, cmd: Any, final: Any) -> Any:
+    def eval_command(self, dot: Any, cmd: Any, final: Any) -> Step[Any]:
         first = cmd.args[0]
         kind = type(first)
         if kind is FieldNode:
@@ -364,14 +368,14 @@ class Executor:
             return self.eval_field_chain(dot, dot, self.dot_elem, first, first.ident, cmd.args,
                                          final)
         if kind is IdentifierNode:
-            return self.eval_function(dot, first, cmd, cmd.args, final)
+            return (yield self.eval_function(dot, first, cmd, cmd.args, final))
         if kind is VariableNode:
             return self.eval_variable(dot, first, cmd.args, final)
         if kind is ChainNode:
-            return self.eval_chain(dot, first, cmd.args, final)
+            return (yield self.eval_chain(dot, first, cmd.args, final))
         if kind is PipeNode:
             self.not_a_function(cmd.args, final)
-            return self.eval_pipeline(dot, first)
+            return (yield self.eval_pipeline(dot, first))
         self.node = first
         self.not_a_function(cmd.args, final)
         if kind is StringNode:
@@ -402,11 +406,11 @@ class Executor:
         return self.eval_field_chain(dot, value, elem, node, node.ident[1:], args, final)
 
     def eval_chain(self, dot: Any, node: ChainNode, args: tuple[Any, ...] | None,
-                   final: Any) -> Any:
+                   final: Any) -> Step[Any]:
         self.node = node
         if type(node.node) is NilNode:
             self.errorf(f"indirection through explicit nil in {node}")
-        receiver = self.eval_arg(dot, None, node.node)
+        receiver = yield self.eval_arg(dot, None, node.node)
         elem = type(node.node) is IdentifierNode
         return self.eval_field_chain(dot, receiver, elem, node, node.field, args, final)
 
@@ -440,16 +444,16 @@ class Executor:
         self.errorf(f"can't evaluate field {name} in type {where}")
 
     def eval_function(self, dot: Any, node: IdentifierNode, cmd: Any,
-                      args: tuple[Any, ...] | None, final: Any) -> Any:
+                      args: tuple[Any, ...] | None, final: Any) -> Step[Any]:
         self.node = node
         name = node.ident
         function = self.funcs.get(name)
         if function is None:
             self.errorf(f"{quote(name)} is not a defined function")
-        return self.eval_call(dot, function, cmd, name, args, final)
+        return (yield self.eval_call(dot, function, cmd, name, args, final))
 
     def eval_call(self, dot: Any, function: fn.Function, node: Any, name: str,
-                  args: tuple[Any, ...] | None, final: Any) -> Any:
+                  args: tuple[Any, ...] | None, final: Any) -> Step[Any]:
         args = args[1:] if args is not None else ()
         has_final = final is not _NO_FINAL
         count = len(args) + has_final
@@ -468,7 +472,7 @@ class Executor:
             want = name == "or"
             value: Any = NO_VALUE
             for arg in args:
-                value = self.eval_arg(dot, fn.VALUE, arg)
+                value = yield self.eval_arg(dot, fn.VALUE, arg)
                 if is_true(value) == want:
                     return value
             if has_final:
@@ -479,7 +483,7 @@ class Executor:
         argv = []
         for position_, arg in enumerate(args):
             kind = fixed[position_] if position_ < len(fixed) else variadic
-            argv.append(self.eval_arg(dot, kind, arg))
+            argv.append((yield self.eval_arg(dot, kind, arg)))
         if has_final:
             kind = fixed[count - 1] if count - 1 < len(fixed) else variadic
             argv.append(self.validate_type(final, kind))
@@ -489,7 +493,7 @@ class Executor:
                 callee = str(args[0]) if args else "call"
                 return fn.call(*argv, name=callee)
             return function.fn(*argv)
-        except (TemplateError, RecursionError):
+        except TemplateError:
             raise
         except Exception as err:  # a function's error ends execution, as in Go
             self.node = node
@@ -510,7 +514,7 @@ class Executor:
             return value
         return None if invalid else value
 
-    def eval_arg(self, dot: Any, kind: str | None, node: Any) -> Any:
+    def eval_arg(self, dot: Any, kind: str | None, node: Any) -> Step[Any]:
         self.node = node
         node_kind = type(node)
         if node_kind is FieldNode:
@@ -522,12 +526,12 @@ class Executor:
         if node_kind is DotNode:
             return self.validate_type(dot, kind)
         if node_kind is PipeNode:
-            return self.validate_type(self.eval_pipeline(dot, node), kind)
+            return self.validate_type((yield self.eval_pipeline(dot, node)), kind)
         if node_kind is IdentifierNode:
             return self.validate_type(
-                self.eval_function(dot, node, node, None, _NO_FINAL), kind)
+                (yield self.eval_function(dot, node, node, None, _NO_FINAL)), kind)
         if node_kind is ChainNode:
-            return self.validate_type(self.eval_chain(dot, node, None, _NO_FINAL), kind)
+            return self.validate_type((yield self.eval_chain(dot, node, None, _NO_FINAL)), kind)
         if node_kind is NilNode:
             if kind is fn.STRING:
                 self.errorf("cannot assign nil to string")
@@ -585,15 +589,15 @@ class MappedExecutor(Executor):
             self.action_starts[node.pos] = start = start if start >= 0 else node.pos
         return start
 
-    def walk(self, dot: Any, node: Any) -> None:
+    def walk(self, dot: Any, node: Any) -> Step[None]:
         if type(node) is TextNode:
             self.node = node
             self.out.append(node.text)
             self.origins.append(node.pos)
         else:
-            Executor.walk(self, dot, node)
+            yield Executor.walk(self, dot, node)
 
-    def walk_list(self, dot: Any, node: ListNode) -> None:
+    def walk_list(self, dot: Any, node: ListNode) -> Step[None]:
         append = self.out.append
         record = self.origins.append
         walk = self.walk
@@ -607,7 +611,7 @@ class MappedExecutor(Executor):
                 value = self.field_value(dot, child.field)
                 self.print_value(child, value)
             else:
-                walk(dot, child)
+                yield walk(dot, child)
 
     def print_value(self, node: Any, value: Any) -> None:
         Executor.print_value(self, node, value)

@@ -2,7 +2,9 @@
 
 ``pos`` is the character offset where the node starts in the template text;
 ``str(node)`` gives the node back as Go prints it in execution errors
-(``at <.schema>``). Lists of children are tuples.
+(``at <.schema>``). Lists of children are tuples. A node that holds others says
+what it prints as ``parts()``, text and child nodes in order, which :func:`node_text`
+joins without recursion: trees may nest far deeper than Python's stack.
 """
 
 from __future__ import annotations
@@ -15,15 +17,42 @@ from sqlrunner.template.gofmt import quote
 _node = dataclass(frozen=True, slots=True, eq=False)
 
 
+def node_text(node: Any) -> str:
+    """``node`` printed as Go prints it, its children with it, whatever the depth."""
+    out: list[str] = []
+    pending: list[Any] = [node]
+    while pending:
+        item = pending.pop()
+        if type(item) is str:
+            out.append(item)
+        elif hasattr(item, "parts"):
+            pending.extend(reversed(item.parts()))
+        else:
+            out.append(str(item))
+    return "".join(out)
+
+
+class _Composite:
+    """A node that prints the nodes it holds (see ``parts``)."""
+
+    __slots__ = ()
+
+    def parts(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def __str__(self) -> str:
+        return node_text(self)
+
+
 @_node
-class ListNode:
+class ListNode(_Composite):
     """A sequence of nodes."""
 
     pos: int
     nodes: tuple[Any, ...]
 
-    def __str__(self) -> str:
-        return "".join(str(node) for node in self.nodes)
+    def parts(self) -> tuple[Any, ...]:
+        return self.nodes
 
 
 @_node
@@ -60,18 +89,23 @@ class VariableNode:
 
 
 @_node
-class CommandNode:
+class CommandNode(_Composite):
     """One command of a pipeline: a function, field or value and its arguments."""
 
     pos: int
     args: tuple[Any, ...]
 
-    def __str__(self) -> str:
-        return " ".join(f"({arg})" if type(arg) is PipeNode else str(arg) for arg in self.args)
+    def parts(self) -> tuple[Any, ...]:
+        parts: list[Any] = []
+        for arg in self.args:
+            if parts:
+                parts.append(" ")
+            parts.extend(("(", arg, ")") if type(arg) is PipeNode else (arg,))
+        return tuple(parts)
 
 
 @_node
-class PipeNode:
+class PipeNode(_Composite):
     """A pipeline, with the variables it declares (``:=``) or assigns (``=``)."""
 
     pos: int
@@ -80,15 +114,19 @@ class PipeNode:
     decl: tuple[VariableNode, ...]
     cmds: tuple[CommandNode, ...]
 
-    def __str__(self) -> str:
-        text = " | ".join(str(cmd) for cmd in self.cmds)
+    def parts(self) -> tuple[Any, ...]:
+        parts: list[Any] = []
         if self.decl:
-            text = ", ".join(str(var) for var in self.decl) + " := " + text
-        return text
+            parts.append(", ".join(str(var) for var in self.decl) + " := ")
+        for index, cmd in enumerate(self.cmds):
+            if index:
+                parts.append(" | ")
+            parts.append(cmd)
+        return tuple(parts)
 
 
 @_node
-class ActionNode:
+class ActionNode(_Composite):
     """An action that prints its pipeline's value (unless the pipeline declares variables).
 
     ``field`` is set when the pipeline is a lone field such as ``.schema`` or
@@ -100,8 +138,8 @@ class ActionNode:
     pipe: PipeNode
     field: Any = None
 
-    def __str__(self) -> str:
-        return "{{" + str(self.pipe) + "}}"
+    def parts(self) -> tuple[Any, ...]:
+        return ("{{", self.pipe, "}}")
 
 
 @_node
@@ -147,16 +185,16 @@ class FieldNode:
 
 
 @_node
-class ChainNode:
+class ChainNode(_Composite):
     """A term followed by fields: ``(index .m "k").x``."""
 
     pos: int
     node: Any
     field: tuple[str, ...]
 
-    def __str__(self) -> str:
-        head = f"({self.node})" if type(self.node) is PipeNode else str(self.node)
-        return head + "".join("." + name for name in self.field)
+    def parts(self) -> tuple[Any, ...]:
+        head = ("(", self.node, ")") if type(self.node) is PipeNode else (self.node,)
+        return (*head, "".join("." + name for name in self.field))
 
 
 @_node
@@ -200,7 +238,7 @@ class StringNode:
 
 
 @_node
-class IfNode:
+class IfNode(_Composite):
     """``{{if pipeline}} list {{else}} else_list {{end}}``."""
 
     pos: int
@@ -209,12 +247,12 @@ class IfNode:
     list: ListNode
     else_list: ListNode | None
 
-    def __str__(self) -> str:
+    def parts(self) -> tuple[Any, ...]:
         return _branch("if", self)
 
 
 @_node
-class RangeNode:
+class RangeNode(_Composite):
     """``{{range pipeline}} list {{else}} else_list {{end}}``."""
 
     pos: int
@@ -223,12 +261,12 @@ class RangeNode:
     list: ListNode
     else_list: ListNode | None
 
-    def __str__(self) -> str:
+    def parts(self) -> tuple[Any, ...]:
         return _branch("range", self)
 
 
 @_node
-class WithNode:
+class WithNode(_Composite):
     """``{{with pipeline}} list {{else}} else_list {{end}}``."""
 
     pos: int
@@ -237,19 +275,19 @@ class WithNode:
     list: ListNode
     else_list: ListNode | None
 
-    def __str__(self) -> str:
+    def parts(self) -> tuple[Any, ...]:
         return _branch("with", self)
 
 
-def _branch(name: str, node: IfNode | RangeNode | WithNode) -> str:
-    text = "{{" + name + " " + str(node.pipe) + "}}" + str(node.list)
+def _branch(name: str, node: IfNode | RangeNode | WithNode) -> tuple[Any, ...]:
+    parts: tuple[Any, ...] = ("{{" + name + " ", node.pipe, "}}", node.list)
     if node.else_list is not None:
-        text += "{{else}}" + str(node.else_list)
-    return text + "{{end}}"
+        parts += ("{{else}}", node.else_list)
+    return (*parts, "{{end}}")
 
 
 @_node
-class TemplateNode:
+class TemplateNode(_Composite):
     """``{{template "name" pipeline}}`` (also what ``{{block}}`` leaves in place)."""
 
     pos: int
@@ -257,11 +295,10 @@ class TemplateNode:
     name: str
     pipe: PipeNode | None
 
-    def __str__(self) -> str:
-        text = "{{template " + quote(self.name)
-        if self.pipe is not None:
-            text += " " + str(self.pipe)
-        return text + "}}"
+    def parts(self) -> tuple[Any, ...]:
+        if self.pipe is None:
+            return ("{{template " + quote(self.name) + "}}",)
+        return ("{{template " + quote(self.name) + " ", self.pipe, "}}")
 
 
 @_node

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlrunner.errors import TemplateError
 from sqlrunner.template import lexer as lx
+from sqlrunner.template import trampoline
 from sqlrunner.template.gofmt import quote
 from sqlrunner.template.lexer import Token
 from sqlrunner.template.nodes import (
@@ -41,6 +42,7 @@ from sqlrunner.template.nodes import (
     WithNode,
     is_empty_tree,
 )
+from sqlrunner.template.trampoline import Step
 from sqlrunner.template.values import GoInt
 
 _OPERAND_START = frozenset({
@@ -48,7 +50,10 @@ _OPERAND_START = frozenset({
     lx.RAW_STRING, lx.STRING, lx.VARIABLE, lx.LEFT_PAREN,
 })
 _NOT_EXECUTABLE = (BoolNode, DotNode, NilNode, NumberNode, StringNode)
+# Go's limits (parse.go's maxStackDepth and maxPipelineCmds): parentheses nest at most
+# 10,000 deep, a pipeline has at most 100,000 commands. Actions nest without limit.
 _MAX_STACK_DEPTH = 10000
+_MAX_PIPELINE_CMDS = 100000
 
 
 class _Syntax(ValueError):
@@ -350,6 +355,12 @@ class _Parser:
             self.errorf(f"template: multiple definition of template {quote(name)}")
 
     def parse(self) -> dict[str, ListNode]:
+        return trampoline.run(self.top_level())
+
+    # Every method from here on that can lead back to itself is a generator run by the
+    # trampoline (see trampoline.py): ``yield self.f(...)`` is a call of ``f``.
+
+    def top_level(self) -> Step[dict[str, ListNode]]:
         pos = self.peek().pos
         nodes: list[Any] = []
         while self.peek().typ != lx.EOF:
@@ -357,69 +368,70 @@ class _Parser:
                 start = self.index
                 self.next()
                 if self.next_non_space().typ == lx.DEFINE:
-                    self.definition()
+                    yield self.definition()
                     continue
                 self.index = start
-            node = self.text_or_action()
+            node = yield self.text_or_action()
             if type(node) is EndNode or type(node) is ElseNode:
                 self.errorf(f"unexpected {node}")
             nodes.append(node)
         self.add(self.name, ListNode(pos, tuple(nodes)))
         return self.trees
 
-    def in_new_tree(self, parse: Any) -> Any:
+    def in_new_tree(self, parse: Step[Any]) -> Step[Any]:
+        """Run ``parse`` (a generator not started yet) with a tree state of its own."""
         saved = self.tree
         self.tree = _TreeState()
         try:
-            return parse()
+            return (yield parse)
         finally:
             self.tree = saved
 
-    def definition(self) -> None:
-        def parse() -> None:
+    def definition(self) -> Step[None]:
+        def parse() -> Step[None]:
             context = "define clause"
             token = self.next_non_space()
             if token.typ not in (lx.STRING, lx.RAW_STRING):
                 self.unexpected(token, context)
             name = self.unquote(token.val)
             self.expect(lx.RIGHT_DELIM, context)
-            root, end = self.item_list()
+            root, end = yield self.item_list()
             if type(end) is not EndNode:
                 self.errorf(f"unexpected {end} in {context}")
             self.add(name, root)
 
-        self.in_new_tree(parse)
+        yield self.in_new_tree(parse())
 
-    def item_list(self) -> tuple[ListNode, Any]:
+    def item_list(self) -> Step[tuple[ListNode, Any]]:
         pos = self.peek_non_space().pos
         nodes: list[Any] = []
         while self.peek_non_space().typ != lx.EOF:
-            node = self.text_or_action()
+            node = yield self.text_or_action()
             if type(node) is EndNode or type(node) is ElseNode:
                 return ListNode(pos, tuple(nodes)), node
             nodes.append(node)
         self.errorf("unexpected EOF")
         raise AssertionError("unreachable")
 
-    def text_or_action(self) -> Any:
+    def text_or_action(self) -> Step[Any]:
         token = self.next_non_space()
         if token.typ == lx.TEXT:
             return TextNode(token.pos, token.val)
         if token.typ == lx.LEFT_DELIM:
             self.tree.action_line = token.line
             try:
-                return self.action()
+                return (yield self.action())
             finally:
                 self.tree.action_line = 0
         self.unexpected(token, "input")
 
     # -- actions --------------------------------------------------------
 
-    def action(self) -> Any:
+    def action(self) -> Step[Any]:
         token = self.next_non_space()
         typ = token.typ
         if typ == lx.BLOCK:
-            return self.block_control()
+            return (yield self.block_control())
         if typ == lx.BREAK:
             return self.break_control(token, "{{break}}", BreakNode)
         if typ == lx.CONTINUE:
@@ -429,16 +441,16 @@ class _Parser:
         if typ == lx.END:
             return EndNode(self.expect(lx.RIGHT_DELIM, "end").pos)
         if typ == lx.IF:
-            return IfNode(*self.control("if"))
+            return IfNode(*(yield self.control("if")))
         if typ == lx.RANGE:
-            return RangeNode(*self.control("range"))
+            return RangeNode(*(yield self.control("range")))
         if typ == lx.TEMPLATE:
-            return self.template_control()
+            return (yield self.template_control())
         if typ == lx.WITH:
-            return WithNode(*self.control("with"))
+            return WithNode(*(yield self.control("with")))
         self.backup()
         token = self.peek()
-        pipe = self.pipeline("command", lx.RIGHT_DELIM)
+        pipe = yield self.pipeline("command", lx.RIGHT_DELIM)
         field = None
         if not pipe.decl and len(pipe.cmds) == 1 and len(pipe.cmds[0].args) == 1:
             only = pipe.cmds[0].args[0]
@@ -461,55 +473,58 @@ class _Parser:
         token = self.expect(lx.RIGHT_DELIM, "else")
         return ElseNode(token.pos, token.line)
 
-    def control(self, context: str) -> tuple[int, int, PipeNode, ListNode, ListNode | None]:
+    def control(self, context: str
+                ) -> Step[tuple[int, int, PipeNode, ListNode, ListNode | None]]:
         tree = self.tree
         mark = len(tree.vars)
         try:
-            pipe = self.pipeline(context, lx.RIGHT_DELIM)
+            pipe = yield self.pipeline(context, lx.RIGHT_DELIM)
             if context == "range":
                 tree.range_depth += 1
-            body, following = self.item_list()
+            body, following = yield self.item_list()
             if context == "range":
                 tree.range_depth -= 1
             else_list = None
             if type(following) is ElseNode:
                 if context == "if" and self.peek().typ == lx.IF:
                     self.next()
-                    else_list = ListNode(following.pos, (IfNode(*self.control("if")),))
+                    chained = IfNode(*(yield self.control("if")))
+                    else_list = ListNode(following.pos, (chained,))
                 elif context == "with" and self.peek().typ == lx.WITH:
                     self.next()
-                    else_list = ListNode(following.pos, (WithNode(*self.control("with")),))
+                    chained = WithNode(*(yield self.control("with")))
+                    else_list = ListNode(following.pos, (chained,))
                 else:
-                    else_list, following = self.item_list()
+                    else_list, following = yield self.item_list()
                     if type(following) is not EndNode:
                         self.errorf(f"expected end; found {following}")
             return pipe.pos, pipe.line, pipe, body, else_list
         finally:
             del tree.vars[mark:]
 
-    def block_control(self) -> TemplateNode:
+    def block_control(self) -> Step[TemplateNode]:
         context = "block clause"
         token = self.next_non_space()
         name = self.template_name(token, context)
-        pipe = self.pipeline(context, lx.RIGHT_DELIM)
+        pipe = yield self.pipeline(context, lx.RIGHT_DELIM)
 
-        def parse() -> None:
-            root, end = self.item_list()
+        def parse() -> Step[None]:
+            root, end = yield self.item_list()
             if type(end) is not EndNode:
                 self.errorf(f"unexpected {end} in {context}")
             self.add(name, root)
 
-        self.in_new_tree(parse)
+        yield self.in_new_tree(parse())
         return TemplateNode(token.pos, token.line, name, pipe)
 
-    def template_control(self) -> TemplateNode:
+    def template_control(self) -> Step[TemplateNode]:
         context = "template clause"
         token = self.next_non_space()
         name = self.template_name(token, context)
         pipe = None
         if self.next_non_space().typ != lx.RIGHT_DELIM:
             self.backup()
-            pipe = self.pipeline(context, lx.RIGHT_DELIM)
+            pipe = yield self.pipeline(context, lx.RIGHT_DELIM)
         return TemplateNode(token.pos, token.line, name, pipe)
 
     def template_name(self, token: Token, context: str) -> str:
@@ -526,7 +541,7 @@ class _Parser:
 
     # -- pipelines ------------------------------------------------------
 
-    def pipeline(self, context: str, end: int) -> PipeNode:
+    def pipeline(self, context: str, end: int) -> Step[PipeNode]:
         token = self.peek_non_space()
         decl: list[VariableNode] = []
         is_assign = False
@@ -561,7 +576,9 @@ class _Parser:
                 return PipeNode(token.pos, token.line, is_assign, tuple(decl), tuple(cmds))
             if following.typ in _OPERAND_START:
                 self.backup()
-                cmds.append(self.command())
+                cmds.append((yield self.command()))
+                if len(cmds) > _MAX_PIPELINE_CMDS:
+                    self.errorf("pipeline too long")
             else:
                 self.unexpected(following, context)
 
@@ -572,12 +589,12 @@ class _Parser:
             if isinstance(cmd.args[0], _NOT_EXECUTABLE):
                 self.errorf(f"non executable command in pipeline stage {stage}")
 
-    def command(self) -> CommandNode:
+    def command(self) -> Step[CommandNode]:
         pos = self.peek_non_space().pos
         args: list[Any] = []
         while True:
             self.peek_non_space()
-            operand = self.operand()
+            operand = yield self.operand()
             if operand is not None:
                 args.append(operand)
             token = self.next()
@@ -592,8 +609,8 @@ class _Parser:
             self.errorf("empty command")
         return CommandNode(pos, tuple(args))
 
-    def operand(self) -> Any:
-        node = self.term()
+    def operand(self) -> Step[Any]:
+        node = yield self.term()
         if node is None or self.peek().typ != lx.FIELD:
             return node
         pos = self.peek().pos
@@ -609,7 +626,7 @@ class _Parser:
             self.errorf(f"unexpected . after term {quote(str(node))}")
         return ChainNode(pos, node, tuple(fields))
 
-    def term(self) -> Any:
+    def term(self) -> Step[Any]:
         token = self.next_non_space()
         typ = token.typ
         if typ == lx.FIELD:
@@ -640,7 +657,7 @@ class _Parser:
                 self.errorf("max expression depth exceeded")
             self.stack_depth += 1
             try:
-                return self.pipeline("parenthesized pipeline", lx.RIGHT_PAREN)
+                return (yield self.pipeline("parenthesized pipeline", lx.RIGHT_PAREN))
             finally:
                 self.stack_depth -= 1
         self.backup()
