@@ -3,6 +3,7 @@
     python -m bench --size quick            # under 5 minutes on 2 cores
     python -m bench --size large            # up to 3M events (40 minutes or more)
     python -m bench --only overhead,full    # some sections only
+    python -m bench --only statistics       # issue 14: 10 batches on tables nobody analyses
 
 Results go to ``docs/benchmarks/<size>.json`` and ``docs/benchmarks/<size>-*.png``.
 Each benchmark uses a fresh database, created and dropped through ``--dsn`` (a
@@ -25,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import data, full_rebuild, generator, incremental, output, overhead
+from bench import data, full_rebuild, generator, incremental, output, overhead, table_statistics
 from bench.db import DEFAULT_DSN, ROOT, drop_all, server_version
 
-SECTIONS = ("overhead", "generator", "full", "incremental")
+SECTIONS = ("overhead", "generator", "full", "incremental", "statistics")
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,16 @@ class Size:
     batches: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1])
     incremental_runs: int = 3
     full_per_batch: bool = True  # a full rebuild after every batch, not only the 1% one
+    statistics_batches: int = 10  # issue 14: runs on tables nobody analyses
+    statistics_batch_events: int = 10_000
+    statistics_rounds: int = 3
 
 
 SIZES = {
     "quick": Size(overhead_rounds=12, heavy_rounds=3, heavy_rows=3_000_000,
                   many_rows=1_000_000, generator_events=100_000, generator_runs=3,
                   full_sizes=[100_000, 1_000_000], full_runs=3, histories=[1_000_000],
-                  full_per_batch=False),
+                  full_per_batch=False, statistics_rounds=2),
     "large": Size(overhead_rounds=40, heavy_rounds=5, heavy_rows=3_000_000,
                   many_rows=1_000_000, generator_events=300_000, generator_runs=3,
                   full_sizes=[100_000, 1_000_000, 3_000_000], full_runs=5,
@@ -101,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks",
                         help="folder of the JSON results and plots (default docs/benchmarks)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the generated events")
+    parser.add_argument("--statistics-before", default=table_statistics.BEFORE, metavar="REF",
+                        help="the commit whose SQL the statistics section compares with "
+                             "(default %(default)s, before the model kept its statistics)")
     parser.add_argument("--regenerate", action="store_true",
                         help="generate the events again instead of reusing the templates")
     parser.add_argument("--clean", action="store_true",
@@ -142,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
             results["incremental"] = incremental.measure(
                 args.dsn, work, size.histories, size.batches, args.seed,
                 size.incremental_runs, args.regenerate, size.full_per_batch, log=log)
+        if "statistics" in sections:
+            log("statistics (autovacuum off)")
+            results["statistics"] = table_statistics.measure(
+                args.dsn, work, size.statistics_batches, size.statistics_batch_events,
+                size.histories[0], size.batches, args.seed, size.statistics_rounds,
+                args.statistics_before, args.regenerate, log=log)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["data_seconds"] = round(sum(data.BUILT.values()), 1)
     table = output.rows(results)

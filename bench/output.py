@@ -81,6 +81,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
                          + incremental["skipped"], "dbt-snowplow-web 11.7 s; 9.7 s empty",
                          "≤ 5% of full on 3M; ≤ 0.5 s"))
     table.extend(_incremental_rows(incremental, results.get("full_rebuild", {})))
+    table.extend(_statistics_rows(results.get("statistics", {})))
 
     parallel = overhead.get("parallel")
     if parallel:
@@ -171,6 +172,44 @@ def _incremental_rows(incremental: dict[str, Any], full: dict[str, Any]) -> list
     return table
 
 
+def _statistics_rows(section: dict[str, Any]) -> list[Row]:
+    """Issue 14's runs on tables nobody analyses, and the statistics step's cost."""
+    table: list[Row] = []
+    sequences = section.get("sequences")
+    if sequences:
+        for name, variant in sequences["variants"].items():
+            runs, ratio = variant["runs"], variant["last_to_second"]
+            ours = (f"run {len(runs)} / run 2: {ratio['median']:.2f}× ({ratio['min']:.2f}–"
+                    f"{ratio['max']:.2f}, {variant['rounds']} rounds); runs (medians): "
+                    + ", ".join(f"{r['median']:.2f}" for r in runs) + " s")
+            if variant.get("statistics_step"):
+                ours += ("; statistics step " + ", ".join(
+                    f"{s['median']:.2f}" for s in variant["statistics_step"]) + " s")
+            model = name == "model"
+            table.append(Row(
+                f"{sequences['batches']} batches of {sequences['events_per_batch']:,} events, "
+                f"autovacuum off on every table: {name}", ours,
+                "issue 14: 1.3 → 398 s over 6 batches of 100k" if model else "",
+                f"run {len(runs)} ≤ 2× run 2" if model else "",
+                ratio["median"] <= 2.0 if model else None))
+    history = section.get("history")
+    if history:
+        for batch in history["batches"]:
+            ours = (f"{_fig(batch['model'])}, of which the statistics step "
+                    f"{_fig(batch['statistics_step'], MS, 'ms', 0)}")
+            if "before" in batch:
+                ours += (f"; = {batch['model_to_before']['median']:.2f}× the SQL before "
+                         f"({_fig(batch['before'])})")
+            table.append(Row(f"incremental run, {batch['share']:.1%} batch "
+                             f"({batch['events']:,} events) on {history['history']:,} events, "
+                             "statistics kept by the model", ours, "",
+                             "no noticeable regression"))
+        table.append(Row(f"the statistics step analysing every table, {history['history']:,} "
+                         "events", _fig(history["analyse_every_table"]), "",
+                         "once per 10% of change"))
+    return table
+
+
 def format_table(table: list[Row]) -> str:
     """The rows as a Markdown table (readable as plain text too)."""
     lines = ["| what | ours: median (min–max) | peer (issue 10) | target | |",
@@ -200,7 +239,7 @@ def write_plots(results: dict[str, Any], folder: Path, prefix: str,
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, draw in (("overhead", _plot_overhead), ("full_rebuild", _plot_full),
-                       ("incremental", _plot_incremental)):
+                       ("incremental", _plot_incremental), ("statistics", _plot_statistics)):
         figure = draw(plt, results)
         if figure is None:
             continue
@@ -329,5 +368,24 @@ def _plot_incremental(plt: Any, results: dict[str, Any]) -> Any:
     right.set_ylabel("seconds (medians)")
     right.set_title("where an incremental run's time goes, step by step")
     right.legend(fontsize=7, loc="upper left")
+    figure.tight_layout()
+    return figure
+
+
+def _plot_statistics(plt: Any, results: dict[str, Any]) -> Any:
+    sequences = results.get("statistics", {}).get("sequences")
+    if not sequences:
+        return None
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    for name, variant in sequences["variants"].items():
+        figures = variant["runs"]
+        numbers = list(range(1, len(figures) + 1))
+        axis.errorbar(numbers, [f["median"] for f in figures], yerr=_errors(figures, 1),
+                      fmt="o-", capsize=3, label=name)
+    axis.set_yscale("log")
+    axis.set_xlabel(f"run (batch of {sequences['events_per_batch']:,} events)")
+    axis.set_ylabel("seconds (median, min–max)")
+    axis.set_title("incremental runs, autovacuum off on every table")
+    axis.legend(fontsize=8)
     figure.tight_layout()
     return figure

@@ -102,3 +102,36 @@ def test_memory_figure_only_when_every_run_was_measured():
     assert memory_figure([1024, None]) is None
     assert memory_figure([]) is None
     assert memory_figure([2048, 1024, 4096])["median"] == 2048
+
+
+def test_statistics_runs_pair_the_last_run_with_the_second_of_the_same_round():
+    from bench.table_statistics import summary
+
+    result = summary([[1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 1.0, 3.0]], [[0.1] * 4, [0.3] * 4])
+    assert result["last_to_second"]["values"] == [2.0, 3.0]
+    assert [r["median"] for r in result["runs"]] == [1.0, 1.5, 2.0, 3.5]
+    assert result["statistics_step"][0]["median"] == pytest.approx(0.2)
+
+
+def test_table_judges_the_statistics_target_on_the_model_only():
+    def variant(last_to_second: float) -> dict:
+        return {"runs": [_figure(1.0)] * 10, "last_to_second": _figure(last_to_second),
+                "rounds": 3}
+
+    results = {"statistics": {"sequences": {
+        "batches": 10, "events_per_batch": 10_000,
+        "variants": {"model": variant(1.4), "before, nothing analysed": variant(130.0)}}}}
+    verdicts = {row.what.split(": ")[-1]: row.verdict for row in rows(results)}
+    assert verdicts == {"model": "holds", "before, nothing analysed": ""}
+    results["statistics"]["sequences"]["variants"]["model"] = variant(2.5)
+    assert [row.verdict for row in rows(results)][0] == "MISSED"
+
+
+def test_the_earlier_sql_is_exported_from_git(tmp_path):
+    from bench.table_statistics import export_playbooks
+
+    playbook = export_playbooks("HEAD", tmp_path)
+    if playbook is None:
+        pytest.skip("needs git and this checkout's history")
+    assert playbook.is_file() and (tmp_path / "sql" / "incremental").is_dir()
+    assert export_playbooks("no-such-ref-anywhere", tmp_path / "none") is None

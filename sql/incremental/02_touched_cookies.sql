@@ -7,7 +7,11 @@
 -- touched cookie, its visitor row and its cookie map row. A cookie that is not touched has no
 -- copy of any batch event_id, so its used events, and every row built from them, stay as
 -- they are. Copies in atomic are found through its event_id index (PostgreSQL) or by a
--- join on the batch's event_ids (Redshift), so the cost follows the batch. With the variable
+-- join on the batch's event_ids (Redshift), so the cost follows the batch. On PostgreSQL
+-- the lookup is written as one probe per batch event_id (LATERAL, kept a subquery by
+-- OFFSET 0), so that its plan does not depend on atomic's statistics: with none, or stale
+-- ones, a join would be planned as a loop over all of atomic (docs/incremental.md,
+-- "Statistics"). With the variable
 -- recompute set to all, every cookie is touched (the switch from the full mode uses it to
 -- build the custom models over the whole history).
 
@@ -60,9 +64,19 @@ touched_copies AS (
     AND dvce_created_tstamp IS NOT NULL
   UNION ALL
   SELECT a.domain_userid
+{{if eq .target_type "redshift"}}
   FROM {{.atomic_schema}}.events AS a
   INNER JOIN batch_event_ids AS b
     ON b.event_id = a.event_id
+{{else}}
+  FROM batch_event_ids AS b
+  CROSS JOIN LATERAL (
+    SELECT *
+    FROM {{.atomic_schema}}.events AS e
+    WHERE e.event_id = b.event_id
+    OFFSET 0
+  ) AS a
+{{end}}
   WHERE a.domain_userid IS NOT NULL
     AND a.domain_userid <> ''
     AND a.domain_sessionidx IS NOT NULL

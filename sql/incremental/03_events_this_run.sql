@@ -19,11 +19,14 @@
 -- The used copy of an event_id is chosen among all of its usable copies, wherever they are:
 -- those of touched cookies (their events in atomic, found through atomic's cookie index,
 -- and the batch) and those of other cookies in atomic (found through its event_id index),
--- which can win the deduplication and take the event away. The windows are those of
--- sql/full/01_events_this_run.sql, over whole cookies, so the positions and the stitching
--- are exactly a full rebuild's. Event order is (dvce_created_tstamp, collector_tstamp,
--- event_id), event_id byte-wise (COLLATE "C" on PostgreSQL, where the columns keep the
--- database's collation, as in atomic).
+-- which can win the deduplication and take the event away. On PostgreSQL both lookups are
+-- written as index probes, one per touched cookie and one per event_id (LATERAL, kept a
+-- subquery by OFFSET 0), so that their plans do not depend on atomic's statistics
+-- (docs/incremental.md, "Statistics"); with recompute: all, every cookie is read by a plain
+-- scan. The windows are those of sql/full/01_events_this_run.sql, over whole cookies, so the
+-- positions and the stitching are exactly a full rebuild's. Event order is
+-- (dvce_created_tstamp, collector_tstamp, event_id), event_id byte-wise (COLLATE "C" on
+-- PostgreSQL, where the columns keep the database's collation, as in atomic).
 
 DROP TABLE IF EXISTS {{.scratch_schema}}.events_this_run;
 {{if eq .target_type "redshift"}}
@@ -40,11 +43,31 @@ CREATE UNLOGGED TABLE {{.scratch_schema}}.events_this_run AS
 {{end}}
 WITH cookie_copies AS (
   -- the usable copies in atomic held by touched cookies (atomic's cookie index)
+{{if eq .target_type "redshift"}}
   SELECT a.*
   FROM {{.atomic_schema}}.events AS a
   WHERE a.domain_userid IN (SELECT domain_userid FROM {{.scratch_schema}}.touched_cookies)
     AND a.domain_sessionidx IS NOT NULL
     AND a.dvce_created_tstamp IS NOT NULL
+{{else if eq .recompute "all"}}
+  -- every cookie: a plain scan
+  SELECT a.*
+  FROM {{.atomic_schema}}.events AS a
+  WHERE a.domain_userid IN (SELECT domain_userid FROM {{.scratch_schema}}.touched_cookies)
+    AND a.domain_sessionidx IS NOT NULL
+    AND a.dvce_created_tstamp IS NOT NULL
+{{else}}
+  SELECT a.*
+  FROM {{.scratch_schema}}.touched_cookies AS t
+  CROSS JOIN LATERAL (
+    SELECT *
+    FROM {{.atomic_schema}}.events AS e
+    WHERE e.domain_userid = t.domain_userid
+      AND e.domain_sessionidx IS NOT NULL
+      AND e.dvce_created_tstamp IS NOT NULL
+    OFFSET 0
+  ) AS a
+{{end}}
 ),
 
 {{if ne .recompute "all"}}
@@ -53,6 +76,7 @@ rival_copies AS (
   -- (atomic's event_id index): they can win the deduplication. The batch's event_ids have
   -- none (every cookie holding a usable copy of one is touched), so only the events of
   -- atomic are looked up. With recompute: all every cookie is touched, and there are none.
+{{if eq .target_type "redshift"}}
   SELECT a.*
   FROM {{.atomic_schema}}.events AS a
   WHERE a.event_id IN (SELECT event_id FROM cookie_copies)
@@ -60,6 +84,20 @@ rival_copies AS (
     AND a.domain_userid <> ''
     AND a.domain_sessionidx IS NOT NULL
     AND a.dvce_created_tstamp IS NOT NULL
+{{else}}
+  SELECT a.*
+  FROM (SELECT DISTINCT event_id FROM cookie_copies) AS c
+  CROSS JOIN LATERAL (
+    SELECT *
+    FROM {{.atomic_schema}}.events AS e
+    WHERE e.event_id = c.event_id
+      AND e.domain_userid <> ''
+      AND e.domain_sessionidx IS NOT NULL
+      AND e.dvce_created_tstamp IS NOT NULL
+    OFFSET 0
+  ) AS a
+  WHERE a.domain_userid NOT IN (SELECT domain_userid FROM {{.scratch_schema}}.touched_cookies)
+{{end}}
 ),
 {{end}}
 
