@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlrunner.errors import EXIT_OK, SqlRunnerError, UsageError
+from sqlrunner.errors import EXIT_FINDINGS, EXIT_OK, SqlRunnerError, UsageError
 from sqlrunner.sqlsplit import LineIndex, Statement, split_statements
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ CHECK_TARGETS = {
     "redshift": "redshift://sqlrunner-check@redshift.invalid:5439/dev",
     "postgres": "postgresql://sqlrunner-check@postgres.invalid:5432/dev",
 }
-EXIT_FINDINGS = 1
 RUN_TSTAMP = "'{{.run_tstamp}}'::timestamp (the run's start time, a builtin variable)"
 ENGINE_CONDITION = '{{if eq .target_type "postgres"}}...{{end}}'
 REDSHIFT_CONDITION = '{{if eq .target_type "redshift"}}...{{end}}'

@@ -20,6 +20,7 @@ from sqlrunner.errors import (
     EXIT_USAGE,
     SqlRunnerError,
     UsageError,
+    exit_code_for,
 )
 
 BOOL_FLAGS = {
@@ -411,9 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from sqlrunner.secrets import SecretRegistry
 
         _error(SecretRegistry().mask(str(err)))
-        return err.exit_code
-    except KeyboardInterrupt:
+        return exit_code_for(err)
+    except KeyboardInterrupt as err:
         _error("interrupted")
-        return 130
+        return exit_code_for(err)
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -20,7 +20,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from rich.console import Console
 from rich.table import Table
 
-from sqlrunner.errors import TargetError
+from sqlrunner.errors import EXIT_OK, PlaybookError
 
 DEMO_DATABASE = "sqlrunner_demo"
 SUMMARY = (
@@ -50,7 +50,7 @@ def find_playbook(name: str) -> Path:
         candidate = root / "playbooks" / name
         if candidate.exists():
             return candidate
-    raise TargetError(f"playbooks/{name} not found: run the demo from the project folder")
+    raise PlaybookError(f"playbooks/{name} not found: run the demo from the project folder")
 
 
 def demo_database(server_dsn: str, fresh: bool) -> str:
@@ -114,7 +114,7 @@ def main(argv: list[str]) -> int:
     show_tables(dsn, Console(width=None if sys.stdout.isatty() else 140))
     console.print(f"demo done in {time.perf_counter() - started:.1f}s; the data stays in "
                   f"database {DEMO_DATABASE!r} (connect with: psql \"{dsn}\")")
-    return 0
+    return EXIT_OK
 
 
 def show_tables(dsn: str, console: Console) -> None:

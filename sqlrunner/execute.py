@@ -30,7 +30,17 @@ import psycopg
 from sqlrunner import rowcounts
 from sqlrunner.checkpoints import fingerprint
 from sqlrunner.errorpos import SourcePosition, position_in, user_error
-from sqlrunner.errors import LockError, QueryError, SqlRunnerError
+from sqlrunner.errors import (
+    Cancelled,
+    ConnectFailed,
+    ConnectionLost,
+    LockError,
+    LockLost,
+    OutcomeUnknown,
+    QueryError,
+    SqlRunnerError,
+    StateUnavailable,
+)
 from sqlrunner.plan import RunPlan, StepPlan, TargetPlan, replan_target
 from sqlrunner.render import RenderedQuery
 from sqlrunner.results import (
@@ -45,16 +55,14 @@ from sqlrunner.results import (
 )
 from sqlrunner.retry import (
     DEFAULT_OUTAGE,
-    ConnectFailed,
     RetryPolicy,
     call_through_outage,
     call_with_retries,
     is_connection_loss,
     is_unavailable,
 )
-from sqlrunner.runlock import LockLost
 from sqlrunner.secrets import SecretRegistry
-from sqlrunner.state import DONE, GONE, RunState, StateSettings, StateUnavailable
+from sqlrunner.state import DONE, GONE, RunState, StateSettings
 from sqlrunner.targets import Connection, ConnectionPool, connection_for
 from sqlrunner.upsert import upsert_sql
 
@@ -386,8 +394,9 @@ class Executor:
                 try:
                     return self._walk(name, target_plan.steps, start, resuming, pool, state,
                                       threads)
-                except _Lost as lost:
-                    assert state is not None
+                except ConnectionLost as lost:
+                    if lost.step is None or state is None:
+                        raise
                     pool.close()
                     # A query's own losses are bounded by its retries; this bounds a
                     # step's check (skip_if_empty) that keeps losing its connection.
@@ -410,7 +419,7 @@ class Executor:
     def _walk(self, name: str, steps: tuple[StepPlan, ...], start: int, resuming: bool,
               pool: ConnectionPool, state: RunState | None, threads: ThreadPoolExecutor
               ) -> bool:
-        """Run ``steps[start:]``; True if a query failed. Raises :class:`_Lost` (with the
+        """Run ``steps[start:]``; True if a query failed. Raises :class:`ConnectionLost` (with the
         step's index) when a connection was lost and the target must reconnect."""
         failed = False
         # Done queries are skipped only up to the first step with something left to do:
@@ -441,7 +450,7 @@ class Executor:
             lost = [(q, self._lost_errors.pop((q.target, q.step, q.query)))
                     for q, r in zip(step.queries, results, strict=True) if r is None]
             if lost and not failed:
-                raise _Lost(index, lost[0][1])
+                raise ConnectionLost(lost[0][1], step=index)
             for query, error in lost:
                 # A sibling failed: the target stops here; the next run's resume settles
                 # whether the lost query committed.
@@ -465,13 +474,13 @@ class Executor:
         """Whether ``table`` has no rows (or does not exist): the step skips itself.
 
         Any other error is raised as a QueryError naming the setting (a lost connection,
-        with checkpoints, as :class:`_Lost`).
+        with checkpoints, as :class:`ConnectionLost`).
         """
         try:
             conn = pool.acquire()
         except (SqlRunnerError, psycopg.Error) as err:
             if state is not None and (isinstance(err, LockLost) or is_unavailable(err)):
-                raise _Lost(step, err) from None
+                raise ConnectionLost(err, step=step) from None
             raise
         try:
             with self._tracked(conn):
@@ -480,7 +489,7 @@ class Executor:
             return True
         except psycopg.Error as err:
             if state is not None and is_unavailable(err):
-                raise _Lost(step, err) from None
+                raise ConnectionLost(err, step=step) from None
             raise QueryError(f"skip_if_empty: {table}: {_one_line(err)}") from None
         finally:
             pool.release(conn)
@@ -612,7 +621,7 @@ class Executor:
             result = QueryResult(query.target, query.step, query.query, query.file, SUCCEEDED,
                                  rows=sent.rows, seconds=time.perf_counter() - started,
                                  retries=retries, output=sent.output)
-        except _ConnectionLost as lost:
+        except ConnectionLost as lost:
             if retries >= policy.retries:
                 result = QueryResult(
                     query.target, query.step, query.query, query.file, FAILED,
@@ -666,7 +675,7 @@ class Executor:
             conn = pool.acquire(fresh=fresh)
         except (SqlRunnerError, psycopg.Error) as err:
             if state is not None and (isinstance(err, LockLost) or is_unavailable(err)):
-                raise _ConnectionLost(err) from None
+                raise ConnectionLost(err) from None
             raise
         sent = False
         try:
@@ -685,7 +694,7 @@ class Executor:
             if is_connection_loss(err):
                 pool.discard(conn)
                 if state is not None:
-                    raise _ConnectionLost(err) from None
+                    raise ConnectionLost(err) from None
                 if sent:
                     raise OutcomeUnknown(f"the connection was lost while the query ran, so "
                                          f"whether it committed is unknown: {_one_line(err)}"
@@ -700,7 +709,7 @@ class Executor:
                 # The file ran (it runs alone, and may run again): its checkpoint waits for
                 # the reconnection.
                 if is_unavailable(err):
-                    raise _ConnectionLost(err) from None
+                    raise ConnectionLost(err) from None
                 raise
         return _Sent(rows, output)
 
@@ -758,30 +767,6 @@ class Executor:
                            seconds=seconds, error=self.secrets.mask(text), sqlstate=sqlstate,
                            line=line, column=column, retries=retries,
                            excerpt=self.secrets.mask(excerpt) if excerpt else None)
-
-
-class Cancelled(QueryError):
-    """The run was interrupted or timed out before this query could finish."""
-
-
-class _ConnectionLost(Exception):  # noqa: N818 - a signal, not an error to report
-    """A query's connection (or the run's lock) was lost: settled after reconnecting."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class _Lost(Exception):  # noqa: N818 - a signal, not an error to report
-    """Step ``step`` lost a connection: the target reconnects and goes on from there."""
-
-    def __init__(self, step: int, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.step, self.error = step, error
-
-
-class OutcomeUnknown(QueryError):
-    """A query's connection broke mid-flight and whether it committed cannot be known."""
 
 
 def _require_idle(conn: psycopg.Connection) -> None:

@@ -27,7 +27,7 @@ from sqlrunner.checkpoints import (
     CheckpointStore,
     RunRecord,
 )
-from sqlrunner.errors import SqlRunnerError
+from sqlrunner.errors import StateUnavailable
 from sqlrunner.runlock import RunLock
 from sqlrunner.targets import Connection, connect
 
@@ -35,10 +35,6 @@ DONE, GONE = "done", "gone"
 # A file that can build an unlogged table says so (CREATE UNLOGGED TABLE, SELECT INTO
 # UNLOGGED) or empties one to fill it again (TRUNCATE); only its checkpoint looks.
 _MAY_BUILD_UNLOGGED = re.compile(r"\b(?:unlogged|truncate)\b", re.IGNORECASE)
-
-
-class StateUnavailable(SqlRunnerError):
-    """The target refuses the bookkeeping tables (e.g. no CREATE privilege)."""
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from sqlrunner.errors import QueryError, TargetError
+from sqlrunner.errors import ConnectFailed, QueryError, TargetError
 from sqlrunner.playbook import TargetSpec
-from sqlrunner.retry import ConnectFailed
 from sqlrunner.secrets import SecretRegistry
 
 DEFAULT_CONNECT_TIMEOUT = 10
