@@ -29,7 +29,6 @@ import psycopg
 
 from sqlrunner import rowcounts
 from sqlrunner.checkpoints import fingerprint
-from sqlrunner.errorpos import SourcePosition, position_in, user_error
 from sqlrunner.errors import (
     Cancelled,
     ConnectFailed,
@@ -62,9 +61,10 @@ from sqlrunner.retry import (
     is_unavailable,
 )
 from sqlrunner.secrets import SecretRegistry
+from sqlrunner.sqltext.position import SourcePosition, position_in, user_error
+from sqlrunner.sqltext.upsert import upsert_sql
 from sqlrunner.state import DONE, GONE, RunState, StateSettings
 from sqlrunner.targets import Connection, ConnectionPool, connection_for
-from sqlrunner.upsert import upsert_sql
 
 
 class Reporter(Protocol):

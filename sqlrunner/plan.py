@@ -160,7 +160,7 @@ def _settings(playbook: Playbook, target: TargetSpec, query: QuerySpec) -> dict[
     settings = {key: value for key in QUERY_SETTINGS
                 if (value := playbook.query_setting(target, query, key)) is not None}
     if query.session:
-        from sqlrunner.redshift import query_session_statements
+        from sqlrunner.sqltext.session import query_session_statements
 
         before, after = query_session_statements(target.options, query.session,
                                                  target.type, target.name)

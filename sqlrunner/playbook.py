@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlrunner.errors import PlaybookError, SqlRunnerError
 from sqlrunner.sourcefile import NulByte, read_text
-from sqlrunner.upsert import UpsertSpec, upsert_spec
+from sqlrunner.sqltext.upsert import UpsertSpec, upsert_spec
 from sqlrunner.yaml12 import LineDict, LineList, load_yaml
 
 SUPPORTED_TYPES = {"postgres": "postgres", "postgresql": "postgres", "redshift": "redshift",

@@ -12,8 +12,8 @@ from sqlrunner.errors import SqlRunnerError, TargetError
 from sqlrunner.playbook import QuerySpec, query_path
 from sqlrunner.secrets import SecretRegistry
 from sqlrunner.sourcefile import NulByte, read_text
+from sqlrunner.sqltext.upsert import UpsertSpec
 from sqlrunner.template_functions import runner_functions
-from sqlrunner.upsert import UpsertSpec
 
 # libpq sends the SQL as a C string: PostgreSQL would run what comes before a NUL as if it
 # were the whole file, and the run would succeed.

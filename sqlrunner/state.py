@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from sqlrunner.check import ONE_TRANSACTION, RUNS_ALONE, transaction_shape
 from sqlrunner.checkpoints import (
     FAILED,
     INTERRUPTED,
@@ -29,6 +28,7 @@ from sqlrunner.checkpoints import (
 )
 from sqlrunner.errors import StateUnavailable
 from sqlrunner.runlock import RunLock
+from sqlrunner.sqltext.shape import ONE_TRANSACTION, RUNS_ALONE, transaction_shape
 from sqlrunner.targets import Connection, connect
 
 DONE, GONE = "done", "gone"

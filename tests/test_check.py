@@ -9,15 +9,9 @@ import psycopg
 import pytest
 
 from sqlrunner import check
-from sqlrunner.check import (
-    Finding,
-    check_playbook,
-    check_sql,
-    runs_alone,
-    statements_that_must_run_alone,
-    transaction_shape,
-)
+from sqlrunner.check import Finding, check_playbook, check_sql
 from sqlrunner.cli import main as cli_main
+from sqlrunner.sqltext.shape import runs_alone, statements_that_must_run_alone, transaction_shape
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,11 +16,13 @@ from sqlrunner.redshift import (
     IamCredentials,
     iam_credentials,
     iam_settings,
+    settings_for,
+    tls_parameters,
+)
+from sqlrunner.sqltext.session import (
     query_session_statements,
     quote_literal,
     session_statements,
-    settings_for,
-    tls_parameters,
 )
 
 try:
