@@ -147,15 +147,15 @@ def render_playbook_text(
     """Render the playbook file as a Go template with the command-line variables."""
     if "{{" not in text:
         return text
-    from sqlrunner.render import missing_key
-    from sqlrunner.template import parse
+    from sqlrunner.template import MissingKey, parse
     from sqlrunner.template_functions import runner_functions
 
     try:
         template = parse(text, path, funcs=runner_functions())
-        rendered = template.execute(dict(variables), missing=missing_key(missing))
+        mode = MissingKey.from_option(missing)
+        rendered = template.execute(dict(variables), missing=mode)
         if "\x00" in rendered:  # where from: the same again, with a map to the source
-            _, where = template.execute_mapped(dict(variables), missing=missing_key(missing))
+            _, where = template.execute_mapped(dict(variables), missing=mode)
             line, column = where.source_position(rendered.index("\x00"), text)
             raise PlaybookError("this action prints a NUL byte (\\0) into the playbook",
                                 file=path, line=line, column=column)

@@ -39,13 +39,6 @@ class RenderedQuery:
     source_map: Any = field(default=None, repr=False)  # rendered offset -> source offset
 
 
-def missing_key(setting: str) -> Any:
-    """The template engine's setting for ``--template-missing`` (``error`` or ``novalue``)."""
-    from sqlrunner.template import MissingKey
-
-    return MissingKey.NOVALUE if setting == "novalue" else MissingKey.ERROR
-
-
 def display_path(path: str) -> str:
     """``path`` relative to the working folder when it lies below it."""
     relative = os.path.relpath(path)
@@ -83,7 +76,7 @@ class Renderer:
             source = self._read(path, shown)
             if query.template:
                 sql, source_map = self._template(path, shown, source).execute_mapped(
-                    dict(data), missing=missing_key(self.missing))
+                    dict(data), missing=self._missing_key())
                 if "\x00" in sql:
                     line, column = source_map.source_position(sql.index("\x00"), source)
                     raise TargetError(_NUL_PRINTED, file=shown, line=line, column=column)
@@ -136,6 +129,13 @@ class Renderer:
             raise template
         return template
 
+    def _missing_key(self) -> Any:
+        """The template engine's mode for ``--template-missing`` (imported only when a
+        template is rendered: a run without templates never loads the engine)."""
+        from sqlrunner.template import MissingKey
+
+        return MissingKey.from_option(self.missing)
+
     def _execute(self, path: str, shown: str, source: str, data: Mapping[str, Any]) -> str:
         return self._template(path, shown, source).execute(dict(data),
-                                                           missing=missing_key(self.missing))
+                                                           missing=self._missing_key())
