@@ -18,8 +18,8 @@ import psycopg
 from sqlrunner.errors import QueryError, SqlRunnerError
 from sqlrunner.execute import ExecutionSettings, Executor, Reporter, SilentReporter
 from sqlrunner.plan import RunPlan, build_plan
-from sqlrunner.playbook import Playbook, load_playbook, resolve_sql_root
-from sqlrunner.render import Renderer
+from sqlrunner.playbook import Playbook, load_playbook
+from sqlrunner.render import Renderer, resolve_sql_root
 from sqlrunner.results import RunResult
 from sqlrunner.retry import DEFAULT_OUTAGE
 from sqlrunner.secrets import SecretRegistry

@@ -258,8 +258,8 @@ def _variables(args: argparse.Namespace) -> dict[str, Any]:
     if args.var_file:
         from sqlrunner.errors import PlaybookError
         from sqlrunner.playbook import plain
-        from sqlrunner.sourcefile import NulByte, read_text
-        from sqlrunner.yaml12 import load_yaml
+        from sqlrunner.playbook.sourcefile import NulByte, read_text
+        from sqlrunner.playbook.yaml12 import load_yaml
 
         try:
             loaded = load_yaml(read_text(args.var_file), args.var_file)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlrunner.errors import SqlRunnerError, TargetError
-from sqlrunner.playbook import QuerySpec, query_path
+from sqlrunner.functions import runner_functions
+from sqlrunner.playbook import QuerySpec
+from sqlrunner.playbook.sourcefile import NulByte, read_text
 from sqlrunner.secrets import SecretRegistry
-from sqlrunner.sourcefile import NulByte, read_text
 from sqlrunner.sqltext.upsert import UpsertSpec
-from sqlrunner.template_functions import runner_functions
 
 # libpq sends the SQL as a C string: PostgreSQL would run what comes before a NUL as if it
 # were the whole file, and the run would succeed.
@@ -37,6 +38,20 @@ class RenderedQuery:
     upsert: UpsertSpec | None = None  # with its table rendered
     source: str | None = field(default=None, repr=False)  # the template, when rendered
     source_map: Any = field(default=None, repr=False)  # rendered offset -> source offset
+
+
+def resolve_sql_root(option: str | None, playbook_path: str) -> str:
+    """SQL Runner's ``-sqlroot``: PLAYBOOK (default), BINARY, or a folder."""
+    if not option or option == "PLAYBOOK":
+        return os.path.dirname(os.path.abspath(playbook_path))
+    if option == "BINARY":
+        return os.path.dirname(os.path.abspath(sys.argv[0]))
+    return os.path.abspath(option)
+
+
+def query_path(sql_root: str, file: str) -> str:
+    """Join ``file`` under the SQL root, even when it looks absolute (as SQL Runner does)."""
+    return os.path.normpath(os.path.join(sql_root, file.lstrip("/\\")))
 
 
 def display_path(path: str) -> str:

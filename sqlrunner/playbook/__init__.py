@@ -7,16 +7,15 @@ execute) read; nothing in it is validated again.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlrunner.errors import PlaybookError, SqlRunnerError
-from sqlrunner.sourcefile import NulByte, read_text
+from sqlrunner.playbook.sourcefile import NulByte, read_text
+from sqlrunner.playbook.yaml12 import LineDict, LineList, load_yaml
 from sqlrunner.sqltext.upsert import UpsertSpec, upsert_spec
-from sqlrunner.yaml12 import LineDict, LineList, load_yaml
 
 SUPPORTED_TYPES = {"postgres": "postgres", "postgresql": "postgres", "redshift": "redshift",
                    "embedded": "embedded"}
@@ -147,8 +146,8 @@ def render_playbook_text(
     """Render the playbook file as a Go template with the command-line variables."""
     if "{{" not in text:
         return text
+    from sqlrunner.functions import runner_functions
     from sqlrunner.template import MissingKey, parse
-    from sqlrunner.template_functions import runner_functions
 
     try:
         template = parse(text, path, funcs=runner_functions())
@@ -388,19 +387,3 @@ def _expected_name(types: tuple[type, ...]) -> str:
         return "a plain value"
     names = {bool: "true or false", list: "a list", dict: "a mapping", int: "a whole number"}
     return " or ".join(names.get(t, t.__name__) for t in types)
-
-
-def resolve_sql_root(option: str | None, playbook_path: str) -> str:
-    """SQL Runner's ``-sqlroot``: PLAYBOOK (default), BINARY, or a folder."""
-    if not option or option == "PLAYBOOK":
-        return os.path.dirname(os.path.abspath(playbook_path))
-    if option == "BINARY":
-        import sys
-
-        return os.path.dirname(os.path.abspath(sys.argv[0]))
-    return os.path.abspath(option)
-
-
-def query_path(sql_root: str, file: str) -> str:
-    """Join ``file`` under the SQL root, even when it looks absolute (as SQL Runner does)."""
-    return os.path.normpath(os.path.join(sql_root, file.lstrip("/\\")))
