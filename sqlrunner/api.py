@@ -11,20 +11,21 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import psycopg
 
 from sqlrunner.errors import QueryError, SqlRunnerError
-from sqlrunner.execute import ExecutionSettings, Executor, Reporter, SilentReporter
-from sqlrunner.plan import RunPlan, build_plan
+from sqlrunner.execute.executor import ExecutionSettings, Executor, Reporter, SilentReporter
+from sqlrunner.execute.results import RunResult
+from sqlrunner.execute.retry import DEFAULT_OUTAGE
+from sqlrunner.execute.state import StateSettings
+from sqlrunner.execute.targets import connect, connection_for, override_targets
+from sqlrunner.plan import RunPlan, build_plan, replan_target
 from sqlrunner.playbook import Playbook, load_playbook
 from sqlrunner.render import Renderer, resolve_sql_root
-from sqlrunner.results import RunResult
-from sqlrunner.retry import DEFAULT_OUTAGE
 from sqlrunner.secrets import SecretRegistry
-from sqlrunner.state import StateSettings
-from sqlrunner.targets import connect, connection_for, override_targets
 
 TARGET_ENV = "SQLRUNNER_TARGET"
 # Command-line variables with such names are secrets: masked wherever SQL is shown.
@@ -91,8 +92,10 @@ def execute(plan: RunPlan, options: RunOptions, reporter: Reporter | None = None
     """Run a rendered plan (which must have no render errors)."""
     if plan.render_errors:
         raise plan.render_errors[0]
+    secrets = secrets or SecretRegistry()
     executor = Executor(plan, reporter=reporter or SilentReporter(),
-                        settings=options.execution_settings(), secrets=secrets)
+                        settings=options.execution_settings(), secrets=secrets,
+                        replan=partial(replan_target, plan, secrets=secrets))
     return executor.run()
 
 

@@ -95,7 +95,7 @@ def _seconds(text: str) -> float:
 
 def run_parser() -> ArgumentParser:
     """The parser of ``sqlrunner [run]``: every SQL Runner flag and our own."""
-    from sqlrunner.retry import DEFAULT_OUTAGE
+    from sqlrunner.execute.retry import DEFAULT_OUTAGE
 
     parser = ArgumentParser(
         prog="sqlrunner", allow_abbrev=False,

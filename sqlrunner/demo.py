@@ -73,7 +73,7 @@ def server_dsn(target: str | None, embedded_dir: str | None) -> str:
     dsn = target or os.environ.get("SQLRUNNER_TARGET")
     if dsn and dsn != "embedded":
         return dsn
-    from sqlrunner import embedded
+    from sqlrunner.execute import embedded
 
     return embedded.ensure_server(embedded_dir)
 

@@ -73,12 +73,6 @@ class Renderer:
         self._sources: dict[str, str | SqlRunnerError] = {}
         self._templates: dict[str, Any] = {}
 
-    def at(self, started_at: datetime) -> Renderer:
-        """A renderer for the same files whose clock reads ``started_at``."""
-        renderer = Renderer(self.sql_root, started_at, self.missing, self.secrets)
-        renderer._sources = self._sources  # the files were read once already
-        return renderer
-
     def render(self, target: str, step: str, query: QuerySpec, data: Mapping[str, Any],
                settings: Mapping[str, Any] | None = None) -> RenderedQuery:
         """Render ``query`` for ``target`` with template ``data``."""

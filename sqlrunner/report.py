@@ -10,9 +10,16 @@ import time
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
+from sqlrunner.execute.results import (
+    FAILED,
+    SKIPPED,
+    SUCCEEDED,
+    QueryResult,
+    RunResult,
+    TargetFailure,
+)
 from sqlrunner.plan import RunPlan, StepPlan
 from sqlrunner.render import RenderedQuery
-from sqlrunner.results import FAILED, SKIPPED, SUCCEEDED, QueryResult, RunResult, TargetFailure
 
 if TYPE_CHECKING:  # rich is imported only when a table or the live view is shown
     from rich.console import Console, Group
@@ -154,10 +161,8 @@ class LiveReporter:
         self._rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._failures: list[TargetFailure] = []
         self._live: Live | None = None
-        self._plan: RunPlan | None = None
 
     def run_started(self, plan: RunPlan) -> None:
-        self._plan = plan
         for target_plan in plan.targets:
             for step in target_plan.steps:
                 for query in step.queries:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-from sqlrunner.checkpoints import UNFINISHED, CheckpointStore, RunRecord
 from sqlrunner.errors import QueryError, SqlRunnerError
+from sqlrunner.execute.checkpoints import UNFINISHED, CheckpointStore, RunRecord
+from sqlrunner.execute.targets import connect, connection_for
 from sqlrunner.plan import RunPlan
-from sqlrunner.targets import connect, connection_for
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The server is, in order: ``SQLRUNNER_TEST_DSN`` if set; the machine's
 PostgreSQL on 127.0.0.1:5432 if it answers; otherwise the embedded server that
-``sqlrunner.embedded`` starts (the same one the CLI uses with no database).
+``sqlrunner.execute.embedded`` starts (the same one the CLI uses with no database).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _find_server() -> str:
         for dsn in LOCAL_CANDIDATES:
             if _answers(dsn):
                 return dsn
-    from sqlrunner import embedded
+    from sqlrunner.execute import embedded
 
     return embedded.ensure_server()
 
@@ -177,7 +177,7 @@ def embedded_folder():
     import tempfile
     from pathlib import Path
 
-    from sqlrunner import embedded
+    from sqlrunner.execute import embedded
 
     folder = Path(tempfile.mkdtemp(prefix="sqlrunner-embedded-test-"))
     folder.chmod(0o711)

@@ -13,9 +13,9 @@ from conftest import query_one
 from private_server import private_server
 
 from sqlrunner.api import run_playbook
-from sqlrunner.checkpoints import CheckpointStore
-from sqlrunner.state import RunState, StateSettings
-from sqlrunner.targets import connection_for, target_from_dsn
+from sqlrunner.execute.checkpoints import CheckpointStore
+from sqlrunner.execute.state import RunState, StateSettings
+from sqlrunner.execute.targets import connection_for, target_from_dsn
 
 
 def _recorded(database: str, sql: str) -> dict | None:

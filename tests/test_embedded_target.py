@@ -7,9 +7,9 @@ from pathlib import Path
 import psycopg
 from model_reference import derive
 
-from sqlrunner import embedded
 from sqlrunner.api import run_playbook
 from sqlrunner.cli import main
+from sqlrunner.execute import embedded
 from sqlrunner.generate.events import GeneratorConfig, as_dict, generate_events
 from sqlrunner.generate.load import load_generated
 

@@ -15,11 +15,11 @@ import psycopg
 import pytest
 from test_runlock import _lock, as_redshift  # noqa: F401 - a fixture
 
-from sqlrunner import runlock
 from sqlrunner.api import run_playbook
-from sqlrunner.checkpoints import CheckpointStore
 from sqlrunner.errors import LockError
-from sqlrunner.execute import SilentReporter
+from sqlrunner.execute import runlock
+from sqlrunner.execute.checkpoints import CheckpointStore
+from sqlrunner.execute.executor import SilentReporter
 
 
 def _terminate(database: str, pid: int) -> None:

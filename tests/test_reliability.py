@@ -63,7 +63,7 @@ def test_resumes_from_the_first_unfinished_query(workdir, database):
 ])
 def test_only_a_file_that_wrote_something_waits_for_its_commit_to_be_flushed(database, sql,
                                                                             flushed):
-    from sqlrunner.checkpoints import CheckpointStore
+    from sqlrunner.execute.checkpoints import CheckpointStore
 
     with psycopg.connect(database, autocommit=True) as conn:
         store = CheckpointStore(conn)
@@ -84,8 +84,8 @@ def test_where_a_query_can_write_to_another_server_every_checkpoint_waits_for_th
     # would look read-only, and a crash could lose its checkpoint and apply it twice.
     from datetime import UTC, datetime
 
-    from sqlrunner.state import RunState, StateSettings
-    from sqlrunner.targets import connection_for, target_from_dsn
+    from sqlrunner.execute.state import RunState, StateSettings
+    from sqlrunner.execute.targets import connection_for, target_from_dsn
 
     if extension is not None:
         with psycopg.connect(database, autocommit=True) as conn:

@@ -1,4 +1,4 @@
-"""The retry rules of sqlrunner/retry.py, one row per SQLSTATE or message they decide on.
+"""The retry rules of sqlrunner/execute/retry.py, one row per SQLSTATE or message they decide on.
 
 Each SQLSTATE row is checked twice: on psycopg's own exception class for the code
 (``psycopg.errors.lookup``), and on the error a real server sends when a statement raises
@@ -19,9 +19,9 @@ from conftest import query_one
 from private_server import free_port, private_server
 
 from sqlrunner.api import run_playbook
+from sqlrunner.execute.retry import ConnectFailed, is_connection_loss, is_transient
+from sqlrunner.execute.targets import connect, connection_for, target_from_dsn
 from sqlrunner.playbook import TargetSpec
-from sqlrunner.retry import ConnectFailed, is_connection_loss, is_transient
-from sqlrunner.targets import connect, connection_for, target_from_dsn
 
 RETRIED, NEVER = True, False
 

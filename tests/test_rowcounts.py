@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from sqlrunner.cli import main
-from sqlrunner.rowcounts import CHUNK_ROWS, NO_COPY_IN, can_drop_rows, send_counting_rows
+from sqlrunner.execute.rowcounts import CHUNK_ROWS, NO_COPY_IN, can_drop_rows, send_counting_rows
 
 pytestmark = pytest.mark.skipif(not can_drop_rows(), reason="libpq older than 17")
 

@@ -34,8 +34,8 @@ from datetime import datetime
 
 import psycopg
 
-from sqlrunner.checkpoints import CheckpointStore, utc_now
 from sqlrunner.errors import Interrupted, LockError, LockLost, LockTaken
+from sqlrunner.execute.checkpoints import CheckpointStore, utc_now
 
 _RUN_SPACE = zlib.crc32(b"sqlrunner.run") & 0x7FFFFFFF
 _WORK_SPACE = zlib.crc32(b"sqlrunner.work") & 0x7FFFFFFF

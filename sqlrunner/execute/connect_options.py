@@ -1,21 +1,22 @@
-"""Redshift connections: IAM credentials, TLS verification settings and session statements.
+"""How a target's connection is secured and authenticated: TLS for PostgreSQL and Redshift
+targets alike, and IAM credentials for Redshift.
 
-Three pieces that ``targets.py`` combines when it builds a Redshift connection:
+Two pieces that ``targets.py`` combines when it builds a connection, through
+:func:`settings_for`:
 
+- :func:`tls_parameters` checks ``sslmode``/``sslrootcert`` (Amazon's CA bundle
+  for ``verify-full`` on Redshift) and returns the libpq parameters; SQL Runner's
+  ``ssl: true`` means ``require``.
 - :func:`iam_credentials` (and :class:`IamCredentials`, which fetches them again
   before they expire) turn a target's ``iam: true`` settings into a temporary
   database user and password, through boto3 (``pip install 'sqlrunner[aws]'``):
   ``redshift:GetClusterCredentials`` (or ``GetClusterCredentialsWithIAM`` when no
   database user is named) for a provisioned cluster, ``redshift-serverless:
   GetCredentials`` for a Serverless workgroup.
-- :func:`tls_parameters` checks ``sslmode``/``sslrootcert`` (Amazon's CA bundle
-  for ``verify-full``) and returns the libpq parameters.
-- :func:`session_statements` gives the ``SET`` commands for ``query_group`` and
-  ``wlm_query_slot_count``; only commands Redshift knows.
 
-See docs/redshift.md for the user's side of all this.
+The ``SET`` commands for ``query_group`` and ``wlm_query_slot_count`` are SQL text:
+:mod:`sqlrunner.sqltext.session`. See docs/redshift.md for the user's side of all this.
 """
-
 from __future__ import annotations
 
 import os
@@ -34,22 +35,11 @@ if TYPE_CHECKING:
 
 AWS_EXTRA_HINT = "pip install 'sqlrunner[aws]' (boto3)"
 CA_BUNDLE_URL = "https://s3.amazonaws.com/redshift-downloads/amazon-trust-ca-bundle.crt"
-CA_BUNDLE_URL_CHINA = ("https://s3.cn-north-1.amazonaws.com.cn/redshift-downloads-cn/"
-                       "amazon-trust-ca-bundle.crt")
-CA_BUNDLE_SHA256 = "36dba8e4b8041cd14b9d60158893963301bcbb92e1c456847784de2acb5bd550"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 MIN_DURATION, MAX_DURATION, DEFAULT_DURATION = 900, 3600, 900
 # Credentials are fetched again this long before they expire (a connection opened with
 # them stays open after they expire; only new connections need fresh ones).
 REFRESH_MARGIN_SECONDS = 120
-
-# The target keys this module reads, with the YAML types playbook.py should accept.
-IAM_TARGET_KEYS: dict[str, tuple[type, ...]] = {
-    "iam": (bool,), "cluster_identifier": (str,), "db_user": (str,), "region": (str,),
-    "serverless_workgroup": (str,), "auto_create": (bool,), "db_groups": (list, str),
-    "duration_seconds": (int,), "profile": (str,),
-}
-TLS_TARGET_KEYS: dict[str, tuple[type, ...]] = {"sslmode": (str,), "sslrootcert": (str,)}
 
 _PROVISIONED_HOST = re.compile(
     r"^(?P<cluster>[a-z0-9-]+)\.[a-z0-9]+\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"

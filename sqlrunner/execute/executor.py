@@ -23,12 +23,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import psycopg
 
-from sqlrunner import rowcounts
-from sqlrunner.checkpoints import fingerprint
 from sqlrunner.errors import (
     Cancelled,
     ConnectFailed,
@@ -40,9 +39,9 @@ from sqlrunner.errors import (
     SqlRunnerError,
     StateUnavailable,
 )
-from sqlrunner.plan import RunPlan, StepPlan, TargetPlan, replan_target
-from sqlrunner.render import RenderedQuery
-from sqlrunner.results import (
+from sqlrunner.execute import rowcounts
+from sqlrunner.execute.checkpoints import fingerprint
+from sqlrunner.execute.results import (
     DONE_BEFORE,
     FAILED,
     SKIPPED,
@@ -52,7 +51,7 @@ from sqlrunner.results import (
     RunResult,
     TargetFailure,
 )
-from sqlrunner.retry import (
+from sqlrunner.execute.retry import (
     DEFAULT_OUTAGE,
     RetryPolicy,
     call_through_outage,
@@ -60,11 +59,13 @@ from sqlrunner.retry import (
     is_connection_loss,
     is_unavailable,
 )
+from sqlrunner.execute.state import DONE, GONE, RunState, StateSettings
+from sqlrunner.execute.targets import Connection, ConnectionPool, connection_for
+from sqlrunner.plan import RunPlan, StepPlan, TargetPlan
+from sqlrunner.render import RenderedQuery
 from sqlrunner.secrets import SecretRegistry
 from sqlrunner.sqltext.position import SourcePosition, position_in, user_error
 from sqlrunner.sqltext.upsert import upsert_sql
-from sqlrunner.state import DONE, GONE, RunState, StateSettings
-from sqlrunner.targets import Connection, ConnectionPool, connection_for
 
 
 class Reporter(Protocol):
@@ -112,6 +113,16 @@ class ExecutionSettings:
     reconnect_timeout: float = DEFAULT_OUTAGE  # how long a target may stay unreachable
 
 
+# Renders a target's plan again as the run ``run_id`` that started at ``started_at`` did
+# (a resumed run sends the SQL of the run it resumes): ``(target_plan, run_id, started_at)``.
+Replan = Callable[[TargetPlan, str, datetime], TargetPlan]
+
+
+def _cannot_replan(target_plan: TargetPlan, run_id: str, started_at: datetime) -> TargetPlan:
+    raise SqlRunnerError("this run resumes an unfinished one, and its executor was given no "
+                         "way to render the queries again (Executor(replan=...))")
+
+
 class _Sent:
     """What one attempt at a query produced."""
 
@@ -130,8 +141,10 @@ class Executor:
         settings: ExecutionSettings | None = None,
         secrets: SecretRegistry | None = None,
         connection_factory: Callable[..., Connection] = connection_for,
+        replan: Replan | None = None,
     ) -> None:
         self.plan = plan
+        self.replan = replan or _cannot_replan
         self.reporter = reporter or SilentReporter()
         self.settings = settings or ExecutionSettings()
         self.secrets = secrets or SecretRegistry()
@@ -226,8 +239,7 @@ class Executor:
         failed, finish = True, state is not None
         try:
             if state is not None and state.resumed is not None:
-                target_plan = replan_target(self.plan, target_plan, state.run_id,
-                                            state.started_at)
+                target_plan = self.replan(target_plan, state.run_id, state.started_at)
                 broken = next((q.error for q in target_plan.queries if q.error), None)
                 if broken is not None:
                     raise broken

@@ -90,7 +90,7 @@ def override_targets(targets: tuple[TargetSpec, ...], dsn: str | None) -> tuple[
 def connection_for(target: TargetSpec, embedded_dir: str | None = None) -> Connection:
     """The libpq parameters for ``target`` (starting the embedded server if needed)."""
     if target.type == "embedded":
-        from sqlrunner import embedded
+        from sqlrunner.execute import embedded
 
         dsn = embedded.ensure_server(embedded_dir)
         resolved = target_from_dsn(dsn, target.name)
@@ -103,10 +103,10 @@ def connection_for(target: TargetSpec, embedded_dir: str | None = None) -> Conne
                   user=target.username)
     if target.password:
         params["password"] = target.password
-    from sqlrunner import redshift
+    from sqlrunner.execute import connect_options
 
     # TLS (SQL Runner's ssl: true is sslmode=require), session SETs and IAM, checked.
-    settings = redshift.settings_for(target)
+    settings = connect_options.settings_for(target)
     params.update(settings.tls)
     if options.get("options") and target.type != "redshift":
         params["options"] = options["options"]
