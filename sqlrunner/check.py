@@ -15,17 +15,14 @@ line, or alone on the line above: ``-- sqlrunner: allow RULE[, RULE...]``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import logging
 import re
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlrunner.errors import EXIT_FINDINGS, EXIT_OK, SqlRunnerError, UsageError
+from sqlrunner.errors import UsageError
 from sqlrunner.sqltext.shape import must_run_alone_reason
 from sqlrunner.sqltext.split import LineIndex, Statement, split_statements
 
@@ -284,7 +281,7 @@ _ALLOW = re.compile(r"--\s*sqlrunner:\s*allow\s+([A-Za-z0-9_,\s-]+)")
 
 def check_sql(sql: str, file: str = "<sql>", dialect: str = "redshift") -> list[Finding]:
     """The findings of one rendered SQL file for ``dialect`` (``redshift`` or ``postgres``)."""
-    dialect = _dialect(dialect)
+    dialect = dialect_named(dialect)
     lines = LineIndex(sql)
     statements = split_statements(sql, backslash_escapes=dialect == "redshift")
     findings: list[Finding] = []
@@ -319,7 +316,7 @@ def prepare_for(playbook_path: str, dialect: str, variables: Mapping[str, Any] |
     """Render ``playbook_path`` for a (never contacted) target of ``dialect``."""
     from sqlrunner.api import RunOptions, prepare
 
-    options = RunOptions(variables=variables, target=CHECK_TARGETS[_dialect(dialect)],
+    options = RunOptions(variables=variables, target=CHECK_TARGETS[dialect_named(dialect)],
                          sql_root=sql_root, template_missing=template_missing)
     return prepare(playbook_path, options)
 
@@ -331,7 +328,8 @@ def check_playbook(playbook_path: str, dialect: str = "redshift",
     return check_plan(prepare_for(playbook_path, dialect, variables, sql_root), dialect)
 
 
-def _dialect(name: str) -> str:
+def dialect_named(name: str) -> str:
+    """``redshift`` or ``postgres`` from a name a user gave (``postgresql`` too)."""
     lowered = (name or "").lower()
     if lowered in {"postgres", "postgresql"}:
         return "postgres"
@@ -907,72 +905,3 @@ class _StatementChecker:
                             "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW for running "
                             "values, ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING "
                             "for FIRST_VALUE/LAST_VALUE of the whole partition")
-
-
-# ---------------------------------------------------------------------------
-# The command line: sqlrunner check -p PLAYBOOK [--dialect ...] [--var k=v] [--format ...]
-
-def _parser() -> argparse.ArgumentParser:
-    from sqlrunner.cli import ArgumentParser
-
-    parser = ArgumentParser(
-        prog="sqlrunner check", allow_abbrev=False,
-        description="Render every query of a playbook for Redshift (or PostgreSQL) and flag "
-                    "what that engine rejects or runs differently. Exit 0 when clean, 1 with "
-                    "findings; playbook and template errors exit as a run would (1 or 5).")
-    add = parser.add_argument
-    add("-p", "--playbook", "-playbook", dest="playbook", metavar="PLAYBOOK", required=True,
-        help="the playbook (YAML) to check")
-    add("--dialect", choices=("redshift", "postgres", "postgresql", "all"), default="redshift",
-        help="the engine to check for (default redshift; all: both)")
-    add("--var", "-var", dest="var", action="append", default=[], metavar="KEY=VALUE",
-        help="a template variable (repeatable); overrides the playbook's")
-    add("--sqlroot", "-sqlroot", dest="sqlroot", metavar="PLAYBOOK|BINARY|DIR",
-        help="where query files are found (default: the playbook's folder)")
-    add("--format", choices=("text", "json"), default="text",
-        help="text: FILE:LINE:COL: rule: message (suggestion: ...); json: one object a line")
-    return parser
-
-
-def main(argv: Sequence[str]) -> int:
-    """``sqlrunner check``: print the findings; exit 0 (clean), 1 (findings) or an error's
-    SQL Runner exit code."""
-    try:
-        return _main(list(argv))
-    except SqlRunnerError as err:
-        sys.stderr.write(f"sqlrunner: error: {err}\n")
-        return err.exit_code
-
-
-def _main(argv: list[str]) -> int:
-    from sqlrunner.cli import _parse_var
-
-    args = _parser().parse_args(argv)
-    variables: dict[str, Any] = {}
-    for item in args.var:
-        variables.update(_parse_var(item))
-    dialects = DIALECTS if args.dialect == "all" else (_dialect(args.dialect),)
-    findings: list[Finding] = []
-    files: set[str] = set()
-    templated: set[str] = set()
-    for dialect in dialects:
-        plan = prepare_for(args.playbook, dialect, variables, args.sqlroot)
-        if plan.render_errors:
-            for error in plan.render_errors:
-                sys.stderr.write(f"sqlrunner: error: {error}\n")
-            return plan.render_errors[0].exit_code
-        files.update(q.file for t in plan.targets for q in t.queries)
-        templated.update(q.file for t in plan.targets for q in t.queries if q.template)
-        findings.extend(check_plan(plan, dialect))
-    for finding in findings:
-        print(json.dumps(finding.to_dict()) if args.format == "json" else str(finding))
-    checked = "/".join(dialects)
-    if findings:
-        sys.stderr.write(f"sqlrunner check: {len(findings)} finding(s) for {checked} in "
-                         f"{len({f.file for f in findings})} of {len(files)} file(s)\n")
-        if templated & {f.file for f in findings}:
-            sys.stderr.write("sqlrunner check: lines of templated files are those of the "
-                             "rendered SQL (sqlrunner -p PLAYBOOK --fill-templates shows it)\n")
-        return EXIT_FINDINGS
-    sys.stderr.write(f"sqlrunner check: {len(files)} file(s) portable to {checked}\n")
-    return EXIT_OK

@@ -154,6 +154,12 @@ class LoadError(SqlRunnerError):
     exit_code = EXIT_SETUP
 
 
+def first_line(error: BaseException) -> str:
+    """An error's message on one line (its first), or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def exit_code_for(error: BaseException) -> int:
     """SQL Runner's exit code for an error that ends a command."""
     if isinstance(error, KeyboardInterrupt):

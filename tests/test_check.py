@@ -378,7 +378,7 @@ def test_a_template_error_exits_5_with_its_location(tmp_path, capsys, monkeypatc
 
 
 def test_a_missing_playbook_exits_1(tmp_path, capsys):
-    assert check.main(["-p", str(tmp_path / "absent.yml")]) == 1
+    assert cli_main(["check", "-p", str(tmp_path / "absent.yml")]) == 1
     assert "playbook not found" in capsys.readouterr().err
 
 

@@ -183,7 +183,7 @@ def test_a_password_is_never_printed(workdir, capsys):
 
 
 def test_var_sets_variables_and_splits_sql_runner_lists(workdir):
-    from sqlrunner.cli import _parse_var
+    from sqlrunner.cli.options import parse_var as _parse_var
 
     assert _parse_var("a=1,b=2") == {"a": "1", "b": "2"}
     assert _parse_var("ids=1,2,3") == {"ids": "1,2,3"}

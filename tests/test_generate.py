@@ -10,6 +10,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
+from sqlrunner.cli import main as cli_main
 from sqlrunner.generate import (
     COLUMN_DEFINITIONS,
     COLUMNS,
@@ -17,7 +18,6 @@ from sqlrunner.generate import (
     GeneratorConfig,
     generate_batches,
     generate_events,
-    main,
 )
 from sqlrunner.generate.events import as_dict
 from sqlrunner.generate.load import copy_rows, create_events_table, load_generated
@@ -201,8 +201,8 @@ def test_load_generated_commits_each_batch(database: str) -> None:
 
 
 def test_the_command_loads_landing(database: str, capsys: pytest.CaptureFixture) -> None:
-    assert main(["--events", "500", "--seed", "3", "--batches", "2", "--dsn", database,
-                 "--rate", "unusable=0.5"]) == 0
+    assert cli_main(["generate", "--events", "500", "--seed", "3", "--batches", "2",
+                     "--dsn", database, "--rate", "unusable=0.5"]) == 0
     assert "loaded 500 events in 2 batch(es) into snowplow_landing.events" in (
         capsys.readouterr().out)
     with psycopg.connect(database) as conn:
@@ -221,10 +221,11 @@ def test_the_command_loads_landing(database: str, capsys: pytest.CaptureFixture)
 ])
 def test_the_command_refuses_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture
                                            ) -> None:
-    assert main([*argv, "--dsn", "host=/nonexistent"]) == 2
+    assert cli_main(["generate", *argv, "--dsn", "host=/nonexistent"]) == 2
     assert "error" in capsys.readouterr().err
 
 
 def test_the_command_reports_a_database_error(capsys: pytest.CaptureFixture) -> None:
-    assert main(["--events", "10", "--dsn", "host=127.0.0.1 port=1 connect_timeout=2"]) == 1
+    assert cli_main(["generate", "--events", "10",
+                     "--dsn", "host=127.0.0.1 port=1 connect_timeout=2"]) == 1
     assert capsys.readouterr().err

@@ -227,6 +227,12 @@ class CheckpointStore:
                     raise
 
 
+    def has_runs(self) -> bool:
+        """Whether the run records exist (``sqlrunner status`` creates nothing)."""
+        return bool(self.conn.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = %s AND table_name = 'runs'", (self.schema,)).fetchone()[0])
+
     def latest_run(self, playbook: str, target: str, mode: str = "full") -> RunRecord | None:
         """The most recent run of ``playbook`` on ``target`` in ``mode``, if any."""
         runs = self.recent_runs(playbook, target, limit=1, mode=mode)

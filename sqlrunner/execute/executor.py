@@ -107,10 +107,18 @@ class ExecutionSettings:
     retries: int = 3
     retry_backoff: float = 1.0
     run_timeout: float | None = None
-    checkpoints: bool = True
-    state: StateSettings = StateSettings()
+    checkpoints: bool = True  # checkpoints, resume and the run lock in the target
+    state_schema: str = "sqlrunner"
+    lock_timeout: float = 0.0
+    restart: bool = False
     embedded_dir: str | None = None
     reconnect_timeout: float = DEFAULT_OUTAGE  # how long a target may stay unreachable
+
+    @property
+    def state(self) -> StateSettings:
+        """The run state's share of the settings."""
+        return StateSettings(schema=self.state_schema, lock_timeout=self.lock_timeout,
+                             restart=self.restart)
 
 
 # Renders a target's plan again as the run ``run_id`` that started at ``started_at`` did
@@ -165,8 +173,6 @@ class Executor:
         """Execute every target's plan; returns when all targets are done."""
         started = time.perf_counter()
         self.reporter.run_started(self.plan)
-        for target_plan in self.plan.targets:
-            self.secrets.add(target_plan.target.password)
         timer = None
         if self.settings.run_timeout:
             timer = threading.Timer(self.settings.run_timeout, self._time_out)
