@@ -334,7 +334,7 @@ def settings_for(target: TargetSpec) -> ConnectionSettings:
     every connection attempt; nothing is asked of AWS before that.
     """
     options = target.options
-    dialect = "redshift" if target.type == "redshift" else "postgres"
+    dialect = target.dialect
     credentials = None
     if iam_enabled(options):
         if dialect != "redshift":

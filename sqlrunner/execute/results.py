@@ -6,7 +6,7 @@ The JSON run report (``--report``) that tells it is written by :mod:`sqlrunner.r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlrunner.errors import (
     EXIT_INTERRUPTED,
@@ -17,6 +17,9 @@ from sqlrunner.errors import (
     EXIT_TARGET,
     EXIT_TARGET_AND_QUERY,
 )
+
+if TYPE_CHECKING:
+    from sqlrunner.render import RenderedQuery
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -51,6 +54,11 @@ class QueryResult:
     retries: int = 0
     note: str | None = None  # why a query was skipped
     output: QueryOutput | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, query: RenderedQuery, status: str, **outcome: Any) -> QueryResult:
+        """The result of ``query`` (its target, step, name and file) with this outcome."""
+        return cls(query.target, query.step, query.query, query.file, status, **outcome)
 
 
 @dataclass(frozen=True)

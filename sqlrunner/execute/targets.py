@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from sqlrunner.errors import ConnectFailed, QueryError, TargetError
+from sqlrunner.errors import ConnectFailed, QueryError, TargetError, first_line
 from sqlrunner.playbook import TargetSpec
 from sqlrunner.secrets import SecretRegistry
 
@@ -64,7 +64,7 @@ def target_from_dsn(dsn: str, name: str = "target") -> TargetSpec:
         params = conninfo_to_dict(text)
     except psycopg.ProgrammingError as err:
         # libpq quotes the DSN in its message: mask the password it may hold.
-        raise TargetError(f"invalid target DSN: {SecretRegistry().mask(_first_line(err))}"
+        raise TargetError(f"invalid target DSN: {SecretRegistry().mask(first_line(err))}"
                           ) from None
     # libpq's defaults: the user from PGUSER or the login, the database named like the user.
     user = params.pop("user", None) or os.environ.get("PGUSER") or getpass.getuser()
@@ -114,7 +114,7 @@ def connection_for(target: TargetSpec, embedded_dir: str | None = None) -> Conne
     params.setdefault("application_name", options.get("application_name", "sqlrunner"))
     for key, value in KEEPALIVES.items():
         params.setdefault(key, value)
-    return Connection(name=target.name, dialect=target.type, params=params,
+    return Connection(name=target.name, dialect=target.dialect, params=params,
                       session=settings.session, credentials=settings.credentials)
 
 
@@ -130,13 +130,13 @@ def connect(connection: Connection, secrets: SecretRegistry | None = None) -> ps
         conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
     except psycopg.Error as err:
         raise ConnectFailed(f"cannot connect to target {connection.name!r} "
-                            f"({connection.address()}): {_first_line(err)}") from err
+                            f"({connection.address()}): {first_line(err)}") from err
     try:
         for statement in connection.session:
             conn.execute(statement)
     except psycopg.Error as err:
         conn.close()
-        raise QueryError(f"target {connection.name!r}: {statement}: {_first_line(err)}") from err
+        raise QueryError(f"target {connection.name!r}: {statement}: {first_line(err)}") from err
     return conn
 
 
@@ -197,8 +197,3 @@ class ConnectionPool:
                 conn.close()
             except psycopg.Error:
                 pass
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

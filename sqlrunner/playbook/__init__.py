@@ -75,6 +75,11 @@ class TargetSpec:
     ssl: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def dialect(self) -> str:
+        """The SQL it speaks: ``redshift``, or ``postgres`` (the embedded server too)."""
+        return "redshift" if self.type == "redshift" else "postgres"
+
     def init_error(self) -> str | None:
         """Why this target cannot be used, or None (SQL Runner's exit-5 checks)."""
         if self.type in KNOWN_UNSUPPORTED_TYPES:
