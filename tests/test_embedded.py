@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import run_sql
 from psycopg.conninfo import conninfo_to_dict
 
 from sqlrunner.errors import TargetError
@@ -111,8 +112,7 @@ def test_second_call_reuses_the_running_server(shared_folder):
 
 def test_tables_survive_a_restart(shared_folder):
     dsn = embedded.ensure_server(shared_folder)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS kept; CREATE TABLE kept (n int); "
+    run_sql(dsn, "DROP TABLE IF EXISTS kept; CREATE TABLE kept (n int); "
                      "INSERT INTO kept VALUES (42)")
     embedded.stop_server(shared_folder)
     dsn = embedded.ensure_server(shared_folder)

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from conftest import query_one, run_sql
 
 from sqlrunner.cli import main as cli_main
 from sqlrunner.generate import (
@@ -194,9 +195,8 @@ def test_load_generated_commits_each_batch(database: str) -> None:
     report = load_generated(database, GeneratorConfig(events=900, seed=2, batches=3),
                             "snowplow_landing")
     assert (report.events, report.batches) == (900, 3)
-    with psycopg.connect(database) as conn:
-        counts = conn.execute("SELECT etl_tstamp, COUNT(*) FROM snowplow_landing.events "
-                              "GROUP BY 1 ORDER BY 1").fetchall()
+    counts = run_sql(database, "SELECT etl_tstamp, COUNT(*) FROM snowplow_landing.events "
+                              "GROUP BY 1 ORDER BY 1")
     assert [c for _, c in counts] == [300, 300, 300]
 
 
@@ -205,11 +205,9 @@ def test_the_command_loads_landing(database: str, capsys: pytest.CaptureFixture)
                      "--dsn", database, "--rate", "unusable=0.5"]) == 0
     assert "loaded 500 events in 2 batch(es) into snowplow_landing.events" in (
         capsys.readouterr().out)
-    with psycopg.connect(database) as conn:
-        unusable = conn.execute("SELECT COUNT(*) FROM snowplow_landing.events WHERE "
+    unusable = query_one(database, "SELECT COUNT(*) FROM snowplow_landing.events WHERE "
                                 "domain_userid IS NULL OR domain_userid = '' OR "
-                                "domain_sessionidx IS NULL OR dvce_created_tstamp IS NULL"
-                                ).fetchone()[0]
+                                "domain_sessionidx IS NULL OR dvce_created_tstamp IS NULL")
     assert unusable > 150
 
 

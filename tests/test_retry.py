@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import psycopg
 import pytest
-from conftest import query_one
+from conftest import query_one, run_sql
 from private_server import free_port, private_server
 
 from sqlrunner.api import run_playbook
@@ -262,8 +262,7 @@ def test_a_crashed_server_is_a_transient_connection_loss_then_refuses_until_rest
 @pytest.mark.parametrize("sqlstate", ["42P01", "22012", "23505", "0A000", "25P02", "57014",
                                       "XX000"])
 def test_a_run_never_retries_an_error_that_would_come_again(workdir, database, sqlstate):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE SEQUENCE tries")
+    run_sql(database, "CREATE SEQUENCE tries")
     failing = workdir.sql("failing.sql", "DO $$ BEGIN PERFORM nextval('tries'); RAISE "
                                          f"EXCEPTION 'final' USING ERRCODE = '{sqlstate}'; "
                                          "END $$;")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PlaybookDir, target_yaml
+from conftest import PlaybookDir, run_sql, target_yaml
 from private_server import PrivateServer, private_server
 
 from sqlrunner.api import run_playbook
@@ -91,8 +91,7 @@ def database_name(tls_server: PrivateServer) -> Iterator[str]:
     name = f"tls_{uuid.uuid4().hex[:12]}"
     tls_server.create_database(name)
     yield name
-    with psycopg.connect(tls_server.dsn(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    run_sql(tls_server.dsn(), f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(autouse=True)
