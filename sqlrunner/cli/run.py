@@ -110,9 +110,7 @@ def parser() -> ArgumentParser:
 
 def command(argv: list[str], secrets: SecretRegistry) -> int:
     """``sqlrunner [run] ...``: SQL Runner's whole command line."""
-    from sqlrunner import api
     from sqlrunner.cli import lockfile
-    from sqlrunner.report import make_reporter, write_report
 
     args = parser().parse_args(normalise_bool_flags(argv))
     if args.version:
@@ -136,6 +134,10 @@ def command(argv: list[str], secrets: SecretRegistry) -> int:
             lockfile.LockFile(args.soft_lock, soft=True) if args.soft_lock else None)
     if lock is not None:
         lock.check()  # before the playbook is read, as SQL Runner does
+
+    # The library is loaded only now: --version and the lock-file flags need none of it.
+    from sqlrunner import api
+    from sqlrunner.report import make_reporter, write_report
 
     options = run_options(args, variables=variables(args))
     plan = api.prepare(args.playbook, options, secrets)
