@@ -17,7 +17,7 @@ def command(argv: list[str], secrets: SecretRegistry) -> int:
     parser.add_argument("--var", "-var", dest="var", action="append", default=[])
     parser.add_argument("--var-file", dest="var_file")
     parser.add_argument("--target", dest="target")
-    parser.add_argument("--sqlroot", "-sqlroot", dest="sql_root")
+    parser.add_argument("--sqlroot", "-sqlroot", dest="sql_root", metavar="SQLROOT")
     parser.add_argument("--state-schema", dest="state_schema", default="sqlrunner")
     parser.add_argument("--embedded-dir", dest="embedded_dir")
     parser.add_argument("--limit", type=non_negative_int, default=10)
