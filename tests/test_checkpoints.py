@@ -77,6 +77,7 @@ def test_a_store_of_an_earlier_version_gets_the_new_column_and_keeps_its_runs(wo
                                "AND column_name = 'unlogged_tables'") == 1
 
 
+@pytest.mark.slow
 @pytest.mark.no_database
 def test_a_user_who_cannot_complete_an_administrators_store_still_runs(workdir):
     # A role of its own: on a private server (roles belong to the whole server).

@@ -19,6 +19,8 @@ from psycopg.conninfo import conninfo_to_dict
 from sqlrunner.errors import TargetError
 from sqlrunner.execute import embedded
 
+pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
+
 IS_ROOT = os.geteuid() == 0
 
 

@@ -31,6 +31,8 @@ from sqlrunner.generate import COLUMN_DEFINITIONS, COLUMNS, EventRates, Generato
 from sqlrunner.generate.events import as_dict, generate_events
 from sqlrunner.generate.load import copy_rows, create_events_table
 
+pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULL = os.path.join(ROOT, "playbooks", "full.yml")
 NO_ICU_BUILD = "ICU is not supported in this build"  # the server's words

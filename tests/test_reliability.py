@@ -253,6 +253,7 @@ def _running(playbook: str, cwd, database: str, fragment: str) -> subprocess.Pop
     return proc
 
 
+@pytest.mark.slow
 def test_a_second_run_of_the_same_playbook_exits_3_and_names_the_holder(workdir, database):
     slow = workdir.sql("slow.sql", "SELECT pg_sleep(2);")
     playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
@@ -479,6 +480,7 @@ def test_an_interrupt_during_a_retry_wait_sends_nothing_more(workdir, database):
     assert query_one(database, "SELECT last_value FROM tries") == 1
 
 
+@pytest.mark.slow
 def test_a_run_that_lost_its_lock_connection_never_applies_work_twice(workdir, database):
     run_sql(database, "CREATE TABLE log (step text)")
     # Long enough for the second run to start and take the lock while "one" still runs

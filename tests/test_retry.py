@@ -243,6 +243,7 @@ def test_a_terminated_backend_is_a_transient_connection_loss(database):
     assert is_transient(err) and is_connection_loss(err)
 
 
+@pytest.mark.slow
 def test_a_crashed_server_is_a_transient_connection_loss_then_refuses_until_restarted():
     with private_server() as server:
         conn = psycopg.connect(server.dsn(), autocommit=True)

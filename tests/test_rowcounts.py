@@ -83,6 +83,7 @@ SLOW_COPY = ("COPY (SELECT repeat('x', 20000), pg_sleep(2) FROM generate_series(
              "TO STDOUT")
 
 
+@pytest.mark.slow
 def test_other_threads_keep_running_while_a_copy_to_stdout_is_dropped(database):
     ticks: list[float] = []
     stop = threading.Event()

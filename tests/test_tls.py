@@ -22,6 +22,8 @@ from private_server import PrivateServer, private_server
 
 from sqlrunner.api import run_playbook
 
+pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
+
 SERVER_NAME = "localhost"  # the name in the server's certificate
 OTHER_NAME = "127.0.0.1"  # the same server, by a name its certificate does not hold
 NO_SSL_BUILD = "SSL is not supported by this build"  # the server's log, at start
