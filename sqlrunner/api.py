@@ -1,7 +1,8 @@
 """The library entry points: each wires the stages (playbook, render, plan, execute, report).
 
-The CLI is a thin skin over these functions; tests and other tools call them
-directly.
+The command line (:mod:`sqlrunner.cli`) is a thin skin over these functions; tests and
+other tools call them directly. A run's secrets (passwords, credentials) are kept in one
+:class:`~sqlrunner.secrets.SecretRegistry`, owned by the caller and filled here.
 """
 
 from __future__ import annotations
@@ -11,72 +12,80 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import psycopg
 
-from sqlrunner.errors import QueryError, SqlRunnerError
-from sqlrunner.execute import ExecutionSettings, Executor, Reporter, SilentReporter
-from sqlrunner.plan import RunPlan, build_plan
-from sqlrunner.playbook import Playbook, load_playbook, resolve_sql_root
-from sqlrunner.render import Renderer
-from sqlrunner.results import RunResult
-from sqlrunner.retry import DEFAULT_OUTAGE
+from sqlrunner.errors import PlaybookError, SqlRunnerError, UsageError, first_line
+from sqlrunner.execute.checkpoints import UNFINISHED, CheckpointStore, RunRecord
+from sqlrunner.execute.executor import ExecutionSettings, Executor, Reporter, SilentReporter
+from sqlrunner.execute.results import RunResult
+from sqlrunner.execute.targets import connect, connection_for, override_targets
+from sqlrunner.plan import RunPlan, build_plan, replan_target
+from sqlrunner.playbook import Playbook, load_playbook, plain
+from sqlrunner.render import Renderer, resolve_sql_root
 from sqlrunner.secrets import SecretRegistry
-from sqlrunner.state import StateSettings
-from sqlrunner.targets import connect, connection_for, override_targets
 
-TARGET_ENV = "SQLRUNNER_TARGET"
+TARGET_ENV = "SQLRUNNER_TARGET"  # a DSN replacing the playbook's targets
 # Command-line variables with such names are secrets: masked wherever SQL is shown.
 _SECRET_NAME = re.compile(r"pass|secret|token|credential|private|_key$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
-class RunOptions:
-    """Everything that shapes a run besides the playbook itself."""
+class RunOptions(ExecutionSettings):
+    """Everything that shapes a run besides the playbook itself: what to render, and how
+    to execute it (the :class:`ExecutionSettings` it extends)."""
 
     variables: Mapping[str, Any] | None = None
     target: str | None = None  # a DSN replacing the playbook's targets
     sql_root: str | None = None  # PLAYBOOK, BINARY or a folder
     from_step: str | None = None
     run_query: str | None = None
-    max_parallel: int | None = None
-    show_query_output: bool = False
     template_missing: str = "error"  # or "novalue" (Go's <no value>)
-    embedded_dir: str | None = None
-    retries: int = 3
-    retry_backoff: float = 1.0
-    run_timeout: float | None = None
-    checkpoints: bool = True  # checkpoints, resume and the run lock in the target
-    state_schema: str = "sqlrunner"
-    lock_timeout: float = 0.0
-    restart: bool = False
-    reconnect_timeout: float = DEFAULT_OUTAGE  # how long a target may stay unreachable
-
-    def execution_settings(self) -> ExecutionSettings:
-        """The executor's share of the options."""
-        return ExecutionSettings(
-            max_parallel=self.max_parallel, show_query_output=self.show_query_output,
-            retries=self.retries, retry_backoff=self.retry_backoff,
-            run_timeout=self.run_timeout, checkpoints=self.checkpoints,
-            state=StateSettings(schema=self.state_schema, lock_timeout=self.lock_timeout,
-                                restart=self.restart),
-            embedded_dir=self.embedded_dir, reconnect_timeout=self.reconnect_timeout)
 
 
-def prepare(playbook_path: str, options: RunOptions,
-            secrets: SecretRegistry | None = None) -> RunPlan:
-    """Load, validate and render: a plan, or an error before any SQL is sent."""
-    secrets = secrets or SecretRegistry()
-    missing = options.template_missing
-    playbook: Playbook = load_playbook(playbook_path, options.variables, missing=missing)
-    dsn = options.target or os.environ.get(TARGET_ENV) or None
-    playbook = replace(playbook, targets=override_targets(playbook.targets, dsn))
+def load_variables(path: str | None) -> dict[str, Any]:
+    """The template variables of a YAML file (``--var-file``), typed as in playbooks."""
+    if not path:
+        return {}
+    from sqlrunner.playbook.sourcefile import NulByte, read_text
+    from sqlrunner.playbook.yaml12 import load_yaml
+
+    try:
+        loaded = load_yaml(read_text(path), path)
+    except FileNotFoundError:
+        raise UsageError(f"variables file not found: {path}") from None
+    except NulByte as err:
+        raise PlaybookError("a NUL byte (\\0) in a variables file", file=path,
+                            line=err.line, column=err.column) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"cannot read variables file {path}: {err}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise PlaybookError("a variables file must be a mapping", file=path, line=1)
+    return dict(plain(loaded or {}))
+
+
+def _remember_secrets(playbook: Playbook, options: RunOptions,
+                      secrets: SecretRegistry) -> None:
+    """Register what must never be printed: the targets' passwords, and command-line
+    variables named like secrets."""
     for target in playbook.targets:
         secrets.add(target.password)
     for name, value in (options.variables or {}).items():
         if _SECRET_NAME.search(name) and isinstance(value, str):
             secrets.add(value)
+
+
+def prepare(playbook_path: str, options: RunOptions,
+            secrets: SecretRegistry | None = None) -> RunPlan:
+    """Load, validate and render: a plan, or an error before any SQL is sent."""
+    secrets = secrets if secrets is not None else SecretRegistry()
+    missing = options.template_missing
+    playbook: Playbook = load_playbook(playbook_path, options.variables, missing=missing)
+    dsn = options.target or os.environ.get(TARGET_ENV) or None
+    playbook = replace(playbook, targets=override_targets(playbook.targets, dsn))
+    _remember_secrets(playbook, options, secrets)
     sql_root = resolve_sql_root(options.sql_root, playbook_path)
     started_at = datetime.now(UTC)  # one clock for the templates and the run record
     return build_plan(playbook, cli_variables=options.variables, sql_root=sql_root,
@@ -91,8 +100,10 @@ def execute(plan: RunPlan, options: RunOptions, reporter: Reporter | None = None
     """Run a rendered plan (which must have no render errors)."""
     if plan.render_errors:
         raise plan.render_errors[0]
-    executor = Executor(plan, reporter=reporter or SilentReporter(),
-                        settings=options.execution_settings(), secrets=secrets)
+    secrets = secrets if secrets is not None else SecretRegistry()
+    _remember_secrets(plan.playbook, options, secrets)  # a registry prepare did not fill
+    executor = Executor(plan, reporter=reporter or SilentReporter(), settings=options,
+                        secrets=secrets, replan=partial(replan_target, plan, secrets=secrets))
     return executor.run()
 
 
@@ -122,7 +133,7 @@ class Reachability:
 def check_reachability(plan: RunPlan, options: RunOptions,
                        secrets: SecretRegistry | None = None) -> list[Reachability]:
     """Connect once to each target and run ``SELECT 1``."""
-    secrets = secrets or SecretRegistry()
+    secrets = secrets if secrets is not None else SecretRegistry()
     checks = []
     for target_plan in plan.targets:
         name = target_plan.target.name
@@ -134,6 +145,54 @@ def check_reachability(plan: RunPlan, options: RunOptions,
             with connect(connection) as conn:
                 version = conn.execute("SELECT version()").fetchone()[0]
             checks.append(Reachability(name, True, f"{connection.describe()}: {version}"))
-        except (SqlRunnerError, QueryError, psycopg.Error) as err:
+        except (SqlRunnerError, psycopg.Error) as err:
             checks.append(Reachability(name, False, secrets.mask(str(err))))
     return checks
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """Recent runs on one target; for an unfinished latest run, what is done and what is next."""
+
+    target: str
+    runs: tuple[RunRecord, ...]
+    done: tuple[str, ...] = ()
+    next_query: str | None = None
+    error: str | None = None
+    gone: tuple[str, ...] = ()  # done, but a crash emptied unlogged tables they built
+
+
+def status(plan: RunPlan, options: RunOptions, limit: int = 10) -> list[TargetStatus]:
+    """``sqlrunner status``: the run records of ``plan``'s playbook on every target, and
+    where an unfinished one stopped."""
+    playbook = os.path.realpath(plan.playbook.path)
+    statuses = []
+    for target_plan in plan.targets:
+        name = target_plan.target.name
+        if target_plan.init_error:
+            statuses.append(TargetStatus(name, (), error=target_plan.init_error))
+            continue
+        try:
+            connection = connection_for(target_plan.target, options.embedded_dir)
+            with connect(connection) as conn:
+                store = CheckpointStore(conn, options.state_schema)
+                runs = (tuple(store.recent_runs(playbook, name, limit)) if store.has_runs()
+                        else ())
+                done: list[str] = []
+                next_query = None
+                gone: list[str] = []
+                latest = next((r for r in runs if r.mode == "full"), None)
+                if latest is not None and latest.status in UNFINISHED:
+                    recorded = store.checkpoints(latest.run_id, name, connection.dialect)
+                    gone = sorted({f"{step}/{query}" for step, query, _ in recorded.gone})
+                    for query in target_plan.queries:
+                        key = (query.step, query.query)
+                        if key in recorded.done:
+                            done.append(f"{query.step}/{query.query}")
+                        elif next_query is None:
+                            next_query = f"{query.step}/{query.query}"
+                statuses.append(TargetStatus(name, runs, tuple(done), next_query,
+                                             gone=tuple(gone)))
+        except (SqlRunnerError, psycopg.Error) as err:
+            statuses.append(TargetStatus(name, (), error=first_line(err)))
+    return statuses

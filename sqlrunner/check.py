@@ -2,7 +2,7 @@
 
 Every query of a playbook is rendered for a target of the dialect checked (so
 ``{{if eq .target_type "redshift"}}`` branches are taken as they would be),
-split into statements (:mod:`sqlrunner.sqlsplit`), parsed with sqlglot in that
+split into statements (:mod:`sqlrunner.sqltext.split`), parsed with sqlglot in that
 dialect, and scanned for the constructs MODEL.md ("Portability") tells the
 model to avoid, for PostgreSQL-only functions and types (Amazon's list of
 unsupported PostgreSQL features, functions and data types), and, for the
@@ -15,18 +15,16 @@ line, or alone on the line above: ``-- sqlrunner: allow RULE[, RULE...]``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import logging
 import re
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlrunner.errors import EXIT_OK, SqlRunnerError, UsageError
-from sqlrunner.sqlsplit import LineIndex, Statement, split_statements
+from sqlrunner.errors import UsageError
+from sqlrunner.sqltext.shape import must_run_alone_reason
+from sqlrunner.sqltext.split import LineIndex, Statement, split_statements
 
 if TYPE_CHECKING:
     from sqlrunner.plan import RunPlan
@@ -37,7 +35,6 @@ CHECK_TARGETS = {
     "redshift": "redshift://sqlrunner-check@redshift.invalid:5439/dev",
     "postgres": "postgresql://sqlrunner-check@postgres.invalid:5432/dev",
 }
-EXIT_FINDINGS = 1
 RUN_TSTAMP = "'{{.run_tstamp}}'::timestamp (the run's start time, a builtin variable)"
 ENGINE_CONDITION = '{{if eq .target_type "postgres"}}...{{end}}'
 REDSHIFT_CONDITION = '{{if eq .target_type "redshift"}}...{{end}}'
@@ -280,116 +277,11 @@ _ALLOW = re.compile(r"--\s*sqlrunner:\s*allow\s+([A-Za-z0-9_,\s-]+)")
 
 
 # ---------------------------------------------------------------------------
-# Statements that cannot run inside a transaction block.
-
-def must_run_alone_reason(statement: str, dialect: str = "redshift") -> str | None:
-    """Why ``statement`` cannot run inside a transaction block on ``dialect``, or None."""
-    words = _leading_words(statement, 12)
-    if not words:
-        return None
-    dialect = _dialect(dialect)
-    first = words[0]
-    two = " ".join(words[:2])
-    if first == "VACUUM":
-        return "VACUUM cannot run inside a transaction block"
-    if two in {"CREATE DATABASE", "DROP DATABASE", "CREATE TABLESPACE", "DROP TABLESPACE"}:
-        return f"{two} cannot run inside a transaction block"
-    if dialect == "redshift":
-        if first == "ALTER" and words[1:2] == ["TABLE"] and "APPEND" in words:
-            return "ALTER TABLE APPEND commits at once and cannot run in a transaction block"
-        if first in {"CREATE", "DROP", "ALTER"} and words[1:3] == ["EXTERNAL", "TABLE"]:
-            return f"{first} EXTERNAL TABLE cannot run inside a transaction block"
-        if two in {"CREATE LIBRARY", "DROP LIBRARY"} or words[:2] == ["REINDEX", "DATABASE"]:
-            return f"{two} cannot run inside a transaction block"
-        upper = " ".join(words)
-        if first == "ALTER" and words[1:2] == ["TABLE"] and " ALTER COLUMN " in f" {upper} " \
-                and " TYPE " in f" {upper} ":
-            return "ALTER TABLE ... ALTER COLUMN ... TYPE cannot run in a transaction block"
-        return None
-    if first in {"CREATE", "DROP", "REINDEX"} and "CONCURRENTLY" in words[:6]:
-        return f"{' '.join(words[:2])} ... CONCURRENTLY cannot run in a transaction block"
-    if first == "REINDEX" and words[1:2] in (["DATABASE"], ["SYSTEM"]):
-        return f"{two} cannot run inside a transaction block"
-    if two == "ALTER SYSTEM":
-        return "ALTER SYSTEM cannot run inside a transaction block"
-    if first == "CREATE" and words[1:2] == ["SUBSCRIPTION"]:
-        return "CREATE SUBSCRIPTION cannot run inside a transaction block"
-    return None
-
-
-def statements_that_must_run_alone(sql: str, dialect: str = "redshift") -> list[str]:
-    """The statements of ``sql`` that ``dialect`` refuses inside a transaction block
-    (``VACUUM``, ``ALTER TABLE ... APPEND``, ``CREATE INDEX CONCURRENTLY``, ...)."""
-    dialect = _dialect(dialect)
-    return [s.text for s in split_statements(sql, backslash_escapes=dialect == "redshift")
-            if must_run_alone_reason(s.text, dialect)]
-
-
-# How a file's statements stand towards transactions (see transaction_shape).
-RUNS_ALONE = "runs alone"
-OWN_TRANSACTIONS = "own transactions"
-ONE_TRANSACTION = "one transaction"
-
-
-def transaction_shape(sql: str, dialect: str = "redshift") -> str:
-    """How ``sql`` runs when sent whole: RUNS_ALONE (exactly one statement that must run
-    outside a transaction block: send it on its own), OWN_TRANSACTIONS (it begins or ends
-    transaction blocks itself: BEGIN, COMMIT, ...) or ONE_TRANSACTION (one implicit
-    transaction, the usual case)."""
-    dialect = _dialect(dialect)
-    statements = split_statements(sql, backslash_escapes=dialect == "redshift")
-    if len(statements) == 1 and must_run_alone_reason(statements[0].text, dialect) is not None:
-        return RUNS_ALONE
-    if any(controls_transaction(s.text) for s in statements):
-        return OWN_TRANSACTIONS
-    return ONE_TRANSACTION
-
-
-def runs_alone(sql: str, dialect: str = "redshift") -> bool:
-    """True when ``sql`` is exactly one statement that must run outside a transaction
-    block: send it on its own, not wrapped in ``BEGIN``/``COMMIT`` with anything else."""
-    return transaction_shape(sql, dialect) == RUNS_ALONE
-
-
-def controls_transaction(statement: str) -> bool:
-    """Whether ``statement`` opens or ends a transaction block (``BEGIN``, ``COMMIT``,
-    ``ROLLBACK``, ...); savepoints stay inside one."""
-    words = _leading_words(statement, 2)
-    if not words:
-        return False
-    first = words[0]
-    if first in {"BEGIN", "START", "COMMIT", "END", "ABORT"}:
-        return True
-    if first == "ROLLBACK":
-        return words[1:2] != ["TO"]
-    return first == "PREPARE" and words[1:2] == ["TRANSACTION"]
-
-
-def _leading_words(statement: str, count: int) -> list[str]:
-    words = re.findall(r"[A-Za-z_][A-Za-z0-9_$]*|\S", _strip_comments(statement))
-    return [w.upper() for w in words[:count]]
-
-
-def _strip_comments(text: str) -> str:
-    """``text`` without a leading run of comments (enough for keyword tests)."""
-    while True:
-        text = text.lstrip()
-        if text.startswith("--"):
-            newline = text.find("\n")
-            text = "" if newline < 0 else text[newline + 1:]
-        elif text.startswith("/*"):
-            close = text.find("*/")
-            text = "" if close < 0 else text[close + 2:]
-        else:
-            return text
-
-
-# ---------------------------------------------------------------------------
 # Checking SQL text.
 
 def check_sql(sql: str, file: str = "<sql>", dialect: str = "redshift") -> list[Finding]:
     """The findings of one rendered SQL file for ``dialect`` (``redshift`` or ``postgres``)."""
-    dialect = _dialect(dialect)
+    dialect = dialect_named(dialect)
     lines = LineIndex(sql)
     statements = split_statements(sql, backslash_escapes=dialect == "redshift")
     findings: list[Finding] = []
@@ -424,7 +316,7 @@ def prepare_for(playbook_path: str, dialect: str, variables: Mapping[str, Any] |
     """Render ``playbook_path`` for a (never contacted) target of ``dialect``."""
     from sqlrunner.api import RunOptions, prepare
 
-    options = RunOptions(variables=variables, target=CHECK_TARGETS[_dialect(dialect)],
+    options = RunOptions(variables=variables, target=CHECK_TARGETS[dialect_named(dialect)],
                          sql_root=sql_root, template_missing=template_missing)
     return prepare(playbook_path, options)
 
@@ -436,7 +328,8 @@ def check_playbook(playbook_path: str, dialect: str = "redshift",
     return check_plan(prepare_for(playbook_path, dialect, variables, sql_root), dialect)
 
 
-def _dialect(name: str) -> str:
+def dialect_named(name: str) -> str:
+    """``redshift`` or ``postgres`` from a name a user gave (``postgresql`` too)."""
     lowered = (name or "").lower()
     if lowered in {"postgres", "postgresql"}:
         return "postgres"
@@ -1012,72 +905,3 @@ class _StatementChecker:
                             "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW for running "
                             "values, ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING "
                             "for FIRST_VALUE/LAST_VALUE of the whole partition")
-
-
-# ---------------------------------------------------------------------------
-# The command line: sqlrunner check -p PLAYBOOK [--dialect ...] [--var k=v] [--format ...]
-
-def _parser() -> argparse.ArgumentParser:
-    from sqlrunner.cli import ArgumentParser
-
-    parser = ArgumentParser(
-        prog="sqlrunner check", allow_abbrev=False,
-        description="Render every query of a playbook for Redshift (or PostgreSQL) and flag "
-                    "what that engine rejects or runs differently. Exit 0 when clean, 1 with "
-                    "findings; playbook and template errors exit as a run would (1 or 5).")
-    add = parser.add_argument
-    add("-p", "--playbook", "-playbook", dest="playbook", metavar="PLAYBOOK", required=True,
-        help="the playbook (YAML) to check")
-    add("--dialect", choices=("redshift", "postgres", "postgresql", "all"), default="redshift",
-        help="the engine to check for (default redshift; all: both)")
-    add("--var", "-var", dest="var", action="append", default=[], metavar="KEY=VALUE",
-        help="a template variable (repeatable); overrides the playbook's")
-    add("--sqlroot", "-sqlroot", dest="sqlroot", metavar="PLAYBOOK|BINARY|DIR",
-        help="where query files are found (default: the playbook's folder)")
-    add("--format", choices=("text", "json"), default="text",
-        help="text: FILE:LINE:COL: rule: message (suggestion: ...); json: one object a line")
-    return parser
-
-
-def main(argv: Sequence[str]) -> int:
-    """``sqlrunner check``: print the findings; exit 0 (clean), 1 (findings) or an error's
-    SQL Runner exit code."""
-    try:
-        return _main(list(argv))
-    except SqlRunnerError as err:
-        sys.stderr.write(f"sqlrunner: error: {err}\n")
-        return err.exit_code
-
-
-def _main(argv: list[str]) -> int:
-    from sqlrunner.cli import _parse_var
-
-    args = _parser().parse_args(argv)
-    variables: dict[str, Any] = {}
-    for item in args.var:
-        variables.update(_parse_var(item))
-    dialects = DIALECTS if args.dialect == "all" else (_dialect(args.dialect),)
-    findings: list[Finding] = []
-    files: set[str] = set()
-    templated: set[str] = set()
-    for dialect in dialects:
-        plan = prepare_for(args.playbook, dialect, variables, args.sqlroot)
-        if plan.render_errors:
-            for error in plan.render_errors:
-                sys.stderr.write(f"sqlrunner: error: {error}\n")
-            return plan.render_errors[0].exit_code
-        files.update(q.file for t in plan.targets for q in t.queries)
-        templated.update(q.file for t in plan.targets for q in t.queries if q.template)
-        findings.extend(check_plan(plan, dialect))
-    for finding in findings:
-        print(json.dumps(finding.to_dict()) if args.format == "json" else str(finding))
-    checked = "/".join(dialects)
-    if findings:
-        sys.stderr.write(f"sqlrunner check: {len(findings)} finding(s) for {checked} in "
-                         f"{len({f.file for f in findings})} of {len(files)} file(s)\n")
-        if templated & {f.file for f in findings}:
-            sys.stderr.write("sqlrunner check: lines of templated files are those of the "
-                             "rendered SQL (sqlrunner -p PLAYBOOK --fill-templates shows it)\n")
-        return EXIT_FINDINGS
-    sys.stderr.write(f"sqlrunner check: {len(files)} file(s) portable to {checked}\n")
-    return EXIT_OK

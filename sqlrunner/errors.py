@@ -1,7 +1,8 @@
 """The typed error hierarchy; every error knows where it happened and its exit code.
 
 Exit codes follow SQL Runner 0.11 (see README, "Exit codes"); the CLI maps
-exceptions to codes in one place by reading ``exit_code``.
+exceptions to codes in one place, :func:`exit_code_for`. Every exception class
+sqlrunner raises to its callers is defined here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ EXIT_QUERY = 6
 EXIT_TARGET_AND_QUERY = 7
 EXIT_NOTHING_RAN = 8
 EXIT_INTERRUPTED = 130
+EXIT_FINDINGS = 1  # sqlrunner check: the playbook is not portable
 
 
 class SqlRunnerError(Exception):
@@ -105,3 +107,63 @@ class Interrupted(SqlRunnerError):
     """The run was stopped by SIGINT or SIGTERM."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class ConnectFailed(QueryError):
+    """A connection could not be opened; transient when its cause is."""
+
+
+class ConnectionLost(QueryError):
+    """A query's connection, or the run's lock, was lost while the run keeps checkpoints:
+    the target reconnects, and the query's checkpoint settles whether it committed.
+
+    The executor's signal; users see the error it carries. ``step`` is the index of the
+    step that lost it, once known.
+    """
+
+    def __init__(self, error: BaseException, step: int | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.step = step
+
+
+class Cancelled(QueryError):
+    """The run was interrupted or timed out before this query could finish."""
+
+
+class OutcomeUnknown(QueryError):
+    """A query's connection broke mid-flight and whether it committed cannot be known."""
+
+
+class StateUnavailable(SqlRunnerError):
+    """The target refuses the bookkeeping tables (e.g. no CREATE privilege): the run goes
+    on without checkpoints, resume or run lock."""
+
+
+class LockTaken(LockError):
+    """Another run took the lock while this run had lost its connection."""
+
+
+class LockLost(LockError):
+    """This run's bookkeeping connection, which holds the lock, is gone."""
+
+
+class LoadError(SqlRunnerError):
+    """Generated events could not be loaded into the database (``sqlrunner generate``)."""
+
+    exit_code = EXIT_SETUP
+
+
+def first_line(error: BaseException) -> str:
+    """An error's message on one line (its first), or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def exit_code_for(error: BaseException) -> int:
+    """SQL Runner's exit code for an error that ends a command."""
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(error, SqlRunnerError):
+        return error.exit_code
+    raise TypeError(f"no exit code for {type(error).__name__}") from error

@@ -12,6 +12,7 @@ from typing import Any
 from sqlrunner.errors import SqlRunnerError, TargetError
 from sqlrunner.playbook import QUERY_SETTINGS, Playbook, QuerySpec, StepSpec, TargetSpec
 from sqlrunner.render import RenderedQuery, Renderer
+from sqlrunner.secrets import SecretRegistry
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ class RunPlan:
     render_errors: tuple[SqlRunnerError, ...] = field(default=())
     steps: tuple[StepSpec, ...] = field(default=())
     cli_variables: Mapping[str, Any] = field(default_factory=dict)
-    renderer: Renderer | None = field(default=None, repr=False)
     partial: bool = False  # --from-step or --run-query: never resumed
+    sql_root: str = ""  # where the query files are: a resumed run renders them again
+    template_missing: str = "error"  # --template-missing
 
     @property
     def query_count(self) -> int:
@@ -133,8 +135,9 @@ def build_plan(
         target_plans.append(target_plan)
     return RunPlan(playbook=playbook, targets=tuple(target_plans), run_id=run_id,
                    started_at=started_at, render_errors=tuple(errors), steps=steps,
-                   cli_variables=dict(cli_variables or {}), renderer=renderer,
-                   partial=bool(from_step or run_query))
+                   cli_variables=dict(cli_variables or {}),
+                   partial=bool(from_step or run_query), sql_root=renderer.sql_root,
+                   template_missing=renderer.missing)
 
 
 def plan_target(playbook: Playbook, target: TargetSpec, steps: tuple[StepSpec, ...],
@@ -160,7 +163,7 @@ def _settings(playbook: Playbook, target: TargetSpec, query: QuerySpec) -> dict[
     settings = {key: value for key in QUERY_SETTINGS
                 if (value := playbook.query_setting(target, query, key)) is not None}
     if query.session:
-        from sqlrunner.redshift import query_session_statements
+        from sqlrunner.sqltext.session import query_session_statements
 
         before, after = query_session_statements(target.options, query.session,
                                                  target.type, target.name)
@@ -168,11 +171,12 @@ def _settings(playbook: Playbook, target: TargetSpec, query: QuerySpec) -> dict[
     return settings
 
 
-def replan_target(plan: RunPlan, target_plan: TargetPlan, run_id: str,
-                  started_at: datetime) -> TargetPlan:
+def replan_target(plan: RunPlan, target_plan: TargetPlan, run_id: str, started_at: datetime,
+                  secrets: SecretRegistry | None = None) -> TargetPlan:
     """Render a target's queries again as the run ``run_id`` that started at ``started_at``
-    rendered them (a resumed run renders the SQL of the run it resumes)."""
-    assert plan.renderer is not None
-    renderer = plan.renderer.at(started_at)
+    rendered them (a resumed run renders the SQL of the run it resumes): the files are read
+    again, with a clock that reads ``started_at``."""
+    renderer = Renderer(sql_root=plan.sql_root, started_at=started_at,
+                        missing=plan.template_missing, secrets=secrets)
     return plan_target(plan.playbook, target_plan.target, plan.steps, plan.cli_variables,
                        renderer, run_id, started_at)

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from sqlrunner.errors import SqlRunnerError, TargetError
-from sqlrunner.playbook import QuerySpec, query_path
+from sqlrunner.functions import runner_functions
+from sqlrunner.playbook import QuerySpec
+from sqlrunner.playbook.sourcefile import NulByte, read_text
 from sqlrunner.secrets import SecretRegistry
-from sqlrunner.sourcefile import NulByte, read_text
-from sqlrunner.template_functions import runner_functions
-from sqlrunner.upsert import UpsertSpec
+from sqlrunner.sqltext.upsert import UpsertSpec
 
 # libpq sends the SQL as a C string: PostgreSQL would run what comes before a NUL as if it
 # were the whole file, and the run would succeed.
@@ -39,11 +40,18 @@ class RenderedQuery:
     source_map: Any = field(default=None, repr=False)  # rendered offset -> source offset
 
 
-def missing_key(setting: str) -> Any:
-    """The template engine's setting for ``--template-missing`` (``error`` or ``novalue``)."""
-    from sqlrunner.template import MissingKey
+def resolve_sql_root(option: str | None, playbook_path: str) -> str:
+    """SQL Runner's ``-sqlroot``: PLAYBOOK (default), BINARY, or a folder."""
+    if not option or option == "PLAYBOOK":
+        return os.path.dirname(os.path.abspath(playbook_path))
+    if option == "BINARY":
+        return os.path.dirname(os.path.abspath(sys.argv[0]))
+    return os.path.abspath(option)
 
-    return MissingKey.NOVALUE if setting == "novalue" else MissingKey.ERROR
+
+def query_path(sql_root: str, file: str) -> str:
+    """Join ``file`` under the SQL root, even when it looks absolute (as SQL Runner does)."""
+    return os.path.normpath(os.path.join(sql_root, file.lstrip("/\\")))
 
 
 def display_path(path: str) -> str:
@@ -65,12 +73,6 @@ class Renderer:
         self._sources: dict[str, str | SqlRunnerError] = {}
         self._templates: dict[str, Any] = {}
 
-    def at(self, started_at: datetime) -> Renderer:
-        """A renderer for the same files whose clock reads ``started_at``."""
-        renderer = Renderer(self.sql_root, started_at, self.missing, self.secrets)
-        renderer._sources = self._sources  # the files were read once already
-        return renderer
-
     def render(self, target: str, step: str, query: QuerySpec, data: Mapping[str, Any],
                settings: Mapping[str, Any] | None = None) -> RenderedQuery:
         """Render ``query`` for ``target`` with template ``data``."""
@@ -83,7 +85,7 @@ class Renderer:
             source = self._read(path, shown)
             if query.template:
                 sql, source_map = self._template(path, shown, source).execute_mapped(
-                    dict(data), missing=missing_key(self.missing))
+                    dict(data), missing=self._missing_key())
                 if "\x00" in sql:
                     line, column = source_map.source_position(sql.index("\x00"), source)
                     raise TargetError(_NUL_PRINTED, file=shown, line=line, column=column)
@@ -136,6 +138,13 @@ class Renderer:
             raise template
         return template
 
+    def _missing_key(self) -> Any:
+        """The template engine's mode for ``--template-missing`` (imported only when a
+        template is rendered: a run without templates never loads the engine)."""
+        from sqlrunner.template import MissingKey
+
+        return MissingKey.from_option(self.missing)
+
     def _execute(self, path: str, shown: str, source: str, data: Mapping[str, Any]) -> str:
         return self._template(path, shown, source).execute(dict(data),
-                                                           missing=missing_key(self.missing))
+                                                           missing=self._missing_key())

@@ -1,18 +1,28 @@
-"""Tell the user what a run does: a live view on a terminal, plain log lines elsewhere,
-a summary at the end, and query output when asked."""
+"""Stage 5: tell the user what a run does and did: a live view on a terminal, plain log
+lines elsewhere, a summary at the end, query output when asked, and the JSON run report
+(``--report``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
+from sqlrunner.execute.results import (
+    FAILED,
+    SKIPPED,
+    SUCCEEDED,
+    QueryResult,
+    RunResult,
+    TargetFailure,
+)
 from sqlrunner.plan import RunPlan, StepPlan
 from sqlrunner.render import RenderedQuery
-from sqlrunner.results import FAILED, SKIPPED, SUCCEEDED, QueryResult, RunResult, TargetFailure
 
 if TYPE_CHECKING:  # rich is imported only when a table or the live view is shown
     from rich.console import Console, Group
@@ -154,10 +164,8 @@ class LiveReporter:
         self._rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._failures: list[TargetFailure] = []
         self._live: Live | None = None
-        self._plan: RunPlan | None = None
 
     def run_started(self, plan: RunPlan) -> None:
-        self._plan = plan
         for target_plan in plan.targets:
             for step in target_plan.steps:
                 for query in step.queries:
@@ -268,3 +276,35 @@ def make_reporter(show_query_output: bool = False, live: bool | None = None) -> 
     if live:
         return LiveReporter(console, show_query_output)
     return PlainReporter(show_query_output=show_query_output)
+
+
+def query_record(result: QueryResult) -> dict[str, Any]:
+    """The JSON run report's record of one query."""
+    record = asdict(result)
+    record.pop("output")
+    record["seconds"] = round(result.seconds, 6)
+    return record
+
+
+def report_json(result: RunResult) -> dict[str, Any]:
+    """The JSON run report of a run."""
+    return {
+        "run_id": result.run_id,
+        "playbook": result.playbook,
+        "exit_code": result.exit_code,
+        "seconds": round(result.seconds, 6),
+        "interrupted": result.interrupted,
+        "timed_out": result.timed_out,
+        "lock_conflicts": [asdict(f) for f in result.lock_conflicts],
+        "resumed_from": result.resumed_from,
+        "target_failures": [asdict(f) for f in result.target_failures],
+        "unreachable": [asdict(f) for f in result.unreachable],
+        "queries": [query_record(q) for q in result.queries],
+    }
+
+
+def write_report(result: RunResult, path: str) -> None:
+    """Write the JSON run report of ``result`` to ``path``."""
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(report_json(result), handle, indent=2, default=str)
+        handle.write("\n")

@@ -2,15 +2,16 @@
 
 The server is, in order: ``SQLRUNNER_TEST_DSN`` if set; the machine's
 PostgreSQL on 127.0.0.1:5432 if it answers; otherwise the embedded server that
-``sqlrunner.embedded`` starts (the same one the CLI uses with no database).
+``sqlrunner.execute.embedded`` starts (the same one the CLI uses with no database).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 import pytest
@@ -44,7 +45,7 @@ def _find_server() -> str:
         for dsn in LOCAL_CANDIDATES:
             if _answers(dsn):
                 return dsn
-    from sqlrunner import embedded
+    from sqlrunner.execute import embedded
 
     return embedded.ensure_server()
 
@@ -100,11 +101,26 @@ def target_yaml(params: dict[str, str], name: str = "db", colon: bool = False) -
 
 
 class PlaybookDir:
-    """A temporary folder holding a playbook and its SQL files."""
+    """A temporary folder holding a playbook and its SQL files.
 
-    def __init__(self, root, params: dict[str, str]) -> None:
+    ``params`` are the connection fields of the playbook's default target: given, or
+    made on first use by ``make_params`` (the ``workdir`` fixture creates the test's
+    database only when a playbook targets it).
+    """
+
+    def __init__(self, root, params: dict[str, str] | None = None,
+                 make_params: Callable[[], dict[str, str]] | None = None) -> None:
         self.root = root
-        self.params = params
+        self._params = params
+        self._make_params = make_params
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The connection fields of the playbook's default target."""
+        if self._params is None:
+            assert self._make_params is not None, "a PlaybookDir without a target"
+            self._params = self._make_params()
+        return self._params
 
     def sql(self, name: str, text: str) -> str:
         """Write a SQL file under ``sql/``; returns its path relative to the playbook."""
@@ -136,11 +152,24 @@ class PlaybookDir:
         return "".join(out)
 
 
+NEVER_CREATED = "sqlrunner_test_never_created"
+
+
 @pytest.fixture
-def workdir(tmp_path, db_params, monkeypatch) -> PlaybookDir:
-    """A temporary playbook folder (the working directory) whose target is a fresh database."""
+def workdir(tmp_path, request, monkeypatch) -> PlaybookDir:
+    """A temporary playbook folder (the working directory) whose target is a fresh database,
+    created when a playbook first names it.
+
+    A test marked ``no_database`` never connects to it (it renders, validates, or runs
+    against another target): its target is a database on the test server that is never
+    created.
+    """
     monkeypatch.chdir(tmp_path)
-    return PlaybookDir(tmp_path, db_params)
+    if request.node.get_closest_marker("no_database"):
+        server = conninfo_to_dict(request.getfixturevalue("server_dsn"))
+        return PlaybookDir(tmp_path, {**{k: str(v) for k, v in server.items()},
+                                      "dbname": NEVER_CREATED})
+    return PlaybookDir(tmp_path, make_params=lambda: request.getfixturevalue("db_params"))
 
 
 @pytest.fixture(scope="module")
@@ -162,11 +191,22 @@ def fault_database(fault_server) -> str:
     return fault_server.create_database(f"sqlrunner_test_{uuid.uuid4().hex[:12]}")
 
 
-def query_one(dsn: str, sql: str):
-    """The first column of the first row of ``sql``."""
+def run_sql(dsn: str, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
+    """Run ``sql`` on the database at ``dsn``: the one way tests run SQL of their own.
+
+    One autocommit connection: a text of several statements runs as one implicit
+    transaction, as the runner sends a file. Returns the rows of its first result
+    (``[]`` when that returns none).
+    """
     with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(sql).fetchone()
-    return None if row is None else row[0]
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description is not None else []
+
+
+def query_one(dsn: str, sql: str, params: Sequence[Any] | None = None) -> Any:
+    """The first column of the first row of ``sql`` (None when there is no row)."""
+    rows = run_sql(dsn, sql, params)
+    return rows[0][0] if rows else None
 
 
 @pytest.fixture
@@ -177,7 +217,7 @@ def embedded_folder():
     import tempfile
     from pathlib import Path
 
-    from sqlrunner import embedded
+    from sqlrunner.execute import embedded
 
     folder = Path(tempfile.mkdtemp(prefix="sqlrunner-embedded-test-"))
     folder.chmod(0o711)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
+from conftest import run_sql
 from psycopg.conninfo import conninfo_to_dict
 
 STEPS = [["a"], ["b1", "b2", "b3"], ["c"], ["d1", "d2"], ["e"], ["f"]]
@@ -44,8 +45,7 @@ def write_playbook(folder: Path, dsn: str,
 
 def create_effects(dsn: str) -> None:
     """The table the queries write."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE effects (name text)")
+    run_sql(dsn, "CREATE TABLE effects (name text)")
 
 
 def effects(dsn: str) -> Counter:

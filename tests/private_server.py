@@ -38,7 +38,7 @@ def server_binaries() -> Path | None:
                     reverse=True)
     candidates = list(debian)
     try:
-        from sqlrunner import embedded
+        from sqlrunner.execute import embedded
 
         candidates.append(embedded._package_bin_dir())
     except Exception:  # noqa: BLE001 - no wheel: Debian's or nothing

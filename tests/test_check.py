@@ -9,15 +9,9 @@ import psycopg
 import pytest
 
 from sqlrunner import check
-from sqlrunner.check import (
-    Finding,
-    check_playbook,
-    check_sql,
-    runs_alone,
-    statements_that_must_run_alone,
-    transaction_shape,
-)
+from sqlrunner.check import Finding, check_playbook, check_sql
 from sqlrunner.cli import main as cli_main
+from sqlrunner.sqltext.shape import runs_alone, statements_that_must_run_alone, transaction_shape
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -384,7 +378,7 @@ def test_a_template_error_exits_5_with_its_location(tmp_path, capsys, monkeypatc
 
 
 def test_a_missing_playbook_exits_1(tmp_path, capsys):
-    assert check.main(["-p", str(tmp_path / "absent.yml")]) == 1
+    assert cli_main(["check", "-p", str(tmp_path / "absent.yml")]) == 1
     assert "playbook not found" in capsys.readouterr().err
 
 

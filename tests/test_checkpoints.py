@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from conftest import query_one
+from conftest import query_one, run_sql
 from private_server import private_server
 
 from sqlrunner.api import run_playbook
-from sqlrunner.checkpoints import CheckpointStore
-from sqlrunner.state import RunState, StateSettings
-from sqlrunner.targets import connection_for, target_from_dsn
+from sqlrunner.execute.checkpoints import CheckpointStore
+from sqlrunner.execute.state import RunState, StateSettings
+from sqlrunner.execute.targets import connection_for, target_from_dsn
 
 
 def _recorded(database: str, sql: str) -> dict | None:
@@ -27,8 +27,7 @@ def _recorded(database: str, sql: str) -> dict | None:
     try:
         text, after = state.checkpointed(sql, "step", "query", "q.sql", "digest")
         assert after is None
-        with psycopg.connect(database, autocommit=True) as conn:
-            conn.execute(text)
+        run_sql(database, text)
         recorded = query_one(database, "SELECT unlogged_tables FROM sqlrunner.run_queries")
     finally:
         state.close()
@@ -50,8 +49,7 @@ def _recorded(database: str, sql: str) -> dict | None:
     ("TRUNCATE kept; CREATE UNLOGGED TABLE work AS SELECT 1 AS x", None),
 ])
 def test_a_checkpoint_records_the_unlogged_tables_its_file_alone_built(database, sql, tables):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE kept (x int); CREATE UNLOGGED TABLE kept_unlogged (x int);"
+    run_sql(database, "CREATE TABLE kept (x int); CREATE UNLOGGED TABLE kept_unlogged (x int);"
                      "INSERT INTO kept_unlogged VALUES (1); CREATE TABLE old (x int)")
     recorded = _recorded(database, sql)
     assert (None if recorded is None else sorted(recorded)) == tables
@@ -62,27 +60,25 @@ def test_a_checkpoint_records_the_unlogged_tables_its_file_alone_built(database,
 
 def test_a_store_of_an_earlier_version_gets_the_new_column_and_keeps_its_runs(workdir,
                                                                           database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE log (step text)")
+    run_sql(database, "CREATE TABLE log (step text)")
     one = workdir.sql("one.sql", "INSERT INTO log VALUES ('one');")
     two = workdir.sql("two.sql", "INSERT INTO log VALUES ('two'); SELECT * FROM later;")
     playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)])))
     assert run_playbook(playbook, retries=0).exit_code == 6
-    with psycopg.connect(database, autocommit=True) as conn:
-        # The store as the first release made it: no column, no lock record tables.
-        conn.execute("ALTER TABLE sqlrunner.run_queries DROP COLUMN unlogged_tables; "
+    run_sql(database, "ALTER TABLE sqlrunner.run_queries DROP COLUMN unlogged_tables; "
                      "DROP TABLE sqlrunner.locks; DROP TABLE sqlrunner.run_backends; "
                      "CREATE TABLE later (x int)")
     resumed = run_playbook(playbook)
     assert resumed.exit_code == 0, resumed.errors
     assert resumed.resumed_from is not None
-    assert [r[0] for r in psycopg.connect(database).execute(
-        "SELECT step FROM log ORDER BY 1")] == ["one", "two"]
+    assert [r[0] for r in run_sql(database, "SELECT step FROM log ORDER BY 1")] == ["one", "two"]
     assert query_one(database, "SELECT count(*) FROM information_schema.columns WHERE "
                                "table_schema = 'sqlrunner' AND table_name = 'run_queries' "
                                "AND column_name = 'unlogged_tables'") == 1
 
 
+@pytest.mark.slow
+@pytest.mark.no_database
 def test_a_user_who_cannot_complete_an_administrators_store_still_runs(workdir):
     # A role of its own: on a private server (roles belong to the whole server).
     with private_server() as server:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import query_one, target_yaml
 
 from sqlrunner.cli import main
@@ -61,6 +62,7 @@ def test_from_step_starts_at_that_step(workdir, database):
     assert query_one(database, "SELECT to_regclass('two') IS NOT NULL") is True
 
 
+@pytest.mark.no_database
 def test_unknown_from_step_exits_5_and_names_the_steps(workdir, capsys):
     one = workdir.sql("one.sql", "SELECT 1;")
     playbook = workdir.playbook(workdir.steps(("first", [("one", one)])))
@@ -77,6 +79,7 @@ def test_run_query_runs_one_query_and_wins_over_from_step(workdir, database):
     assert query_one(database, "SELECT to_regclass('b') IS NULL") is True
 
 
+@pytest.mark.no_database
 def test_malformed_or_unknown_run_query_exits_5(workdir):
     a = workdir.sql("a.sql", "SELECT 1;")
     playbook = workdir.playbook(workdir.steps(("s1", [("a", a)])))
@@ -132,6 +135,7 @@ def test_dry_run_renders_and_checks_but_executes_nothing(workdir, database, caps
     assert query_one(database, "SELECT to_regclass('t') IS NULL") is True
 
 
+@pytest.mark.no_database
 def test_dry_run_without_a_database_still_validates(workdir, capsys):
     sql = workdir.sql("t.sql", "SELECT 1;")
     dead = {**workdir.params, "port": "1"}
@@ -158,6 +162,7 @@ def test_fill_templates_prints_queries_to_stderr_and_exits_8(workdir, database, 
     assert query_one(database, "SELECT to_regclass('t') IS NULL") is True
 
 
+@pytest.mark.no_database
 def test_fill_templates_json_gives_one_object_per_query(workdir, capsys):
     a = workdir.sql("a.sql", "SELECT 'a';")
     b = workdir.sql("b.sql", "SELECT 'b';")
@@ -168,6 +173,7 @@ def test_fill_templates_json_gives_one_object_per_query(workdir, capsys):
         ("db", "s", "a", "sql/a.sql", "SELECT 'a';"), ("db", "s", "b", "sql/b.sql", "SELECT 'b';")]
 
 
+@pytest.mark.no_database
 def test_a_password_is_never_printed(workdir, capsys):
     sql = workdir.sql("t.sql", "SELECT 'Sup3rSecret!' AS leaked;")
     params = {**workdir.params, "port": "1"}
@@ -183,7 +189,7 @@ def test_a_password_is_never_printed(workdir, capsys):
 
 
 def test_var_sets_variables_and_splits_sql_runner_lists(workdir):
-    from sqlrunner.cli import _parse_var
+    from sqlrunner.cli.options import parse_var as _parse_var
 
     assert _parse_var("a=1,b=2") == {"a": "1", "b": "2"}
     assert _parse_var("ids=1,2,3") == {"ids": "1,2,3"}
@@ -230,6 +236,7 @@ def test_check_lock_and_delete_lock(tmp_path):
     assert not lock.exists()
 
 
+@pytest.mark.no_database
 def test_lock_is_not_created_when_validation_fails(workdir, tmp_path):
     playbook = workdir.playbook(workdir.steps(("s", [("t", "sql/missing.sql")])))
     lock = tmp_path / "run.lock"
@@ -266,6 +273,7 @@ def test_bad_report_path_and_var_file_are_usage_errors_before_anything_runs(work
     assert query_one(database, "SELECT to_regclass('t') IS NULL") is True
 
 
+@pytest.mark.no_database
 def test_a_password_in_a_malformed_dsn_is_not_printed(workdir, capsys):
     sql = workdir.sql("t.sql", "SELECT 1;")
     playbook = workdir.playbook(workdir.steps(("s", [("t", sql)])))
@@ -273,6 +281,7 @@ def test_a_password_in_a_malformed_dsn_is_not_printed(workdir, capsys):
     assert "TopSecret1" not in capsys.readouterr().err
 
 
+@pytest.mark.no_database
 def test_fill_templates_masks_secret_variables_and_credentials(workdir, capsys):
     sql = workdir.sql("t.sql", "COPY x FROM 's3://b' CREDENTIALS "
                                "'aws_access_key_id=AK;aws_secret_access_key={{.aws_secret}}';\n"
@@ -284,6 +293,7 @@ def test_fill_templates_masks_secret_variables_and_credentials(workdir, capsys):
     assert "VerySecret123" not in err and "Hunter22" not in err and "********" in err
 
 
+@pytest.mark.no_database
 def test_dry_run_with_a_target_that_cannot_start_exits_5(workdir):
     sql = workdir.sql("t.sql", "SELECT 1;")
     playbook = workdir.playbook(workdir.steps(("s", [("t", sql)])),

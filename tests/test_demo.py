@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sqlrunner.cli import main
+
+pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
 
 
 def test_the_demo_models_every_batch_and_shows_the_tables(server_dsn, capsys, monkeypatch):

@@ -13,10 +13,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import run_sql
 from psycopg.conninfo import conninfo_to_dict
 
-from sqlrunner import embedded
 from sqlrunner.errors import TargetError
+from sqlrunner.execute import embedded
+
+pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
 
 IS_ROOT = os.geteuid() == 0
 
@@ -111,8 +114,7 @@ def test_second_call_reuses_the_running_server(shared_folder):
 
 def test_tables_survive_a_restart(shared_folder):
     dsn = embedded.ensure_server(shared_folder)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS kept; CREATE TABLE kept (n int); "
+    run_sql(dsn, "DROP TABLE IF EXISTS kept; CREATE TABLE kept (n int); "
                      "INSERT INTO kept VALUES (42)")
     embedded.stop_server(shared_folder)
     dsn = embedded.ensure_server(shared_folder)
@@ -162,7 +164,7 @@ def test_failed_start_reports_the_server_log(shared_folder):
 def test_two_processes_share_one_server_that_stops_when_the_last_leaves(folder):
     script = """
         import sys, psycopg
-        from sqlrunner import embedded
+        from sqlrunner.execute import embedded
         dsn = embedded.ensure_server(sys.argv[1])
         with psycopg.connect(dsn) as conn:
             print(conn.execute("SELECT pg_postmaster_start_time()").fetchone()[0], flush=True)
@@ -181,7 +183,7 @@ def test_two_processes_share_one_server_that_stops_when_the_last_leaves(folder):
 def test_keep_running_outlives_the_process_that_started_it(folder):
     script = """
         import sys
-        from sqlrunner import embedded
+        from sqlrunner.execute import embedded
         print(embedded.ensure_server(sys.argv[1], keep_running=True))
     """
     out, err = _python(script, str(folder)).communicate(timeout=60)

@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+import pytest
 from model_reference import derive
 
-from sqlrunner import embedded
 from sqlrunner.api import run_playbook
 from sqlrunner.cli import main
+from sqlrunner.execute import embedded
 from sqlrunner.generate.events import GeneratorConfig, as_dict, generate_events
 from sqlrunner.generate.load import load_generated
+
+pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,9 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from conftest import query_one, run_sql
 
+from sqlrunner.cli import main as cli_main
 from sqlrunner.generate import (
     COLUMN_DEFINITIONS,
     COLUMNS,
@@ -17,7 +19,6 @@ from sqlrunner.generate import (
     GeneratorConfig,
     generate_batches,
     generate_events,
-    main,
 )
 from sqlrunner.generate.events import as_dict
 from sqlrunner.generate.load import copy_rows, create_events_table, load_generated
@@ -194,22 +195,19 @@ def test_load_generated_commits_each_batch(database: str) -> None:
     report = load_generated(database, GeneratorConfig(events=900, seed=2, batches=3),
                             "snowplow_landing")
     assert (report.events, report.batches) == (900, 3)
-    with psycopg.connect(database) as conn:
-        counts = conn.execute("SELECT etl_tstamp, COUNT(*) FROM snowplow_landing.events "
-                              "GROUP BY 1 ORDER BY 1").fetchall()
+    counts = run_sql(database, "SELECT etl_tstamp, COUNT(*) FROM snowplow_landing.events "
+                              "GROUP BY 1 ORDER BY 1")
     assert [c for _, c in counts] == [300, 300, 300]
 
 
 def test_the_command_loads_landing(database: str, capsys: pytest.CaptureFixture) -> None:
-    assert main(["--events", "500", "--seed", "3", "--batches", "2", "--dsn", database,
-                 "--rate", "unusable=0.5"]) == 0
+    assert cli_main(["generate", "--events", "500", "--seed", "3", "--batches", "2",
+                     "--dsn", database, "--rate", "unusable=0.5"]) == 0
     assert "loaded 500 events in 2 batch(es) into snowplow_landing.events" in (
         capsys.readouterr().out)
-    with psycopg.connect(database) as conn:
-        unusable = conn.execute("SELECT COUNT(*) FROM snowplow_landing.events WHERE "
+    unusable = query_one(database, "SELECT COUNT(*) FROM snowplow_landing.events WHERE "
                                 "domain_userid IS NULL OR domain_userid = '' OR "
-                                "domain_sessionidx IS NULL OR dvce_created_tstamp IS NULL"
-                                ).fetchone()[0]
+                                "domain_sessionidx IS NULL OR dvce_created_tstamp IS NULL")
     assert unusable > 150
 
 
@@ -221,10 +219,11 @@ def test_the_command_loads_landing(database: str, capsys: pytest.CaptureFixture)
 ])
 def test_the_command_refuses_bad_arguments(argv: list[str], capsys: pytest.CaptureFixture
                                            ) -> None:
-    assert main([*argv, "--dsn", "host=/nonexistent"]) == 2
+    assert cli_main(["generate", *argv, "--dsn", "host=/nonexistent"]) == 2
     assert "error" in capsys.readouterr().err
 
 
 def test_the_command_reports_a_database_error(capsys: pytest.CaptureFixture) -> None:
-    assert main(["--events", "10", "--dsn", "host=127.0.0.1 port=1 connect_timeout=2"]) == 1
+    assert cli_main(["generate", "--events", "10",
+                     "--dsn", "host=127.0.0.1 port=1 connect_timeout=2"]) == 1
     assert capsys.readouterr().err

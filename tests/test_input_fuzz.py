@@ -8,11 +8,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sqlrunner.errors import SqlRunnerError
+from sqlrunner.functions import runner_functions
 from sqlrunner.playbook import QuerySpec, load_playbook
+from sqlrunner.playbook.yaml12 import load_yaml
 from sqlrunner.render import Renderer
 from sqlrunner.template import parse
-from sqlrunner.template_functions import runner_functions
-from sqlrunner.yaml12 import load_yaml
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -13,13 +13,14 @@ import os
 
 import psycopg
 import pytest
+from conftest import run_sql
 from test_runlock import _lock, as_redshift  # noqa: F401 - a fixture
 
-from sqlrunner import runlock
 from sqlrunner.api import run_playbook
-from sqlrunner.checkpoints import CheckpointStore
 from sqlrunner.errors import LockError
-from sqlrunner.execute import SilentReporter
+from sqlrunner.execute import runlock
+from sqlrunner.execute.checkpoints import CheckpointStore
+from sqlrunner.execute.executor import SilentReporter
 
 
 def _terminate(database: str, pid: int) -> None:
@@ -69,11 +70,10 @@ class TakeOverBefore(SilentReporter):
     def step_started(self, target: str, step) -> None:
         if step.name != self.step:
             return
-        with psycopg.connect(self.database, autocommit=True) as admin:
-            [(holder,)] = admin.execute(
-                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND mode = 'ExclusiveLock' AND database = "
-                "(SELECT oid FROM pg_database WHERE datname = current_database())").fetchall()
+        [(holder,)] = run_sql(
+            self.database, "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND mode = 'ExclusiveLock' AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())")
         _terminate(self.database, holder)
         store = CheckpointStore(psycopg.connect(self.database, autocommit=True))
         self.heir = runlock.RunLock(store, "postgres", os.path.realpath(self.playbook), target,
@@ -92,8 +92,7 @@ def test_a_run_whose_lock_was_taken_over_runs_nothing_more(workdir, database, st
                                                            done_before):
     # Before the first step every query needs a new connection (only enlist can stop it);
     # between steps one reuses the first step's connection, which the heir terminated.
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE done (query text)")
+    run_sql(database, "CREATE TABLE done (query text)")
     first = workdir.sql("first.sql", "INSERT INTO done VALUES ('first');")
     later = [(name, workdir.sql(f"{name}.sql", f"INSERT INTO done VALUES ('{name}');"))
              for name in ("second_a", "second_b", "second_c")]

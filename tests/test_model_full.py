@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import model_reference as reference
 import psycopg
 import pytest
-from conftest import new_database
+from conftest import new_database, run_sql
 from private_server import private_server
 from psycopg.rows import dict_row
 
@@ -30,6 +30,8 @@ from sqlrunner.api import run_playbook
 from sqlrunner.generate import COLUMN_DEFINITIONS, COLUMNS, EventRates, GeneratorConfig
 from sqlrunner.generate.events import as_dict, generate_events
 from sqlrunner.generate.load import copy_rows, create_events_table
+
+pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FULL = os.path.join(ROOT, "playbooks", "full.yml")
@@ -497,12 +499,10 @@ def test_the_commit_rebuilds_the_indexes_setup_creates(database: str) -> None:
     query = ("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'derived' "
              "ORDER BY 1")
     run_full(database)
-    with psycopg.connect(database) as conn:
-        after_first = conn.execute(query).fetchall()
+    after_first = run_sql(database, query)
     load(database, [event("page_view", 0)])
     run_full(database)
-    with psycopg.connect(database) as conn:
-        after_second = conn.execute(query).fetchall()
+    after_second = run_sql(database, query)
     assert {name for name, _ in after_first} == declared
     assert after_second == after_first
 

@@ -49,6 +49,8 @@ from sqlrunner.cli import main
 from sqlrunner.generate import COLUMNS, GeneratorConfig, generate_batches
 from sqlrunner.generate.events import as_dict
 
+pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLAYBOOKS = os.path.join(ROOT, "playbooks")
 INCREMENTAL = os.path.join(PLAYBOOKS, "incremental.yml")

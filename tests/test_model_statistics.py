@@ -42,6 +42,8 @@ from test_model_incremental import (
 
 from bench.table_statistics import disable_autovacuum
 
+pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
+
 # The durable tables the incremental run reads, and the columns its plans rely on.
 READ_TABLES = {
     "atomic.events": ("event_id", "domain_userid", "domain_sessionidx", "dvce_created_tstamp"),

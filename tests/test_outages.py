@@ -21,6 +21,8 @@ from effects_playbook import (
     write_playbook,
 )
 
+pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
+
 
 @pytest.fixture
 def target(fault_database: str) -> str:

@@ -158,7 +158,7 @@ def test_a_query_group_of_one_query_is_set_before_it_and_restored_after(tmp_path
 def test_libyaml_and_pure_python_parsers_load_the_same_values_and_lines():
     import yaml
 
-    from sqlrunner.yaml12 import FastYaml12Loader, Yaml12Loader
+    from sqlrunner.playbook.yaml12 import FastYaml12Loader, Yaml12Loader
 
     assert issubclass(FastYaml12Loader, yaml.CSafeLoader), "PyYAML wheels ship libyaml"
     text = strip_colon_keys(COLON_PLAYBOOK) + "extra: {a: [0x1f, 0o17, .inf, ~, 'x']}\n"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 from private_server import private_server
+
+pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
 
 
 def test_a_private_server_survives_a_restart_and_a_crash_with_its_committed_rows():

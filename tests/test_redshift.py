@@ -9,18 +9,20 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from sqlrunner import redshift
 from sqlrunner.errors import TargetError
-from sqlrunner.playbook import TargetSpec
-from sqlrunner.redshift import (
+from sqlrunner.execute import connect_options as redshift
+from sqlrunner.execute.connect_options import (
     IamCredentials,
     iam_credentials,
     iam_settings,
+    settings_for,
+    tls_parameters,
+)
+from sqlrunner.playbook import TargetSpec
+from sqlrunner.sqltext.session import (
     query_session_statements,
     quote_literal,
     session_statements,
-    settings_for,
-    tls_parameters,
 )
 
 try:

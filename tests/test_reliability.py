@@ -11,7 +11,7 @@ import time
 
 import psycopg
 import pytest
-from conftest import query_one
+from conftest import query_one, run_sql
 
 from sqlrunner.api import run_playbook
 from sqlrunner.cli import main
@@ -19,8 +19,7 @@ from sqlrunner.cli import main
 
 def _steps_log(workdir, database, count: int = 3, sleep: float = 0.0) -> str:
     """A playbook of ``count`` steps; each appends its name to ``log`` once."""
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE log (step text, at timestamptz DEFAULT clock_timestamp())")
+    run_sql(database, "CREATE TABLE log (step text, at timestamptz DEFAULT clock_timestamp())")
     steps = []
     for i in range(1, count + 1):
         nap = f"SELECT pg_sleep({sleep});\n" if sleep else ""
@@ -35,8 +34,7 @@ def _log(database: str) -> list[str]:
 
 
 def test_resumes_from_the_first_unfinished_query(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE log (step text)")
+    run_sql(database, "CREATE TABLE log (step text)")
     one = workdir.sql("one.sql", "INSERT INTO log VALUES ('one');")
     two = workdir.sql("two.sql", "INSERT INTO log VALUES ('two'); INSERT INTO later VALUES (1);")
     three = workdir.sql("three.sql", "INSERT INTO log VALUES ('three');")
@@ -44,8 +42,7 @@ def test_resumes_from_the_first_unfinished_query(workdir, database):
                                               ("c", [("three", three)])))
     first = run_playbook(playbook, retries=0)
     assert first.exit_code == 6
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE later (x int)")
+    run_sql(database, "CREATE TABLE later (x int)")
     second = run_playbook(playbook)
     assert second.exit_code == 0, second.errors
     assert second.resumed_from == first.run_id
@@ -63,7 +60,7 @@ def test_resumes_from_the_first_unfinished_query(workdir, database):
 ])
 def test_only_a_file_that_wrote_something_waits_for_its_commit_to_be_flushed(database, sql,
                                                                             flushed):
-    from sqlrunner.checkpoints import CheckpointStore
+    from sqlrunner.execute.checkpoints import CheckpointStore
 
     with psycopg.connect(database, autocommit=True) as conn:
         store = CheckpointStore(conn)
@@ -84,8 +81,8 @@ def test_where_a_query_can_write_to_another_server_every_checkpoint_waits_for_th
     # would look read-only, and a crash could lose its checkpoint and apply it twice.
     from datetime import UTC, datetime
 
-    from sqlrunner.state import RunState, StateSettings
-    from sqlrunner.targets import connection_for, target_from_dsn
+    from sqlrunner.execute.state import RunState, StateSettings
+    from sqlrunner.execute.targets import connection_for, target_from_dsn
 
     if extension is not None:
         with psycopg.connect(database, autocommit=True) as conn:
@@ -104,8 +101,7 @@ def test_where_a_query_can_write_to_another_server_every_checkpoint_waits_for_th
 
 
 def test_a_read_only_step_is_checkpointed_and_skipped_on_resume(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE log (step text)")
+    run_sql(database, "CREATE TABLE log (step text)")
     one = workdir.sql("one.sql", "INSERT INTO log VALUES ('one');")
     check = workdir.sql("check.sql", "SELECT count(*) FROM log;")
     two = workdir.sql("two.sql", "INSERT INTO log VALUES ('two'); INSERT INTO later VALUES (1);")
@@ -113,8 +109,7 @@ def test_a_read_only_step_is_checkpointed_and_skipped_on_resume(workdir, databas
                                               ("c", [("two", two)])))
     first = run_playbook(playbook, retries=0)
     assert first.exit_code == 6
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE later (x int)")
+    run_sql(database, "CREATE TABLE later (x int)")
     second = run_playbook(playbook)
     assert [(q.query, q.status) for q in second.queries] == [
         ("one", "skipped"), ("check", "skipped"), ("two", "succeeded")]
@@ -129,8 +124,7 @@ def test_a_finished_run_is_not_resumed(workdir, database):
 
 
 def test_a_query_whose_sql_changed_runs_again_on_resume(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE log (step text)")
+    run_sql(database, "CREATE TABLE log (step text)")
     one = workdir.sql("one.sql", "INSERT INTO log VALUES ('one');")
     two = workdir.sql("two.sql", "SELECT 1/0;")
     playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)])))
@@ -143,14 +137,12 @@ def test_a_query_whose_sql_changed_runs_again_on_resume(workdir, database):
 
 
 def test_restart_ignores_the_unfinished_run(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE log (step text)")
+    run_sql(database, "CREATE TABLE log (step text)")
     one = workdir.sql("one.sql", "INSERT INTO log VALUES ('one');")
     two = workdir.sql("two.sql", "SELECT * FROM missing_table;")
     playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)])))
     assert run_playbook(playbook, retries=0).exit_code == 6
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE missing_table (x int)")
+    run_sql(database, "CREATE TABLE missing_table (x int)")
     assert main(["-p", playbook, "--restart", "--progress", "plain"]) == 0
     assert query_one(database, "SELECT count(*) FROM log") == 2
     statuses = query_one(database, "SELECT string_agg(status, ',' ORDER BY started_at) "
@@ -159,8 +151,7 @@ def test_restart_ignores_the_unfinished_run(workdir, database):
 
 
 def test_a_resumed_run_renders_with_the_original_run_id(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE ids (run_id text)")
+    run_sql(database, "CREATE TABLE ids (run_id text)")
     one = workdir.sql("one.sql", "INSERT INTO ids VALUES ('{{.run_id}}');")
     two = workdir.sql("two.sql", "INSERT INTO ids VALUES ('{{.run_id}}'); SELECT {{.divisor}};")
     playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)]),
@@ -173,8 +164,7 @@ def test_a_resumed_run_renders_with_the_original_run_id(workdir, database):
 
 @pytest.mark.parametrize("sqlstate", ["08006", "57P01", "53300", "40001", "40P01", "55P03"])
 def test_transient_errors_are_retried_and_counted(workdir, database, sqlstate):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE SEQUENCE tries; CREATE TABLE t (x int)")
+    run_sql(database, "CREATE SEQUENCE tries; CREATE TABLE t (x int)")
     flaky = workdir.sql("flaky.sql", f"""
         INSERT INTO t VALUES (1);
         DO $$ BEGIN
@@ -191,8 +181,7 @@ def test_transient_errors_are_retried_and_counted(workdir, database, sqlstate):
 
 
 def test_retries_run_out(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE SEQUENCE tries")
+    run_sql(database, "CREATE SEQUENCE tries")
     flaky = workdir.sql("flaky.sql", """
         DO $$ BEGIN
           PERFORM nextval('tries');
@@ -215,8 +204,7 @@ def test_syntax_and_data_errors_are_never_retried(workdir, database):
 
 
 def test_retry_settings_come_from_query_then_target_then_playbook(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE SEQUENCE tries")
+    run_sql(database, "CREATE SEQUENCE tries")
     flaky = workdir.sql("flaky.sql", "DO $$ BEGIN PERFORM nextval('tries'); RAISE EXCEPTION "
                                      "'x' USING ERRCODE = 'lock_not_available'; END $$;")
     steps = ("  - name: s\n    queries:\n      - name: flaky\n        file: " + flaky +
@@ -229,8 +217,7 @@ def test_retry_settings_come_from_query_then_target_then_playbook(workdir, datab
 
 
 def test_a_terminated_backend_is_retried_on_a_fresh_connection_once(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (x int)")
+    run_sql(database, "CREATE TABLE t (x int)")
     slow = workdir.sql("slow.sql", "INSERT INTO t VALUES (1); SELECT pg_sleep(1.5);")
     playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
     proc = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook,
@@ -266,6 +253,7 @@ def _running(playbook: str, cwd, database: str, fragment: str) -> subprocess.Pop
     return proc
 
 
+@pytest.mark.slow
 def test_a_second_run_of_the_same_playbook_exits_3_and_names_the_holder(workdir, database):
     slow = workdir.sql("slow.sql", "SELECT pg_sleep(2);")
     playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
@@ -298,8 +286,7 @@ def test_copies_of_a_playbook_in_two_folders_are_one_writer(workdir, database):
 
 
 def test_playbooks_that_declare_one_lock_are_one_writer(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE log (step text, at timestamptz DEFAULT clock_timestamp())")
+    run_sql(database, "CREATE TABLE log (step text, at timestamptz DEFAULT clock_timestamp())")
     slow = workdir.sql("slow.sql", "INSERT INTO log (step) VALUES ('slow');\n"
                                    "SELECT pg_sleep(2);\n"
                                    "INSERT INTO log (step) VALUES ('slow done');")
@@ -390,8 +377,7 @@ def test_a_killed_runner_is_resumed_without_applying_any_query_twice(workdir, da
 
 
 def test_status_shows_recent_runs_and_where_a_failed_one_stopped(workdir, database, capsys):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE log (step text)")
+    run_sql(database, "CREATE TABLE log (step text)")
     one = workdir.sql("one.sql", "INSERT INTO log VALUES ('one');")
     two = workdir.sql("two.sql", "SELECT * FROM not_yet;")
     playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("two", two)])))
@@ -405,8 +391,7 @@ def test_status_shows_recent_runs_and_where_a_failed_one_stopped(workdir, databa
 
 
 def test_resume_runs_every_step_after_the_first_one_with_work_left(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE staged (batch int); CREATE TABLE published (batch int)")
+    run_sql(database, "CREATE TABLE staged (batch int); CREATE TABLE published (batch int)")
     stage = workdir.sql("stage.sql", "DELETE FROM staged; INSERT INTO staged VALUES ({{.batch}});")
     publish = workdir.sql("publish.sql", "INSERT INTO published SELECT batch FROM staged;")
     tail = workdir.sql("tail.sql", "SELECT * FROM {{.tail_table}};")
@@ -424,15 +409,13 @@ def test_resume_runs_every_step_after_the_first_one_with_work_left(workdir, data
 
 
 def test_a_successful_partial_run_closes_the_unfinished_full_run(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE out (x int)")
+    run_sql(database, "CREATE TABLE out (x int)")
     first = workdir.sql("first.sql", "INSERT INTO out VALUES (1);")
     last = workdir.sql("last.sql", "INSERT INTO out SELECT 100 FROM later;")
     playbook = workdir.playbook(workdir.steps(("first", [("first", first)]),
                                               ("last", [("last", last)])))
     assert run_playbook(playbook, retries=0).exit_code == 6
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE later AS SELECT 1")
+    run_sql(database, "CREATE TABLE later AS SELECT 1")
     assert run_playbook(playbook, from_step="last").exit_code == 0
     # The job was finished by hand: the next full run is a new run, not a resume.
     again = run_playbook(playbook)
@@ -453,8 +436,7 @@ def test_an_error_outside_a_query_fails_the_target_without_a_traceback(workdir, 
 
 def test_a_file_that_leaves_a_transaction_open_fails_and_its_work_is_undone(workdir,
                                                                              database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (x int)")
+    run_sql(database, "CREATE TABLE t (x int)")
     open_tx = workdir.sql("open.sql", "BEGIN; INSERT INTO t VALUES (1);")
     playbook = workdir.playbook(workdir.steps(("s", [("open", open_tx)])))
     result = run_playbook(playbook)
@@ -477,8 +459,7 @@ def test_a_failed_querys_timeout_does_not_leak_into_the_next_query(workdir, data
 
 
 def test_an_interrupt_during_a_retry_wait_sends_nothing_more(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE SEQUENCE tries")
+    run_sql(database, "CREATE SEQUENCE tries")
     flaky = workdir.sql("flaky.sql", "DO $$ BEGIN PERFORM nextval('tries'); RAISE EXCEPTION "
                                      "'x' USING ERRCODE = 'serialization_failure'; END $$;")
     playbook = workdir.playbook(workdir.steps(("s", [("flaky", flaky)])))
@@ -499,9 +480,9 @@ def test_an_interrupt_during_a_retry_wait_sends_nothing_more(workdir, database):
     assert query_one(database, "SELECT last_value FROM tries") == 1
 
 
+@pytest.mark.slow
 def test_a_run_that_lost_its_lock_connection_never_applies_work_twice(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE log (step text)")
+    run_sql(database, "CREATE TABLE log (step text)")
     # Long enough for the second run to start and take the lock while "one" still runs
     # (a run that finds the lock free when it reconnects goes on, and then it is done).
     one = workdir.sql("one.sql", "SELECT pg_sleep(5); INSERT INTO log VALUES ('one');")

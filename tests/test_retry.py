@@ -1,4 +1,4 @@
-"""The retry rules of sqlrunner/retry.py, one row per SQLSTATE or message they decide on.
+"""The retry rules of sqlrunner/execute/retry.py, one row per SQLSTATE or message they decide on.
 
 Each SQLSTATE row is checked twice: on psycopg's own exception class for the code
 (``psycopg.errors.lookup``), and on the error a real server sends when a statement raises
@@ -15,13 +15,13 @@ from dataclasses import replace
 
 import psycopg
 import pytest
-from conftest import query_one
+from conftest import query_one, run_sql
 from private_server import free_port, private_server
 
 from sqlrunner.api import run_playbook
+from sqlrunner.execute.retry import ConnectFailed, is_connection_loss, is_transient
+from sqlrunner.execute.targets import connect, connection_for, target_from_dsn
 from sqlrunner.playbook import TargetSpec
-from sqlrunner.retry import ConnectFailed, is_connection_loss, is_transient
-from sqlrunner.targets import connect, connection_for, target_from_dsn
 
 RETRIED, NEVER = True, False
 
@@ -243,6 +243,7 @@ def test_a_terminated_backend_is_a_transient_connection_loss(database):
     assert is_transient(err) and is_connection_loss(err)
 
 
+@pytest.mark.slow
 def test_a_crashed_server_is_a_transient_connection_loss_then_refuses_until_restarted():
     with private_server() as server:
         conn = psycopg.connect(server.dsn(), autocommit=True)
@@ -262,8 +263,7 @@ def test_a_crashed_server_is_a_transient_connection_loss_then_refuses_until_rest
 @pytest.mark.parametrize("sqlstate", ["42P01", "22012", "23505", "0A000", "25P02", "57014",
                                       "XX000"])
 def test_a_run_never_retries_an_error_that_would_come_again(workdir, database, sqlstate):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE SEQUENCE tries")
+    run_sql(database, "CREATE SEQUENCE tries")
     failing = workdir.sql("failing.sql", "DO $$ BEGIN PERFORM nextval('tries'); RAISE "
                                          f"EXCEPTION 'final' USING ERRCODE = '{sqlstate}'; "
                                          "END $$;")

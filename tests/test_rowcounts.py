@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from sqlrunner.cli import main
-from sqlrunner.rowcounts import CHUNK_ROWS, NO_COPY_IN, can_drop_rows, send_counting_rows
+from sqlrunner.execute.rowcounts import CHUNK_ROWS, NO_COPY_IN, can_drop_rows, send_counting_rows
 
 pytestmark = pytest.mark.skipif(not can_drop_rows(), reason="libpq older than 17")
 
@@ -83,6 +83,7 @@ SLOW_COPY = ("COPY (SELECT repeat('x', 20000), pg_sleep(2) FROM generate_series(
              "TO STDOUT")
 
 
+@pytest.mark.slow
 def test_other_threads_keep_running_while_a_copy_to_stdout_is_dropped(database):
     ticks: list[float] = []
     stop = threading.Event()

@@ -7,7 +7,7 @@ import time
 
 import psycopg
 import pytest
-from conftest import query_one, target_yaml
+from conftest import query_one, run_sql, target_yaml
 
 from sqlrunner.api import run_playbook
 from sqlrunner.cli import main
@@ -25,8 +25,7 @@ def test_runs_steps_in_order_and_counts_rows(workdir, database):
 
 
 def test_queries_of_a_step_run_at_the_same_time(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE spans (q text, started timestamptz, ended timestamptz)")
+    run_sql(database, "CREATE TABLE spans (q text, started timestamptz, ended timestamptz)")
     body = ("INSERT INTO spans SELECT '{q}', clock_timestamp(), NULL;"
             "SELECT pg_sleep(0.4);"
             "UPDATE spans SET ended = clock_timestamp() WHERE q = '{q}';")
@@ -38,8 +37,7 @@ def test_queries_of_a_step_run_at_the_same_time(workdir, database):
 
 
 def test_max_parallel_one_runs_a_step_in_series(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE spans (q text, started timestamptz, ended timestamptz)")
+    run_sql(database, "CREATE TABLE spans (q text, started timestamptz, ended timestamptz)")
     body = ("INSERT INTO spans SELECT '{q}', clock_timestamp(), NULL;"
             "SELECT pg_sleep(0.2);"
             "UPDATE spans SET ended = clock_timestamp() WHERE q = '{q}';")
@@ -50,8 +48,7 @@ def test_max_parallel_one_runs_a_step_in_series(workdir, database):
 
 
 def test_a_file_is_one_implicit_transaction(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (x int)")
+    run_sql(database, "CREATE TABLE t (x int)")
     bad = workdir.sql("bad.sql", "INSERT INTO t VALUES (1);\nINSERT INTO missing VALUES (2);\n")
     result = run_playbook(workdir.playbook(workdir.steps(("load", [("bad", bad)]))))
     assert result.exit_code == 6
@@ -59,8 +56,7 @@ def test_a_file_is_one_implicit_transaction(workdir, database):
 
 
 def test_a_file_with_its_own_transactions_keeps_them(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE t (x int)")
+    run_sql(database, "CREATE TABLE t (x int)")
     sql = workdir.sql("own.sql", "BEGIN; INSERT INTO t VALUES (1); COMMIT;\nSELECT 1/0;\n")
     result = run_playbook(workdir.playbook(workdir.steps(("load", [("own", sql)]))))
     assert result.exit_code == 6
@@ -68,8 +64,7 @@ def test_a_file_with_its_own_transactions_keeps_them(workdir, database):
 
 
 def test_target_stops_after_the_failing_step_but_siblings_finish(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE done (q text)")
+    run_sql(database, "CREATE TABLE done (q text)")
     slow = workdir.sql("slow.sql", "SELECT pg_sleep(0.3); INSERT INTO done VALUES ('slow');")
     bad = workdir.sql("bad.sql", "SELECT * FROM nowhere;")
     later = workdir.sql("later.sql", "INSERT INTO done VALUES ('later');")
@@ -97,8 +92,7 @@ def test_a_database_error_names_file_line_column_and_shows_a_caret(workdir, caps
 def test_two_targets_run_in_parallel_and_each_gets_the_work(workdir, database, server_dsn,
                                                              db_params):
     other = "sqlrunner_test_second_" + db_params["dbname"][-12:]
-    with psycopg.connect(server_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{other}"')
+    run_sql(server_dsn, f'CREATE DATABASE "{other}"')
     try:
         sql = workdir.sql("t.sql", "CREATE TABLE t AS SELECT current_database() AS db;")
         targets = target_yaml(workdir.params, "first") + target_yaml(
@@ -111,8 +105,7 @@ def test_two_targets_run_in_parallel_and_each_gets_the_work(workdir, database, s
         other_dsn = database.replace(workdir.params["dbname"], other)
         assert query_one(other_dsn, "SELECT db FROM t") == other
     finally:
-        with psycopg.connect(server_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
+        run_sql(server_dsn, f'DROP DATABASE IF EXISTS "{other}" WITH (FORCE)')
 
 
 def test_one_target_failing_to_start_does_not_stop_the_other(workdir, database):
@@ -134,6 +127,7 @@ def test_target_and_query_failures_together_exit_7(workdir):
     assert result.exit_code == 7
 
 
+@pytest.mark.no_database
 @pytest.mark.parametrize("checkpoints", [[], ["--no-checkpoints"]])
 def test_an_unreachable_database_is_retried_then_reported_once_with_exit_6(workdir, capsys,
                                                                         checkpoints):
@@ -158,6 +152,7 @@ def test_an_unreachable_database_is_retried_then_reported_once_with_exit_6(workd
     assert written["unreachable"][0]["target"] == "dead"
 
 
+@pytest.mark.no_database
 def test_a_database_that_does_not_exist_is_not_waited_for(workdir, capsys):
     sql = workdir.sql("t.sql", "SELECT 1;")
     missing = {**workdir.params, "dbname": "sqlrunner_no_such_database"}

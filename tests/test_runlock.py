@@ -8,9 +8,9 @@ import time
 import psycopg
 import pytest
 
-from sqlrunner import runlock
-from sqlrunner.checkpoints import CheckpointStore
 from sqlrunner.errors import LockError
+from sqlrunner.execute import runlock
+from sqlrunner.execute.checkpoints import CheckpointStore
 
 
 @pytest.fixture

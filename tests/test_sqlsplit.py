@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sqlrunner.sqlsplit import LineIndex, split_statements
+from sqlrunner.sqltext.split import LineIndex, split_statements
 
 
 def texts(sql: str, **options) -> list[str]:

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from sqlrunner.template import MissingKey, parse
-from sqlrunner.template.gofmt import format_float, quote, sprintf
+from sqlrunner.template.fmt import sprintf
+from sqlrunner.template.strconv import format_float, quote
 from sqlrunner.template.values import GoInt
 
 

@@ -10,8 +10,8 @@ import yaml
 from test_template import WEB_MODEL_SQL
 
 from sqlrunner.errors import TemplateError
+from sqlrunner.functions import runner_functions
 from sqlrunner.template import MissingKey, SourceMap, parse
-from sqlrunner.template_functions import runner_functions
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PlaybookDir, target_yaml
+from conftest import PlaybookDir, run_sql, target_yaml
 from private_server import PrivateServer, private_server
 
 from sqlrunner.api import run_playbook
+
+pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
 
 SERVER_NAME = "localhost"  # the name in the server's certificate
 OTHER_NAME = "127.0.0.1"  # the same server, by a name its certificate does not hold
@@ -91,8 +93,7 @@ def database_name(tls_server: PrivateServer) -> Iterator[str]:
     name = f"tls_{uuid.uuid4().hex[:12]}"
     tls_server.create_database(name)
     yield name
-    with psycopg.connect(tls_server.dsn(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    run_sql(tls_server.dsn(), f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(autouse=True)

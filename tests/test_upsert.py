@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from conftest import query_one
+from conftest import query_one, run_sql
 
 from sqlrunner.api import run_playbook
 from sqlrunner.errors import PlaybookError
@@ -17,11 +17,6 @@ def _upsert_playbook(workdir, select: str, upsert: str) -> str:
         "\n        template: true\n        upsert:\n" + upsert)
 
 
-def _rows(dsn: str, sql: str) -> list[tuple]:
-    with psycopg.connect(dsn) as conn:
-        return [tuple(r) for r in conn.execute(sql)]
-
-
 def test_upsert_creates_the_table_then_replaces_rows_by_key(workdir, database):
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA d; CREATE TABLE src (k int, v text)")
@@ -31,10 +26,9 @@ def test_upsert_creates_the_table_then_replaces_rows_by_key(workdir, database):
     first = run_playbook(playbook, {"schema": "d"})
     assert first.exit_code == 0, first.errors
     assert first.queries[0].rows == 2
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("DELETE FROM src; INSERT INTO src VALUES (2, 'B'), (3, 'c')")
+    run_sql(database, "DELETE FROM src; INSERT INTO src VALUES (2, 'B'), (3, 'c')")
     assert run_playbook(playbook, {"schema": "d"}).exit_code == 0
-    assert _rows(database, "SELECT k, v FROM d.merged ORDER BY k") == [
+    assert run_sql(database, "SELECT k, v FROM d.merged ORDER BY k") == [
         (1, "a"), (2, "B"), (3, "c")]
 
 
@@ -51,7 +45,7 @@ def test_upsert_by_composite_key_within_a_date_window(workdir, database):
         "          table: public.merged\n          key: [a, b]\n          date_key: day\n"
         "          lookback_days: 3\n")
     assert run_playbook(playbook).exit_code == 0
-    assert _rows(database, "SELECT a, b, day::text, n FROM merged ORDER BY day, b") == [
+    assert run_sql(database, "SELECT a, b, day::text, n FROM merged ORDER BY day, b") == [
         (1, 1, "2024-01-01", 0), (1, 1, "2024-03-10", 5), (1, 2, "2024-03-10", 6)]
 
 
@@ -67,14 +61,14 @@ def test_a_failing_upsert_changes_nothing_and_points_into_the_select(workdir, da
     assert query_one(database, "SELECT count(*) FROM merged") == 1
 
 
+@pytest.mark.no_database
 def test_upsert_settings_are_validated_with_the_playbook(workdir):
     with pytest.raises(PlaybookError, match="upsert needs 'key'"):
         run_playbook(_upsert_playbook(workdir, "SELECT 1", "          table: public.x\n"))
 
 
 def test_a_step_skips_itself_when_its_table_is_empty(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE TABLE batch (x int); CREATE TABLE out (x int)")
+    run_sql(database, "CREATE TABLE batch (x int); CREATE TABLE out (x int)")
     work = workdir.sql("work.sql", "INSERT INTO out SELECT x FROM batch;")
     playbook = workdir.playbook("  - name: model\n    skip_if_empty: public.batch\n"
                                 "    queries:\n      - name: work\n        file: " + work + "\n")
@@ -82,8 +76,7 @@ def test_a_step_skips_itself_when_its_table_is_empty(workdir, database):
     assert empty.exit_code == 0
     assert empty.queries[0].status == "skipped"
     assert empty.queries[0].note == "public.batch has no rows"
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("INSERT INTO batch VALUES (7)")
+    run_sql(database, "INSERT INTO batch VALUES (7)")
     assert run_playbook(playbook).queries[0].status == "succeeded"
     assert query_one(database, "SELECT x FROM out") == 7
 
@@ -102,6 +95,7 @@ def test_a_step_for_other_engines_is_left_out_of_a_targets_plan(workdir, databas
     assert query_one(database, "SELECT to_regclass('made_here') IS NOT NULL") is True
 
 
+@pytest.mark.no_database
 def test_only_on_names_real_engines(workdir):
     made = workdir.sql("made.sql", "SELECT 1;")
     playbook = workdir.playbook("  - name: s\n    only_on: oracle\n    queries:\n"
@@ -111,8 +105,7 @@ def test_only_on_names_real_engines(workdir):
 
 
 def test_playbook_variables_reach_step_settings_without_escaping(workdir, database):
-    with psycopg.connect(database, autocommit=True) as conn:
-        conn.execute("CREATE SCHEMA work; CREATE TABLE work.batch (x int)")
+    run_sql(database, "CREATE SCHEMA work; CREATE TABLE work.batch (x int)")
     sql = workdir.sql("t.sql", "SELECT 1;")
     playbook = workdir.playbook(
         "  - name: s\n    skip_if_empty: '{{.scratch}}.batch'\n    queries:\n"

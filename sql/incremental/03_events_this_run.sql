@@ -10,7 +10,7 @@
 --   page_view_id                       the event_id of the page view a page_view or
 --                                      page_ping event belongs to (NULL for other events
 --                                      and for pings before the session's first page view)
--- and the model's own positions, which sql/full/03 to 07 build the derived tables from:
+-- and the model's own positions, which sql/model/03 to 07 build the derived tables from:
 --   event_in_session_index, session_event_count, page_view_in_session_index, and on each
 --   session's last event only (NULL on the others) session_start_tstamp,
 --   session_end_tstamp, max_etl_tstamp, first_event_id, first_event_collector_tstamp,

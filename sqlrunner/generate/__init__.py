@@ -1,6 +1,5 @@
 """Synthetic Snowplow web events for tests and benchmarks: generate them, load them with COPY."""
 
-from sqlrunner.generate.cli import main
 from sqlrunner.generate.columns import COLUMN_DEFINITIONS, COLUMNS
 from sqlrunner.generate.events import (
     Batch,
@@ -18,5 +17,4 @@ __all__ = [
     "GeneratorConfig",
     "generate_batches",
     "generate_events",
-    "main",
 ]

@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlrunner.template import evaluate
+from sqlrunner.template.builtins import Function, function_table
 from sqlrunner.template.evaluate import MissingKey
-from sqlrunner.template.functions import Function, function_table
 from sqlrunner.template.nodes import ListNode
 from sqlrunner.template.parser import parse_trees
 from sqlrunner.template.sourcemap import SourceMap
@@ -86,7 +86,7 @@ class Template:
         """Render the template ``name`` defined in this text (Go's ``ExecuteTemplate``)."""
         if name not in self._trees:
             from sqlrunner.errors import TemplateError
-            from sqlrunner.template.gofmt import quote
+            from sqlrunner.template.strconv import quote
 
             raise TemplateError(
                 f"no template {quote(name)} associated with template {quote(self.name)}")

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlrunner.errors import TemplateError
-from sqlrunner.template import functions as fn
-from sqlrunner.template.gofmt import format_float, format_value, quote
+from sqlrunner.template import builtins as fn
+from sqlrunner.template.fmt import format_value
 from sqlrunner.template.nodes import (
     ActionNode,
     BoolNode,
@@ -40,6 +40,7 @@ from sqlrunner.template.nodes import (
     WithNode,
 )
 from sqlrunner.template.sourcemap import SourceMap, build_source_map
+from sqlrunner.template.strconv import format_float, quote
 from sqlrunner.template.trampoline import Step, run
 from sqlrunner.template.values import (
     NO_VALUE,
@@ -71,6 +72,11 @@ class MissingKey(enum.Enum):
     ERROR = "error"
     NOVALUE = "default"
     ZERO = "zero"
+
+    @classmethod
+    def from_option(cls, option: str) -> MissingKey:
+        """The mode ``--template-missing`` names: ``error``, or ``novalue`` (Go's default)."""
+        return cls.NOVALUE if option == "novalue" else cls.ERROR
 
 
 class _Break(Exception):
@@ -104,7 +110,7 @@ def position(text: str, pos: int) -> tuple[int, int]:
         column.encode("utf-8", "surrogateescape"))
 
 
-class Executor:
+class State:
     """One execution: the output, the variable stack and the node being evaluated."""
 
     __slots__ = ("trees", "text", "parse_name", "funcs", "missing", "out", "vars", "node",
@@ -217,7 +223,7 @@ class Executor:
             value = dot.get(names[0], _ABSENT)
             if value is not _ABSENT:
                 return NO_VALUE if value is None else value
-        value = self.eval_field_chain(dot, dot, self.dot_elem, field, names, None, _NO_FINAL)
+        value = self.eval_field_chain(dot, self.dot_elem, names, None, _NO_FINAL)
         return NO_VALUE if value is None else value
 
     def walk_action(self, dot: Any, node: ActionNode) -> Step[None]:
@@ -365,7 +371,7 @@ class Executor:
         kind = type(first)
         if kind is FieldNode:
             self.node = first
-            return self.eval_field_chain(dot, dot, self.dot_elem, first, first.ident, cmd.args,
+            return self.eval_field_chain(dot, self.dot_elem, first.ident, cmd.args,
                                          final)
         if kind is IdentifierNode:
             return (yield self.eval_function(dot, first, cmd, cmd.args, final))
@@ -403,7 +409,7 @@ class Executor:
         if len(node.ident) == 1:
             self.not_a_function(args or (node,), final)
             return value
-        return self.eval_field_chain(dot, value, elem, node, node.ident[1:], args, final)
+        return self.eval_field_chain(value, elem, node.ident[1:], args, final)
 
     def eval_chain(self, dot: Any, node: ChainNode, args: tuple[Any, ...] | None,
                    final: Any) -> Step[Any]:
@@ -412,11 +418,10 @@ class Executor:
             self.errorf(f"indirection through explicit nil in {node}")
         receiver = yield self.eval_arg(dot, None, node.node)
         elem = type(node.node) is IdentifierNode
-        return self.eval_field_chain(dot, receiver, elem, node, node.field, args, final)
+        return self.eval_field_chain(receiver, elem, node.field, args, final)
 
-    def eval_field_chain(self, dot: Any, receiver: Any, elem: bool, node: Any,
-                         names: tuple[str, ...], args: tuple[Any, ...] | None,
-                         final: Any) -> Any:
+    def eval_field_chain(self, receiver: Any, elem: bool, names: tuple[str, ...],
+                         args: tuple[Any, ...] | None, final: Any) -> Any:
         last = len(names) - 1
         for position_ in range(last):
             receiver = self.eval_field(names[position_], None, _NO_FINAL, receiver, elem)
@@ -518,7 +523,7 @@ class Executor:
         self.node = node
         node_kind = type(node)
         if node_kind is FieldNode:
-            value = self.eval_field_chain(dot, dot, self.dot_elem, node, node.ident, (node,),
+            value = self.eval_field_chain(dot, self.dot_elem, node.ident, (node,),
                                           _NO_FINAL)
             return self.validate_type(value, kind)
         if node_kind is VariableNode:
@@ -552,13 +557,13 @@ class Executor:
 def execute(trees: Mapping[str, ListNode], text: str, parse_name: str, name: str, data: Any,
             funcs: Mapping[str, fn.Function], missing: MissingKey) -> str:
     """Execute template ``name`` of ``trees`` (parsed from ``text``) with ``data``."""
-    return Executor(trees, text, parse_name, funcs, missing).execute(name, data)
+    return State(trees, text, parse_name, funcs, missing).execute(name, data)
 
 
-class MappedExecutor(Executor):
+class MappedState(State):
     """An execution that also records where each piece of its output came from.
 
-    It walks exactly as :class:`Executor` does (the plain executor is left
+    It walks exactly as :class:`State` does (the plain executor is left
     untouched, so ``execute`` pays nothing for this); ``origins`` runs parallel to
     ``out``: the source offset of a text node's text, or ``~start`` for what an
     action printed, ``start`` being the offset of the action's ``{{``.
@@ -595,7 +600,7 @@ class MappedExecutor(Executor):
             self.out.append(node.text)
             self.origins.append(node.pos)
         else:
-            yield Executor.walk(self, dot, node)
+            yield State.walk(self, dot, node)
 
     def walk_list(self, dot: Any, node: ListNode) -> Step[None]:
         append = self.out.append
@@ -614,7 +619,7 @@ class MappedExecutor(Executor):
                 yield walk(dot, child)
 
     def print_value(self, node: Any, value: Any) -> None:
-        Executor.print_value(self, node, value)
+        State.print_value(self, node, value)
         self.origins.append(~self.action_start(node))
 
 
@@ -622,4 +627,4 @@ def execute_mapped(trees: Mapping[str, ListNode], text: str, parse_name: str, na
                    data: Any, funcs: Mapping[str, fn.Function],
                    missing: MissingKey) -> tuple[str, SourceMap]:
     """As :func:`execute`, with the :class:`SourceMap` of the output."""
-    return MappedExecutor(trees, text, parse_name, funcs, missing).execute_mapped(name, data)
+    return MappedState(trees, text, parse_name, funcs, missing).execute_mapped(name, data)

@@ -13,7 +13,7 @@ import re
 import unicodedata
 from typing import NamedTuple
 
-from sqlrunner.template.gofmt import quote, unicode_name
+from sqlrunner.template.strconv import quote, unicode_name
 
 # Token types, in Go's order: keywords come after KEYWORD.
 (ERROR, BOOL, CHAR, CHAR_CONSTANT, COMMENT, COMPLEX, ASSIGN, DECLARE, EOF, FIELD, IDENTIFIER,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlrunner.template.gofmt import quote
+from sqlrunner.template.strconv import quote
 
 _node = dataclass(frozen=True, slots=True, eq=False)
 

@@ -15,7 +15,6 @@ from typing import Any
 from sqlrunner.errors import TemplateError
 from sqlrunner.template import lexer as lx
 from sqlrunner.template import trampoline
-from sqlrunner.template.gofmt import quote
 from sqlrunner.template.lexer import Token
 from sqlrunner.template.nodes import (
     ActionNode,
@@ -42,6 +41,7 @@ from sqlrunner.template.nodes import (
     WithNode,
     is_empty_tree,
 )
+from sqlrunner.template.strconv import quote
 from sqlrunner.template.trampoline import Step
 from sqlrunner.template.values import GoInt
 

@@ -30,6 +30,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sqlrunner.template.strconv import quote
+
 
 class GoInt(int):
     """A Go ``int``: what number literals, ``len`` and range indexes produce."""
@@ -83,8 +85,6 @@ class Missing:
     @property
     def message(self) -> str:
         """Go's ``missingkey=error`` message for this lookup."""
-        from sqlrunner.template.gofmt import quote
-
         if self.nil_data:
             return f"nil data; no entry for key {quote(self.key)}"
         return f"map has no entry for key {quote(self.key)}"

@@ -34,19 +34,11 @@ from datetime import datetime
 
 import psycopg
 
-from sqlrunner.checkpoints import CheckpointStore, utc_now
-from sqlrunner.errors import Interrupted, LockError
+from sqlrunner.errors import Interrupted, LockError, LockLost, LockTaken
+from sqlrunner.execute.checkpoints import CheckpointStore, utc_now
 
 _RUN_SPACE = zlib.crc32(b"sqlrunner.run") & 0x7FFFFFFF
 _WORK_SPACE = zlib.crc32(b"sqlrunner.work") & 0x7FFFFFFF
-
-
-class LockTaken(LockError):
-    """Another run took the lock while this run had lost its connection."""
-
-
-class LockLost(LockError):
-    """This run's bookkeeping connection, which holds the lock, is gone."""
 
 
 def default_lock_name(playbook: str) -> str:

@@ -227,6 +227,12 @@ class CheckpointStore:
                     raise
 
 
+    def has_runs(self) -> bool:
+        """Whether the run records exist (``sqlrunner status`` creates nothing)."""
+        return bool(self.conn.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = %s AND table_name = 'runs'", (self.schema,)).fetchone()[0])
+
     def latest_run(self, playbook: str, target: str, mode: str = "full") -> RunRecord | None:
         """The most recent run of ``playbook`` on ``target`` in ``mode``, if any."""
         runs = self.recent_runs(playbook, target, limit=1, mode=mode)
@@ -287,10 +293,6 @@ class CheckpointStore:
             f"updated_at = {self.literal(now)}, ended_at = {self.literal(now)} "
             f"WHERE playbook = {self.literal(playbook)} AND target = {self.literal(target)} "
             f"AND status IN ({states}){only_mode}"))
-
-    def done_queries(self, run_id: str, target: str) -> dict[tuple[str, str], set[str]]:
-        """(step, query) -> fingerprints of the SQL recorded as done in ``run_id``."""
-        return self.checkpoints(run_id, target).done
 
     def checkpoints(self, run_id: str, target: str, dialect: str = "redshift") -> Checkpoints:
         """The queries recorded as done in ``run_id``; on PostgreSQL also those whose
@@ -368,10 +370,3 @@ class CheckpointStore:
         return self._q(
             insert + "SELECT " + values + " FROM (SELECT CASE WHEN txid_current_if_assigned() "
             "IS NULL THEN set_config('synchronous_commit', 'off', true) END) AS read_only")
-
-    def queries_of(self, run_id: str, target: str) -> list[tuple[str, str, datetime]]:
-        """(step, query, recorded_at) of every query recorded in a run, in order."""
-        return [tuple(r) for r in self.conn.execute(self._q(
-            "SELECT step, query, recorded_at FROM {schema}.run_queries "
-            f"WHERE run_id = {self.literal(run_id)} AND target = {self.literal(target)} "
-            "ORDER BY recorded_at")).fetchall()]

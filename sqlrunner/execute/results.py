@@ -1,10 +1,12 @@
-"""What a run produced: one record per query, the targets that could not start, the exit code."""
+"""What a run produced: one record per query, the targets that could not start, the exit code.
+
+The JSON run report (``--report``) that tells it is written by :mod:`sqlrunner.report`.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sqlrunner.errors import (
     EXIT_INTERRUPTED,
@@ -15,6 +17,9 @@ from sqlrunner.errors import (
     EXIT_TARGET,
     EXIT_TARGET_AND_QUERY,
 )
+
+if TYPE_CHECKING:
+    from sqlrunner.render import RenderedQuery
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -50,12 +55,10 @@ class QueryResult:
     note: str | None = None  # why a query was skipped
     output: QueryOutput | None = field(default=None, repr=False)
 
-    def to_json(self) -> dict[str, Any]:
-        """The report's record of this query."""
-        record = asdict(self)
-        record.pop("output")
-        record["seconds"] = round(self.seconds, 6)
-        return record
+    @classmethod
+    def of(cls, query: RenderedQuery, status: str, **outcome: Any) -> QueryResult:
+        """The result of ``query`` (its target, step, name and file) with this outcome."""
+        return cls(query.target, query.step, query.query, query.file, status, **outcome)
 
 
 @dataclass(frozen=True)
@@ -130,25 +133,3 @@ class RunResult:
         if not self.executed and not self.skipped_on_purpose:
             return EXIT_NOTHING_RAN
         return EXIT_OK
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON run report."""
-        return {
-            "run_id": self.run_id,
-            "playbook": self.playbook,
-            "exit_code": self.exit_code,
-            "seconds": round(self.seconds, 6),
-            "interrupted": self.interrupted,
-            "timed_out": self.timed_out,
-            "lock_conflicts": [asdict(f) for f in self.lock_conflicts],
-            "resumed_from": self.resumed_from,
-            "target_failures": [asdict(f) for f in self.target_failures],
-            "unreachable": [asdict(f) for f in self.unreachable],
-            "queries": [q.to_json() for q in self.queries],
-        }
-
-    def write_report(self, path: str) -> None:
-        """Write the JSON report to ``path``."""
-        with open(path, "w", encoding="utf-8") as handle:
-            json.dump(self.to_json(), handle, indent=2, default=str)
-            handle.write("\n")

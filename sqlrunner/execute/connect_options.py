@@ -1,21 +1,22 @@
-"""Redshift connections: IAM credentials, TLS verification settings and session statements.
+"""How a target's connection is secured and authenticated: TLS for PostgreSQL and Redshift
+targets alike, and IAM credentials for Redshift.
 
-Three pieces that ``targets.py`` combines when it builds a Redshift connection:
+Two pieces that ``targets.py`` combines when it builds a connection, through
+:func:`settings_for`:
 
+- :func:`tls_parameters` checks ``sslmode``/``sslrootcert`` (Amazon's CA bundle
+  for ``verify-full`` on Redshift) and returns the libpq parameters; SQL Runner's
+  ``ssl: true`` means ``require``.
 - :func:`iam_credentials` (and :class:`IamCredentials`, which fetches them again
   before they expire) turn a target's ``iam: true`` settings into a temporary
   database user and password, through boto3 (``pip install 'sqlrunner[aws]'``):
   ``redshift:GetClusterCredentials`` (or ``GetClusterCredentialsWithIAM`` when no
   database user is named) for a provisioned cluster, ``redshift-serverless:
   GetCredentials`` for a Serverless workgroup.
-- :func:`tls_parameters` checks ``sslmode``/``sslrootcert`` (Amazon's CA bundle
-  for ``verify-full``) and returns the libpq parameters.
-- :func:`session_statements` gives the ``SET`` commands for ``query_group`` and
-  ``wlm_query_slot_count``; only commands Redshift knows.
 
-See docs/redshift.md for the user's side of all this.
+The ``SET`` commands for ``query_group`` and ``wlm_query_slot_count`` are SQL text:
+:mod:`sqlrunner.sqltext.session`. See docs/redshift.md for the user's side of all this.
 """
-
 from __future__ import annotations
 
 import os
@@ -27,32 +28,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlrunner.errors import TargetError
+from sqlrunner.sqltext.session import session_statements
 
 if TYPE_CHECKING:
     from sqlrunner.playbook import TargetSpec
 
 AWS_EXTRA_HINT = "pip install 'sqlrunner[aws]' (boto3)"
 CA_BUNDLE_URL = "https://s3.amazonaws.com/redshift-downloads/amazon-trust-ca-bundle.crt"
-CA_BUNDLE_URL_CHINA = ("https://s3.cn-north-1.amazonaws.com.cn/redshift-downloads-cn/"
-                       "amazon-trust-ca-bundle.crt")
-CA_BUNDLE_SHA256 = "36dba8e4b8041cd14b9d60158893963301bcbb92e1c456847784de2acb5bd550"
 SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 MIN_DURATION, MAX_DURATION, DEFAULT_DURATION = 900, 3600, 900
 # Credentials are fetched again this long before they expire (a connection opened with
 # them stays open after they expire; only new connections need fresh ones).
 REFRESH_MARGIN_SECONDS = 120
-MAX_SLOT_COUNT = 50
-
-# The target keys this module reads, with the YAML types playbook.py should accept.
-IAM_TARGET_KEYS: dict[str, tuple[type, ...]] = {
-    "iam": (bool,), "cluster_identifier": (str,), "db_user": (str,), "region": (str,),
-    "serverless_workgroup": (str,), "auto_create": (bool,), "db_groups": (list, str),
-    "duration_seconds": (int,), "profile": (str,),
-}
-SESSION_TARGET_KEYS: dict[str, tuple[type, ...]] = {
-    "query_group": (str,), "wlm_query_slot_count": (int,),
-}
-TLS_TARGET_KEYS: dict[str, tuple[type, ...]] = {"sslmode": (str,), "sslrootcert": (str,)}
 
 _PROVISIONED_HOST = re.compile(
     r"^(?P<cluster>[a-z0-9-]+)\.[a-z0-9]+\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)"
@@ -327,58 +314,6 @@ def _default_rootcert() -> str | None:
 
 
 # ---------------------------------------------------------------------------
-# Session settings
-
-def quote_literal(value: str) -> str:
-    """``value`` as a Redshift string literal (quotes doubled; backslashes escaped, since
-    Redshift reads a backslash in a literal as an escape character)."""
-    if "\x00" in value:
-        raise TargetError("a setting cannot contain a NUL character")
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
-
-
-def session_statements(options: Mapping[str, Any], dialect: str = "redshift",
-                       target: str = "target") -> list[str]:
-    """The ``SET`` commands for a target's (or a query's) ``query_group`` and
-    ``wlm_query_slot_count``, to run on each new connection (or before the query)."""
-    statements = []
-    group = options.get("query_group")
-    slots = options.get("wlm_query_slot_count")
-    if (group is not None or slots is not None) and dialect != "redshift":
-        raise TargetError(f"target {target!r}: query_group and wlm_query_slot_count are "
-                          "Redshift workload-management settings; PostgreSQL has neither")
-    if group is not None:
-        if not isinstance(group, str | int) or isinstance(group, bool) or str(group) == "":
-            raise TargetError(f"target {target!r}: query_group must be a non-empty label")
-        statements.append(f"SET query_group TO {quote_literal(str(group))}")
-    if slots is not None:
-        if isinstance(slots, bool) or not isinstance(slots, int) or \
-                not 1 <= slots <= MAX_SLOT_COUNT:
-            raise TargetError(f"target {target!r}: wlm_query_slot_count must be a whole number "
-                              f"from 1 to {MAX_SLOT_COUNT}, got {slots!r}")
-        statements.append(f"SET wlm_query_slot_count TO {slots:d}")
-    return statements
-
-
-def query_session_statements(target_options: Mapping[str, Any],
-                             query_options: Mapping[str, Any],
-                             dialect: str = "redshift",
-                             target: str = "target") -> tuple[list[str], list[str]]:
-    """``(before, after)``: the ``SET`` commands a query's own ``query_group`` /
-    ``wlm_query_slot_count`` need, and those that restore the target's values after it
-    (``SET`` back, or ``RESET`` when the target sets none)."""
-    own = {k: query_options[k] for k in SESSION_TARGET_KEYS if query_options.get(k) is not None}
-    before = session_statements(own, dialect, target)
-    after = []
-    for key in own:
-        if target_options.get(key) is not None:
-            after.extend(session_statements({key: target_options[key]}, dialect, target))
-        else:
-            after.append(f"RESET {key}")
-    return before, after
-
-
-# ---------------------------------------------------------------------------
 # Everything a connection to one target needs
 
 @dataclass(frozen=True)
@@ -399,7 +334,7 @@ def settings_for(target: TargetSpec) -> ConnectionSettings:
     every connection attempt; nothing is asked of AWS before that.
     """
     options = target.options
-    dialect = "redshift" if target.type == "redshift" else "postgres"
+    dialect = target.dialect
     credentials = None
     if iam_enabled(options):
         if dialect != "redshift":

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from sqlrunner.check import ONE_TRANSACTION, RUNS_ALONE, transaction_shape
-from sqlrunner.checkpoints import (
+from sqlrunner.errors import StateUnavailable
+from sqlrunner.execute.checkpoints import (
     FAILED,
     INTERRUPTED,
     SUCCEEDED,
@@ -27,18 +27,14 @@ from sqlrunner.checkpoints import (
     CheckpointStore,
     RunRecord,
 )
-from sqlrunner.errors import SqlRunnerError
-from sqlrunner.runlock import RunLock
-from sqlrunner.targets import Connection, connect
+from sqlrunner.execute.runlock import RunLock
+from sqlrunner.execute.targets import Connection, connect
+from sqlrunner.sqltext.shape import ONE_TRANSACTION, RUNS_ALONE, transaction_shape
 
 DONE, GONE = "done", "gone"
 # A file that can build an unlogged table says so (CREATE UNLOGGED TABLE, SELECT INTO
 # UNLOGGED) or empties one to fill it again (TRUNCATE); only its checkpoint looks.
 _MAY_BUILD_UNLOGGED = re.compile(r"\b(?:unlogged|truncate)\b", re.IGNORECASE)
-
-
-class StateUnavailable(SqlRunnerError):
-    """The target refuses the bookkeeping tables (e.g. no CREATE privilege)."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +118,7 @@ class RunState:
         stop and await whatever this run still runs on the server, and read the run's
         checkpoints again (they tell which of the lost queries committed).
 
-        Raises :class:`~sqlrunner.runlock.LockTaken` if another run took the lock
+        Raises :class:`~sqlrunner.execute.runlock.LockTaken` if another run took the lock
         meanwhile, and the connection's error while the server cannot be reached (the
         caller waits and calls again).
         """

@@ -26,13 +26,10 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from sqlrunner.errors import QueryError
+from sqlrunner.errors import ConnectFailed
 
 T = TypeVar("T")
 
-
-class ConnectFailed(QueryError):
-    """A connection could not be opened; transient when its cause is."""
 
 RETRY_SQLSTATES = frozenset({
     "40001",  # serialization_failure

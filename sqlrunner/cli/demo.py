@@ -8,19 +8,15 @@ PostgreSQL, in a database of its own (``sqlrunner_demo``).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from rich.console import Console
-from rich.table import Table
-
-from sqlrunner.errors import TargetError
+from sqlrunner.cli.options import ArgumentParser
+from sqlrunner.errors import EXIT_OK, PlaybookError
+from sqlrunner.secrets import SecretRegistry
 
 DEMO_DATABASE = "sqlrunner_demo"
 SUMMARY = (
@@ -46,15 +42,19 @@ LIMIT 5
 
 def find_playbook(name: str) -> Path:
     """A shipped playbook: under the working folder, else beside the package (a clone)."""
-    for root in (Path.cwd(), Path(__file__).resolve().parent.parent):
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
         candidate = root / "playbooks" / name
         if candidate.exists():
             return candidate
-    raise TargetError(f"playbooks/{name} not found: run the demo from the project folder")
+    raise PlaybookError(f"playbooks/{name} not found: run the demo from the project folder")
 
 
 def demo_database(server_dsn: str, fresh: bool) -> str:
     """Create (or recreate) the demo database on the server; its DSN."""
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
     with psycopg.connect(server_dsn, autocommit=True) as admin:
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
                                (DEMO_DATABASE,)).fetchone()
@@ -70,22 +70,27 @@ def demo_database(server_dsn: str, fresh: bool) -> str:
 
 def server_dsn(target: str | None, embedded_dir: str | None) -> str:
     """The server to use: ``--target``/``SQLRUNNER_TARGET``, else the embedded one."""
-    dsn = target or os.environ.get("SQLRUNNER_TARGET")
+    from sqlrunner.api import TARGET_ENV
+    from sqlrunner.execute import embedded
+
+    dsn = target or os.environ.get(TARGET_ENV)
     if dsn and dsn != "embedded":
         return dsn
-    from sqlrunner import embedded
 
     return embedded.ensure_server(embedded_dir)
 
 
-def main(argv: list[str]) -> int:
+def command(argv: list[str], secrets: SecretRegistry) -> int:
     """Run the demo; returns the exit code."""
+    import psycopg
+    from rich.console import Console
+
     from sqlrunner.api import run_playbook
     from sqlrunner.generate.events import GeneratorConfig, generate_batches
     from sqlrunner.generate.load import copy_rows, create_events_table
     from sqlrunner.report import make_reporter
 
-    parser = argparse.ArgumentParser(prog="sqlrunner demo", allow_abbrev=False,
+    parser = ArgumentParser(prog="sqlrunner demo", allow_abbrev=False,
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000, help="events in all (50000)")
     parser.add_argument("--batches", type=int, default=4, help="loads into landing (4)")
@@ -114,11 +119,14 @@ def main(argv: list[str]) -> int:
     show_tables(dsn, Console(width=None if sys.stdout.isatty() else 140))
     console.print(f"demo done in {time.perf_counter() - started:.1f}s; the data stays in "
                   f"database {DEMO_DATABASE!r} (connect with: psql \"{dsn}\")")
-    return 0
+    return EXIT_OK
 
 
-def show_tables(dsn: str, console: Console) -> None:
-    """Print row counts of the model's tables and its busiest sessions."""
+def show_tables(dsn: str, console: Any) -> None:
+    """Print row counts of the model's tables and its busiest sessions on a rich console."""
+    import psycopg
+    from rich.table import Table
+
     counts = Table(title="what the tables hold", title_justify="left")
     counts.add_column("table")
     counts.add_column("rows", justify="right")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlrunner.errors import PlaybookError
-from sqlrunner.sqlsplit import split_statements
+from sqlrunner.sqltext.split import split_statements
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")

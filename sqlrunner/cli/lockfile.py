@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlrunner.errors import LockError, LockSetupError
+from sqlrunner.errors import EXIT_NOTHING_RAN, EXIT_OK, LockError, LockSetupError
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class LockFile:
 
     def release(self, exit_code: int) -> None:
         """Remove the lock: a soft lock always, a hard lock only after success (0 or 8)."""
-        if self.soft or exit_code in (0, 8):
+        if self.soft or exit_code in (EXIT_OK, EXIT_NOTHING_RAN):
             try:
                 os.remove(self.path)
             except FileNotFoundError:

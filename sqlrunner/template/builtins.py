@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlrunner.template import gofmt
+from sqlrunner.template import fmt
+from sqlrunner.template.strconv import quote
 from sqlrunner.template.values import (
     BOOL_KIND,
     COMPLEX_KIND,
@@ -197,14 +198,14 @@ def eq(arg1: Any, *others: Any) -> bool:
             same = arg1 == other
         else:
             if not _comparable_kinds(arg1, other):
-                raise FuncError(f"non-comparable types {gofmt.sprintf('%s', [arg1])}: "
+                raise FuncError(f"non-comparable types {fmt.sprintf('%s', [arg1])}: "
                                 f"{type_name(arg1)}, {type_name(other)}: "
-                                f"{gofmt.format_value(other)}")
+                                f"{fmt.format_value(other)}")
             if _is_nil(arg1) or _is_nil(other):
                 same = _is_nil(arg1) == _is_nil(other)
             else:
                 if isinstance(other, (list, tuple, dict)):
-                    raise FuncError(f"non-comparable type {gofmt.sprintf('%s', [other])}: "
+                    raise FuncError(f"non-comparable type {fmt.sprintf('%s', [other])}: "
                                     f"{type_name(other)}")
                 same = type(arg1) is type(other) and arg1 == other
         if same:
@@ -258,23 +259,23 @@ def ge(arg1: Any, arg2: Any) -> bool:
 
 def sprint(*args: Any) -> str:
     """``print``: Go's ``fmt.Sprint``."""
-    return gofmt.sprint(args)
+    return fmt.sprint(args)
 
 
 def sprintf(format: str, *args: Any) -> str:
     """``printf``: Go's ``fmt.Sprintf``."""
-    return gofmt.sprintf(format, args)
+    return fmt.sprintf(format, args)
 
 
 def sprintln(*args: Any) -> str:
     """``println``: Go's ``fmt.Sprintln``."""
-    return gofmt.sprintln(args)
+    return fmt.sprintln(args)
 
 
 def _eval_args(args: tuple[Any, ...]) -> str:
     if len(args) == 1 and type(args[0]) is str:
         return args[0]
-    return gofmt.sprint(["<no value>" if arg is None else arg for arg in args])
+    return fmt.sprint(["<no value>" if arg is None else arg for arg in args])
 
 
 _HTML = {"\0": "\ufffd", '"': "&#34;", "'": "&#39;", "&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -366,7 +367,7 @@ def _good_name(name: str) -> bool:
 def added_function(name: str, fn: Callable[..., Any]) -> Function:
     """The ``Function`` for a caller's Python callable, its arity read from its signature."""
     if not _good_name(name):
-        raise ValueError(f"function name {gofmt.quote(name)} is not a valid identifier")
+        raise ValueError(f"function name {quote(name)} is not a valid identifier")
     if not callable(fn):
         raise ValueError(f"value for {name} not a function")
     try:

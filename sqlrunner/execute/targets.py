@@ -18,9 +18,8 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from sqlrunner.errors import QueryError, TargetError
+from sqlrunner.errors import ConnectFailed, QueryError, TargetError, first_line
 from sqlrunner.playbook import TargetSpec
-from sqlrunner.retry import ConnectFailed
 from sqlrunner.secrets import SecretRegistry
 
 DEFAULT_CONNECT_TIMEOUT = 10
@@ -65,7 +64,7 @@ def target_from_dsn(dsn: str, name: str = "target") -> TargetSpec:
         params = conninfo_to_dict(text)
     except psycopg.ProgrammingError as err:
         # libpq quotes the DSN in its message: mask the password it may hold.
-        raise TargetError(f"invalid target DSN: {SecretRegistry().mask(_first_line(err))}"
+        raise TargetError(f"invalid target DSN: {SecretRegistry().mask(first_line(err))}"
                           ) from None
     # libpq's defaults: the user from PGUSER or the login, the database named like the user.
     user = params.pop("user", None) or os.environ.get("PGUSER") or getpass.getuser()
@@ -91,7 +90,7 @@ def override_targets(targets: tuple[TargetSpec, ...], dsn: str | None) -> tuple[
 def connection_for(target: TargetSpec, embedded_dir: str | None = None) -> Connection:
     """The libpq parameters for ``target`` (starting the embedded server if needed)."""
     if target.type == "embedded":
-        from sqlrunner import embedded
+        from sqlrunner.execute import embedded
 
         dsn = embedded.ensure_server(embedded_dir)
         resolved = target_from_dsn(dsn, target.name)
@@ -104,10 +103,10 @@ def connection_for(target: TargetSpec, embedded_dir: str | None = None) -> Conne
                   user=target.username)
     if target.password:
         params["password"] = target.password
-    from sqlrunner import redshift
+    from sqlrunner.execute import connect_options
 
     # TLS (SQL Runner's ssl: true is sslmode=require), session SETs and IAM, checked.
-    settings = redshift.settings_for(target)
+    settings = connect_options.settings_for(target)
     params.update(settings.tls)
     if options.get("options") and target.type != "redshift":
         params["options"] = options["options"]
@@ -115,7 +114,7 @@ def connection_for(target: TargetSpec, embedded_dir: str | None = None) -> Conne
     params.setdefault("application_name", options.get("application_name", "sqlrunner"))
     for key, value in KEEPALIVES.items():
         params.setdefault(key, value)
-    return Connection(name=target.name, dialect=target.type, params=params,
+    return Connection(name=target.name, dialect=target.dialect, params=params,
                       session=settings.session, credentials=settings.credentials)
 
 
@@ -131,13 +130,13 @@ def connect(connection: Connection, secrets: SecretRegistry | None = None) -> ps
         conn = psycopg.connect(autocommit=True, prepare_threshold=None, **params)
     except psycopg.Error as err:
         raise ConnectFailed(f"cannot connect to target {connection.name!r} "
-                            f"({connection.address()}): {_first_line(err)}") from err
+                            f"({connection.address()}): {first_line(err)}") from err
     try:
         for statement in connection.session:
             conn.execute(statement)
     except psycopg.Error as err:
         conn.close()
-        raise QueryError(f"target {connection.name!r}: {statement}: {_first_line(err)}") from err
+        raise QueryError(f"target {connection.name!r}: {statement}: {first_line(err)}") from err
     return conn
 
 
@@ -198,8 +197,3 @@ class ConnectionPool:
                 conn.close()
             except psycopg.Error:
                 pass
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

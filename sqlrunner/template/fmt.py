@@ -1,4 +1,4 @@
-"""Go's ``fmt`` printing (Sprint, Sprintf, Sprintln) and the ``strconv`` pieces it needs.
+"""Go's ``fmt`` printing: Sprint, Sprintf, Sprintln.
 
 Values follow the mapping described in :mod:`sqlrunner.template.values`; ``None``
 is a nil interface and prints ``<nil>``. Floats use Go's shortest
@@ -9,266 +9,23 @@ representation (``strconv.FormatFloat(f, 'g', -1, 64)`` for ``%v``: ``3.5``,
 
 from __future__ import annotations
 
-import math
-import struct
 from collections.abc import Sequence
 from typing import Any
 
+from sqlrunner.template.strconv import (
+    LOWER_DIGITS,
+    MASK64,
+    MAX_RUNE,
+    UPPER_DIGITS,
+    can_backquote,
+    format_float,
+    is_print,
+    quote,
+    quote_rune,
+)
 from sqlrunner.template.values import GoInt, GoUint8, sorted_keys, type_name
 
-_LOWER = "0123456789abcdefx"
-_UPPER = "0123456789ABCDEFX"
-_MASK64 = (1 << 64) - 1
-_MAX_RUNE = 0x10FFFF
 _TOO_LARGE = 1_000_000
-
-# ---------------------------------------------------------------------------
-# strconv: quoting
-
-
-def _is_print(ch: str) -> bool:
-    return ch.isprintable()
-
-
-def _escape_rune(ch: str, quote: str, ascii_only: bool, out: list[str]) -> None:
-    code = ord(ch)
-    if ch == quote or ch == "\\":
-        out.append("\\" + ch)
-        return
-    if ascii_only:
-        if code < 0x80 and _is_print(ch):
-            out.append(ch)
-            return
-    elif _is_print(ch):
-        out.append(ch)
-        return
-    simple = _SIMPLE_ESCAPES.get(ch)
-    if simple is not None:
-        out.append(simple)
-    elif code < 0x20 or code == 0x7F:
-        out.append(f"\\x{code:02x}")
-    elif 0xDC80 <= code <= 0xDCFF:  # a raw byte kept by surrogateescape
-        out.append(f"\\x{code - 0xDC00:02x}")
-    elif 0xD800 <= code <= 0xDFFF:
-        out.append("\\ufffd")
-    elif code < 0x10000:
-        out.append(f"\\u{code:04x}")
-    else:
-        out.append(f"\\U{code:08x}")
-
-
-_SIMPLE_ESCAPES = {
-    "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v",
-}
-
-
-def quote(text: str, ascii_only: bool = False) -> str:
-    """Go's ``strconv.Quote`` (or ``QuoteToASCII``): a double-quoted Go string literal."""
-    if (text.isprintable() and '"' not in text and "\\" not in text
-            and (not ascii_only or text.isascii())):
-        return f'"{text}"'
-    out = ['"']
-    for ch in text:
-        _escape_rune(ch, '"', ascii_only, out)
-    out.append('"')
-    return "".join(out)
-
-
-def quote_rune(code: int, ascii_only: bool = False) -> str:
-    """Go's ``strconv.QuoteRune``: a single-quoted Go character literal."""
-    if code > _MAX_RUNE or code < 0 or 0xD800 <= code <= 0xDFFF:
-        code = 0xFFFD
-    out = ["'"]
-    _escape_rune(chr(code), "'", ascii_only, out)
-    out.append("'")
-    return "".join(out)
-
-
-def can_backquote(text: str) -> bool:
-    """Go's ``strconv.CanBackquote``: whether ``text`` fits in a raw string literal."""
-    for ch in text:
-        code = ord(ch)
-        if code >= 0x80:
-            if ch == "\ufeff" or 0xD800 <= code <= 0xDFFF:
-                return False
-            continue
-        if (code < 0x20 and ch != "\t") or ch == "`" or code == 0x7F:
-            return False
-    return True
-
-
-def unicode_name(code: int) -> str:
-    """Go's ``%#U``: ``U+0041 'A'`` (the character only when printable)."""
-    text = f"U+{code:04X}"
-    if 0 <= code <= _MAX_RUNE and not 0xD800 <= code <= 0xDFFF and _is_print(chr(code)):
-        text += f" '{chr(code)}'"
-    return text
-
-
-# ---------------------------------------------------------------------------
-# strconv: FormatFloat
-
-
-def _shortest_digits(value: float) -> tuple[str, int]:
-    """The shortest decimal digits that round-trip ``value`` (> 0), and the point position.
-
-    The value is ``0.DIGITS * 10**point``.
-    """
-    text = repr(value)
-    mantissa, _, exponent = text.partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    digits = whole + fraction
-    stripped = digits.lstrip("0")
-    point = len(whole) + (int(exponent) if exponent else 0) - (len(digits) - len(stripped))
-    return stripped.rstrip("0"), point
-
-
-def _rounded_digits(value: float, count: int) -> tuple[str, int]:
-    """``value`` (>= 0) rounded to ``count`` significant digits, trailing zeros trimmed."""
-    if value == 0:
-        return "", 0
-    text = f"{value:.{count - 1}e}"
-    mantissa, _, exponent = text.partition("e")
-    digits = mantissa.replace(".", "").rstrip("0")
-    return digits, int(exponent) + 1
-
-
-def _format_e(digits: str, point: int, prec: int, letter: str) -> str:
-    count = len(digits)
-    out = [digits[0] if count else "0"]
-    if prec > 0:
-        out.append(".")
-        shown = digits[1:min(count, prec + 1)]
-        out.append(shown)
-        out.append("0" * (prec - len(shown)))
-    exp = point - 1 if count else 0
-    sign = "-" if exp < 0 else "+"
-    exp = abs(exp)
-    out.append(f"{letter}{sign}{exp:02d}")
-    return "".join(out)
-
-
-def _format_f(digits: str, point: int, prec: int) -> str:
-    count = len(digits)
-    if point > 0:
-        whole = digits[:point] + "0" * (point - min(count, point))
-    else:
-        whole = "0"
-    if prec <= 0:
-        return whole
-    if point >= 0:
-        fraction = digits[point:point + prec]
-    else:
-        fraction = ("0" * -point + digits)[:prec]
-    return f"{whole}.{fraction.ljust(prec, '0')}"
-
-
-def _float_bits(value: float) -> tuple[bool, int, int]:
-    """Sign, mantissa and binary exponent of ``value`` as Go's ``FormatFloat`` takes them."""
-    (bits,) = struct.unpack("<Q", struct.pack("<d", value))
-    negative = bool(bits >> 63)
-    exp = (bits >> 52) & 0x7FF
-    mant = bits & ((1 << 52) - 1)
-    if exp == 0:
-        exp += 1
-    else:
-        mant |= 1 << 52
-    return negative, mant, exp - 1023
-
-
-def _format_b(value: float) -> str:
-    negative, mant, exp = _float_bits(value)
-    exp -= 52
-    sign = "-" if negative else ""
-    return f"{sign}{mant}p{'-' if exp < 0 else '+'}{abs(exp)}"
-
-
-def _format_x(value: float, prec: int, letter: str) -> str:
-    negative, mant, exp = _float_bits(value)
-    if mant == 0:
-        exp = 0
-    mant = (mant << 8) & _MASK64  # leading 1 at bit 60
-    while mant != 0 and mant & (1 << 60) == 0:
-        mant = (mant << 1) & _MASK64
-        exp -= 1
-    if 0 <= prec < 15:
-        shift = prec * 4
-        extra = (mant << shift) & ((1 << 60) - 1)
-        mant >>= 60 - shift
-        if extra | (mant & 1) > 1 << 59:
-            mant += 1
-        mant = (mant << (60 - shift)) & _MASK64
-        if mant & (1 << 61):
-            mant >>= 1
-            exp += 1
-    digits = _LOWER if letter == "x" else _UPPER
-    out = ["-" if negative else "", "0", letter, str((mant >> 60) & 1)]
-    mant = (mant << 4) & _MASK64
-    if prec < 0 and mant != 0:
-        out.append(".")
-        while mant != 0:
-            out.append(digits[(mant >> 60) & 15])
-            mant = (mant << 4) & _MASK64
-    elif prec > 0:
-        out.append(".")
-        for _ in range(prec):
-            out.append(digits[(mant >> 60) & 15])
-            mant = (mant << 4) & _MASK64
-    out.append("p" if letter == "x" else "P")
-    out.append("-" if exp < 0 else "+")
-    out.append(f"{abs(exp):02d}")
-    return "".join(out)
-
-
-def format_float(value: float, fmt: str = "g", prec: int = -1) -> str:
-    """Go's ``strconv.FormatFloat(value, fmt, prec, 64)``."""
-    if value != value:
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if fmt == "b":
-        return _format_b(value)
-    if fmt in "xX":
-        return _format_x(value, prec, fmt)
-    negative = math.copysign(1.0, value) < 0
-    sign = "-" if negative else ""
-    magnitude = -value if negative else value
-    shortest = prec < 0
-    if shortest:
-        digits, point = _shortest_digits(magnitude) if magnitude else ("", 0)
-        if fmt in "eE":
-            prec = max(len(digits) - 1, 0)
-        elif fmt == "f":
-            prec = max(len(digits) - point, 0)
-        else:
-            prec = len(digits)
-    elif fmt == "f":
-        return sign + f"{magnitude:.{prec}f}"
-    elif fmt in "eE":
-        digits, point = _rounded_digits(magnitude, prec + 1)
-    else:
-        if prec == 0:
-            prec = 1
-        digits, point = _rounded_digits(magnitude, prec)
-    if fmt in "eE":
-        return sign + _format_e(digits, point, prec, fmt)
-    if fmt == "f":
-        return sign + _format_f(digits, point, prec)
-    count = len(digits)
-    eprec = prec
-    if eprec > count and count >= point:
-        eprec = count
-    if shortest:
-        eprec = 6
-    exp = point - 1
-    if exp < -4 or exp >= eprec:
-        if prec > count:
-            prec = count
-        return sign + _format_e(digits, point, prec - 1, "e" if fmt == "g" else "E")
-    if prec > point:
-        prec = count
-    return sign + _format_f(digits, point, max(prec - point, 0))
-
 
 # ---------------------------------------------------------------------------
 # fmt: the printer
@@ -430,32 +187,32 @@ class _Printer:
             if self.sharp_v and not signed:
                 sharp = self.sharp
                 self.sharp = True
-                self.integer(value, 16, signed, "v", _LOWER)
+                self.integer(value, 16, signed, "v", LOWER_DIGITS)
                 self.sharp = sharp
             else:
-                self.integer(value, 10, signed, verb, _LOWER)
+                self.integer(value, 10, signed, verb, LOWER_DIGITS)
         elif verb == "d":
-            self.integer(value, 10, signed, verb, _LOWER)
+            self.integer(value, 10, signed, verb, LOWER_DIGITS)
         elif verb == "b":
-            self.integer(value, 2, signed, verb, _LOWER)
+            self.integer(value, 2, signed, verb, LOWER_DIGITS)
         elif verb in "oO":
-            self.integer(value, 8, signed, verb, _LOWER)
+            self.integer(value, 8, signed, verb, LOWER_DIGITS)
         elif verb == "x":
-            self.integer(value, 16, signed, verb, _LOWER)
+            self.integer(value, 16, signed, verb, LOWER_DIGITS)
         elif verb == "X":
-            self.integer(value, 16, signed, verb, _UPPER)
+            self.integer(value, 16, signed, verb, UPPER_DIGITS)
         elif verb == "c":
             self.pad(chr(_valid_rune(value)))
         elif verb == "q":
             self.pad(quote_rune(_valid_rune(value), self.plus))
         elif verb == "U":
-            self.fmt_unicode(value & _MASK64)
+            self.fmt_unicode(value & MASK64)
         else:
             self.bad_verb(verb, value)
 
     def integer(self, value: int, base: int, signed: bool, verb: str, digits: str) -> None:
         negative = signed and value < 0
-        magnitude = -value if negative else value & _MASK64
+        magnitude = -value if negative else value & MASK64
         prec = 0
         if self.prec_present:
             prec = self.prec
@@ -472,7 +229,7 @@ class _Printer:
         if base == 10:
             text = str(magnitude)
         elif base == 16:
-            text = format(magnitude, "x" if digits is _LOWER else "X")
+            text = format(magnitude, "x" if digits is LOWER_DIGITS else "X")
         elif base == 8:
             text = format(magnitude, "o")
         else:
@@ -499,8 +256,8 @@ class _Printer:
     def fmt_unicode(self, value: int) -> None:
         prec = self.prec if self.prec_present and self.prec > 4 else 4
         text = "U+" + format(value, "X").rjust(prec, "0")
-        if self.sharp and value <= _MAX_RUNE and not 0xD800 <= value <= 0xDFFF:
-            if _is_print(chr(value)):
+        if self.sharp and value <= MAX_RUNE and not 0xD800 <= value <= 0xDFFF:
+            if is_print(chr(value)):
                 text += f" '{chr(value)}'"
         self.pad_unzeroed(text)
 
@@ -562,9 +319,9 @@ class _Printer:
         elif verb == "s":
             self.fmt_s(value)
         elif verb == "x":
-            self.fmt_sx(value, _LOWER)
+            self.fmt_sx(value, LOWER_DIGITS)
         elif verb == "X":
-            self.fmt_sx(value, _UPPER)
+            self.fmt_sx(value, UPPER_DIGITS)
         elif verb == "q":
             self.fmt_q(value)
         else:
@@ -619,7 +376,7 @@ class _Printer:
 
 
 def _valid_rune(value: int) -> int:
-    if value < 0 or value > _MAX_RUNE or 0xD800 <= value <= 0xDFFF:
+    if value < 0 or value > MAX_RUNE or 0xD800 <= value <= 0xDFFF:
         return 0xFFFD
     return value
 

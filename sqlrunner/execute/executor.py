@@ -23,17 +23,26 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import psycopg
 
-from sqlrunner import rowcounts
-from sqlrunner.checkpoints import fingerprint
-from sqlrunner.errorpos import SourcePosition, position_in, user_error
-from sqlrunner.errors import LockError, QueryError, SqlRunnerError
-from sqlrunner.plan import RunPlan, StepPlan, TargetPlan, replan_target
-from sqlrunner.render import RenderedQuery
-from sqlrunner.results import (
+from sqlrunner.errors import (
+    Cancelled,
+    ConnectFailed,
+    ConnectionLost,
+    LockError,
+    LockLost,
+    OutcomeUnknown,
+    QueryError,
+    SqlRunnerError,
+    StateUnavailable,
+    first_line,
+)
+from sqlrunner.execute import rowcounts
+from sqlrunner.execute.checkpoints import fingerprint
+from sqlrunner.execute.results import (
     DONE_BEFORE,
     FAILED,
     SKIPPED,
@@ -43,20 +52,21 @@ from sqlrunner.results import (
     RunResult,
     TargetFailure,
 )
-from sqlrunner.retry import (
+from sqlrunner.execute.retry import (
     DEFAULT_OUTAGE,
-    ConnectFailed,
     RetryPolicy,
     call_through_outage,
     call_with_retries,
     is_connection_loss,
     is_unavailable,
 )
-from sqlrunner.runlock import LockLost
+from sqlrunner.execute.state import DONE, GONE, RunState, StateSettings
+from sqlrunner.execute.targets import Connection, ConnectionPool, connection_for
+from sqlrunner.plan import RunPlan, StepPlan, TargetPlan
+from sqlrunner.render import RenderedQuery
 from sqlrunner.secrets import SecretRegistry
-from sqlrunner.state import DONE, GONE, RunState, StateSettings, StateUnavailable
-from sqlrunner.targets import Connection, ConnectionPool, connection_for
-from sqlrunner.upsert import upsert_sql
+from sqlrunner.sqltext.position import SourcePosition, position_in, user_error
+from sqlrunner.sqltext.upsert import upsert_sql
 
 
 class Reporter(Protocol):
@@ -75,18 +85,9 @@ class Reporter(Protocol):
     def run_finished(self, result: RunResult) -> None: ...
 
 
-class SilentReporter:
-    """A reporter that reports nothing (library use, tests)."""
-
-    def run_started(self, plan: RunPlan) -> None: ...
-    def step_started(self, target: str, step: StepPlan) -> None: ...
-    def query_started(self, query: RenderedQuery) -> None: ...
-    def query_retrying(self, query: RenderedQuery, attempt: int, error: str,
-                       wait: float | None) -> None: ...
-    def query_finished(self, result: QueryResult) -> None: ...
-    def target_failed(self, failure: TargetFailure) -> None: ...
-    def note(self, target: str, message: str) -> None: ...
-    def run_finished(self, result: RunResult) -> None: ...
+class SilentReporter(Reporter):
+    """A reporter that reports nothing (library use, tests): the Protocol's methods,
+    which do nothing."""
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,28 @@ class ExecutionSettings:
     retries: int = 3
     retry_backoff: float = 1.0
     run_timeout: float | None = None
-    checkpoints: bool = True
-    state: StateSettings = StateSettings()
+    checkpoints: bool = True  # checkpoints, resume and the run lock in the target
+    state_schema: str = "sqlrunner"
+    lock_timeout: float = 0.0
+    restart: bool = False
     embedded_dir: str | None = None
     reconnect_timeout: float = DEFAULT_OUTAGE  # how long a target may stay unreachable
+
+    @property
+    def state(self) -> StateSettings:
+        """The run state's share of the settings."""
+        return StateSettings(schema=self.state_schema, lock_timeout=self.lock_timeout,
+                             restart=self.restart)
+
+
+# Renders a target's plan again as the run ``run_id`` that started at ``started_at`` did
+# (a resumed run sends the SQL of the run it resumes): ``(target_plan, run_id, started_at)``.
+Replan = Callable[[TargetPlan, str, datetime], TargetPlan]
+
+
+def _cannot_replan(target_plan: TargetPlan, run_id: str, started_at: datetime) -> TargetPlan:
+    raise SqlRunnerError("this run resumes an unfinished one, and its executor was given no "
+                         "way to render the queries again (Executor(replan=...))")
 
 
 class _Sent:
@@ -122,8 +141,10 @@ class Executor:
         settings: ExecutionSettings | None = None,
         secrets: SecretRegistry | None = None,
         connection_factory: Callable[..., Connection] = connection_for,
+        replan: Replan | None = None,
     ) -> None:
         self.plan = plan
+        self.replan = replan or _cannot_replan
         self.reporter = reporter or SilentReporter()
         self.settings = settings or ExecutionSettings()
         self.secrets = secrets or SecretRegistry()
@@ -136,7 +157,7 @@ class Executor:
         self._positions: dict[tuple[str, str, str], int] = {}  # a query's place in results
         self._losses: dict[tuple[str, str, str], int] = {}  # connections lost per query
         self._lost_errors: dict[tuple[str, str, str], BaseException] = {}  # till settled
-        self._types = {tp.target.name: tp.target.type for tp in plan.targets}
+        self._dialects = {tp.target.name: tp.target.dialect for tp in plan.targets}
         self._digests: dict[str, str] = {}
 
     # -- the run -----------------------------------------------------------------------
@@ -144,8 +165,6 @@ class Executor:
         """Execute every target's plan; returns when all targets are done."""
         started = time.perf_counter()
         self.reporter.run_started(self.plan)
-        for target_plan in self.plan.targets:
-            self.secrets.add(target_plan.target.password)
         timer = None
         if self.settings.run_timeout:
             timer = threading.Timer(self.settings.run_timeout, self._time_out)
@@ -209,8 +228,8 @@ class Executor:
         except SqlRunnerError as err:
             self._fail_target(TargetFailure(name, self.secrets.mask(str(err))))
             return
-        state = self._open_state(connection, target_plan)
-        if state is False:
+        runs, state = self._open_state(connection, target_plan)
+        if not runs:
             return
         pool = ConnectionPool(connection, on_connect=state.enlist if state else None)
         if state is None and not self._reach(name, connection, pool):
@@ -218,8 +237,7 @@ class Executor:
         failed, finish = True, state is not None
         try:
             if state is not None and state.resumed is not None:
-                target_plan = replan_target(self.plan, target_plan, state.run_id,
-                                            state.started_at)
+                target_plan = self.replan(target_plan, state.run_id, state.started_at)
                 broken = next((q.error for q in target_plan.queries if q.error), None)
                 if broken is not None:
                     raise broken
@@ -244,7 +262,7 @@ class Executor:
             # Whatever broke outside a query (the state connection, a step's check, a
             # re-render, a server that did not come back) fails the target's queries not
             # yet recorded, not the process.
-            self._fail_unrecorded(target_plan, self.secrets.mask(_one_line(err)))
+            self._fail_unrecorded(target_plan, self.secrets.mask(first_line(err)))
             finish = finish and not is_unavailable(err)
         finally:
             pool.close()
@@ -282,7 +300,7 @@ class Executor:
 
     def _unreachable(self, name: str, connection: Connection, err: BaseException) -> None:
         """A target that never answered: reported once, nothing counted as executed."""
-        message = _one_line(err)
+        message = first_line(err)
         if not message.startswith("cannot connect to target"):
             message = f"cannot connect to target {name!r} ({connection.address()}): {message}"
         with self._lock:
@@ -296,7 +314,7 @@ class Executor:
             nonlocal told
             if not told:
                 told = True
-                reason = self.secrets.mask(_one_line(err)).split("): ", 1)[-1]
+                reason = self.secrets.mask(first_line(err)).split("): ", 1)[-1]
                 self.reporter.note(name, f"target unreachable ({reason}); trying again "
                                          f"for up to {self.settings.reconnect_timeout:g}s")
         return on_wait
@@ -332,16 +350,16 @@ class Executor:
         for query in target_plan.queries:
             if (query.target, query.step, query.query) in seen:
                 continue
-            self._record(QueryResult(query.target, query.step, query.query, query.file,
-                                     FAILED if first else SKIPPED,
-                                     error=message if first else None))
+            self._record(QueryResult.of(query, FAILED if first else SKIPPED,
+                                        error=message if first else None))
             first = False
 
     def _open_state(self, connection: Connection,
-                    target_plan: TargetPlan) -> RunState | None | bool:
-        """The run's state on this target; None without checkpoints; False if it cannot run."""
+                    target_plan: TargetPlan) -> tuple[bool, RunState | None]:
+        """Whether the target can run (False: why not is recorded), and its run state (None
+        without checkpoints, or where the target refuses the bookkeeping tables)."""
         if not self.settings.checkpoints:
-            return None
+            return True, None
         name = target_plan.target.name
         state = RunState(connection, os.path.realpath(self.plan.playbook.path), name,
                          self.plan.run_id, self.plan.started_at, self.plan.partial,
@@ -350,26 +368,25 @@ class Executor:
             call_through_outage(state.open, self.settings.reconnect_timeout,
                                 self.settings.retry_backoff, self._waiting(name),
                                 sleep=self._sleep)
-            return state
+            return True, state
         except StateUnavailable as err:
             self.reporter.note(name, str(err))
-            return None
+            return True, None
         except LockError as err:
             state.close()
             self._lock_conflict(name, str(err))
-            return False
+            return False, None
         except (SqlRunnerError, psycopg.Error) as err:
             state.close()
             if isinstance(err, ConnectFailed) or is_unavailable(err):
                 self._unreachable(name, connection, err)
-                return False
-            message = self.secrets.mask(str(err).strip().splitlines()[0])
+                return False, None
+            message = self.secrets.mask(first_line(err))
             for index, step in enumerate(target_plan.steps):
                 for query in step.queries:
-                    self._record(QueryResult(query.target, query.step, query.query, query.file,
-                                             FAILED if index == 0 else SKIPPED,
-                                             error=message if index == 0 else None))
-            return False
+                    self._record(QueryResult.of(query, FAILED if index == 0 else SKIPPED,
+                                                error=message if index == 0 else None))
+            return False, None
 
     def _run_steps(self, target_plan: TargetPlan, pool: ConnectionPool,
                    state: RunState | None) -> bool:
@@ -386,8 +403,9 @@ class Executor:
                 try:
                     return self._walk(name, target_plan.steps, start, resuming, pool, state,
                                       threads)
-                except _Lost as lost:
-                    assert state is not None
+                except ConnectionLost as lost:
+                    if lost.step is None or state is None:
+                        raise
                     pool.close()
                     # A query's own losses are bounded by its retries; this bounds a
                     # step's check (skip_if_empty) that keeps losing its connection.
@@ -395,10 +413,10 @@ class Executor:
                     if losses[lost.step] > self.settings.retries + 1:
                         raise QueryError(f"step {target_plan.steps[lost.step].name}: the "
                                          f"connection was lost {losses[lost.step]} times "
-                                         f"({_one_line(lost.error)})") from None
+                                         f"({first_line(lost.error)})") from None
                     self._reconnect(name, state, f"connection lost in step "
                                                  f"{target_plan.steps[lost.step].name} "
-                                                 f"({self.secrets.mask(_one_line(lost.error))})")
+                                                 f"({self.secrets.mask(first_line(lost.error))})")
                     self._note_gone(name, state)
                     # Go on as a resumed run would, from the step that lost a query, or
                     # from an earlier one whose unlogged tables the server lost.
@@ -410,7 +428,7 @@ class Executor:
     def _walk(self, name: str, steps: tuple[StepPlan, ...], start: int, resuming: bool,
               pool: ConnectionPool, state: RunState | None, threads: ThreadPoolExecutor
               ) -> bool:
-        """Run ``steps[start:]``; True if a query failed. Raises :class:`_Lost` (with the
+        """Run ``steps[start:]``; True if a query failed. Raises :class:`ConnectionLost` (with the
         step's index) when a connection was lost and the target must reconnect."""
         failed = False
         # Done queries are skipped only up to the first step with something left to do:
@@ -441,14 +459,12 @@ class Executor:
             lost = [(q, self._lost_errors.pop((q.target, q.step, q.query)))
                     for q, r in zip(step.queries, results, strict=True) if r is None]
             if lost and not failed:
-                raise _Lost(index, lost[0][1])
+                raise ConnectionLost(lost[0][1], step=index)
             for query, error in lost:
                 # A sibling failed: the target stops here; the next run's resume settles
                 # whether the lost query committed.
-                self._record(QueryResult(
-                    query.target, query.step, query.query, query.file, FAILED,
-                    error=self.secrets.mask(f"the connection was lost while the query ran "
-                                            f"({_one_line(error)})")))
+                self._record(QueryResult.of(query, FAILED, error=self.secrets.mask(
+                    f"the connection was lost while the query ran ({first_line(error)})")))
                 failed = True
             if work_left:
                 resuming = False
@@ -465,13 +481,13 @@ class Executor:
         """Whether ``table`` has no rows (or does not exist): the step skips itself.
 
         Any other error is raised as a QueryError naming the setting (a lost connection,
-        with checkpoints, as :class:`_Lost`).
+        with checkpoints, as :class:`ConnectionLost`).
         """
         try:
             conn = pool.acquire()
         except (SqlRunnerError, psycopg.Error) as err:
             if state is not None and (isinstance(err, LockLost) or is_unavailable(err)):
-                raise _Lost(step, err) from None
+                raise ConnectionLost(err, step=step) from None
             raise
         try:
             with self._tracked(conn):
@@ -480,8 +496,8 @@ class Executor:
             return True
         except psycopg.Error as err:
             if state is not None and is_unavailable(err):
-                raise _Lost(step, err) from None
-            raise QueryError(f"skip_if_empty: {table}: {_one_line(err)}") from None
+                raise ConnectionLost(err, step=step) from None
+            raise QueryError(f"skip_if_empty: {table}: {first_line(err)}") from None
         finally:
             pool.release(conn)
 
@@ -524,8 +540,7 @@ class Executor:
             return None if position is None else self._result.queries[position]
 
     def _skipped(self, query: RenderedQuery, note: str | None = None) -> QueryResult:
-        return QueryResult(query.target, query.step, query.query, query.file, SKIPPED,
-                           note=note)
+        return QueryResult.of(query, SKIPPED, note=note)
 
     # -- one query -----------------------------------------------------------------------
     def _session(self, query: RenderedQuery) -> tuple[list[str], list[str]]:
@@ -547,7 +562,7 @@ class Executor:
         return digest
 
     def _dialect(self, query: RenderedQuery) -> str:
-        return "redshift" if self._types.get(query.target) == "redshift" else "postgres"
+        return self._dialects[query.target]
 
     def _policy(self, query: RenderedQuery) -> RetryPolicy:
         return RetryPolicy(retries=int(query.settings.get("retries", self.settings.retries)),
@@ -560,8 +575,8 @@ class Executor:
         """Run one query (with retries) and record its result; None when its connection
         was lost and the target must reconnect before it can be settled."""
         if query.error is not None or query.sql is None:
-            result = QueryResult(query.target, query.step, query.query, query.file, FAILED,
-                                 error=self.secrets.mask(str(query.error or "not rendered")))
+            result = QueryResult.of(query, FAILED,
+                                    error=self.secrets.mask(str(query.error or "not rendered")))
             self._record(result)
             return result
         sql = query.sql
@@ -585,8 +600,7 @@ class Executor:
             try:
                 wrapped = upsert_sql(sql, query.upsert, self._dialect(query))
             except SqlRunnerError as err:
-                result = QueryResult(query.target, query.step, query.query, query.file, FAILED,
-                                     error=f"{query.file}: {err}")
+                result = QueryResult.of(query, FAILED, error=f"{query.file}: {err}")
                 self._record(result)
                 return result
             sql, offset, length = wrapped.text, wrapped.select_offset, wrapped.select_length
@@ -599,7 +613,7 @@ class Executor:
         def on_retry(attempt: int, err: BaseException, wait: float) -> None:
             nonlocal retries
             retries = losses + attempt
-            self.reporter.query_retrying(query, retries, self.secrets.mask(_one_line(err)),
+            self.reporter.query_retrying(query, retries, self.secrets.mask(first_line(err)),
                                          wait)
 
         def attempt(number: int) -> _Sent:
@@ -609,16 +623,15 @@ class Executor:
             sent = call_with_retries(attempt, policy, on_retry,
                                      sleep=self._sleep,
                                      should_retry=lambda: not self._cancelled.is_set())
-            result = QueryResult(query.target, query.step, query.query, query.file, SUCCEEDED,
-                                 rows=sent.rows, seconds=time.perf_counter() - started,
-                                 retries=retries, output=sent.output)
-        except _ConnectionLost as lost:
+            result = QueryResult.of(query, SUCCEEDED, rows=sent.rows,
+                                    seconds=time.perf_counter() - started, retries=retries,
+                                    output=sent.output)
+        except ConnectionLost as lost:
             if retries >= policy.retries:
-                result = QueryResult(
-                    query.target, query.step, query.query, query.file, FAILED,
-                    seconds=time.perf_counter() - started, retries=retries,
+                result = QueryResult.of(
+                    query, FAILED, seconds=time.perf_counter() - started, retries=retries,
                     error=self.secrets.mask(f"the connection was lost while the query ran, "
-                                            f"{retries + 1} times ({_one_line(lost.error)}); "
+                                            f"{retries + 1} times ({first_line(lost.error)}); "
                                             "the next run settles whether it committed"))
             else:
                 # Settled once the target has reconnected: by its checkpoint.
@@ -626,15 +639,14 @@ class Executor:
                     self._losses[key] = retries + 1
                     self._lost_errors[key] = lost.error
                 self.reporter.query_retrying(query, retries + 1,
-                                             self.secrets.mask(_one_line(lost.error)), None)
+                                             self.secrets.mask(first_line(lost.error)), None)
                 return None
         except psycopg.Error as err:
             result = self._failure(query, err, time.perf_counter() - started, retries, offset,
                                    length)
         except SqlRunnerError as err:
-            result = QueryResult(query.target, query.step, query.query, query.file, FAILED,
-                                 seconds=time.perf_counter() - started, retries=retries,
-                                 error=self.secrets.mask(str(err)))
+            result = QueryResult.of(query, FAILED, seconds=time.perf_counter() - started,
+                                    retries=retries, error=self.secrets.mask(str(err)))
         self._record(result)
         return result
 
@@ -652,9 +664,8 @@ class Executor:
         if result is not None and result.status != FAILED:
             return result
         if key in self._losses:
-            result = QueryResult(query.target, query.step, query.query, query.file,
-                                 SUCCEEDED, retries=self._losses[key],
-                                 note="committed before its connection was lost")
+            result = QueryResult.of(query, SUCCEEDED, retries=self._losses[key],
+                                    note="committed before its connection was lost")
         else:
             result = self._skipped(query, DONE_BEFORE)
         self._record(result)
@@ -666,7 +677,7 @@ class Executor:
             conn = pool.acquire(fresh=fresh)
         except (SqlRunnerError, psycopg.Error) as err:
             if state is not None and (isinstance(err, LockLost) or is_unavailable(err)):
-                raise _ConnectionLost(err) from None
+                raise ConnectionLost(err) from None
             raise
         sent = False
         try:
@@ -685,10 +696,10 @@ class Executor:
             if is_connection_loss(err):
                 pool.discard(conn)
                 if state is not None:
-                    raise _ConnectionLost(err) from None
+                    raise ConnectionLost(err) from None
                 if sent:
                     raise OutcomeUnknown(f"the connection was lost while the query ran, so "
-                                         f"whether it committed is unknown: {_one_line(err)}"
+                                         f"whether it committed is unknown: {first_line(err)}"
                                          ) from None
             raise
         finally:
@@ -700,7 +711,7 @@ class Executor:
                 # The file ran (it runs alone, and may run again): its checkpoint waits for
                 # the reconnection.
                 if is_unavailable(err):
-                    raise _ConnectionLost(err) from None
+                    raise ConnectionLost(err) from None
                 raise
         return _Sent(rows, output)
 
@@ -754,34 +765,9 @@ class Executor:
         text = f"ERROR {sqlstate}: {message}" if sqlstate else message
         if line is not None:
             text = f"{query.file}:{line}:{column}: {text}"
-        return QueryResult(query.target, query.step, query.query, query.file, FAILED,
-                           seconds=seconds, error=self.secrets.mask(text), sqlstate=sqlstate,
-                           line=line, column=column, retries=retries,
-                           excerpt=self.secrets.mask(excerpt) if excerpt else None)
-
-
-class Cancelled(QueryError):
-    """The run was interrupted or timed out before this query could finish."""
-
-
-class _ConnectionLost(Exception):  # noqa: N818 - a signal, not an error to report
-    """A query's connection (or the run's lock) was lost: settled after reconnecting."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class _Lost(Exception):  # noqa: N818 - a signal, not an error to report
-    """Step ``step`` lost a connection: the target reconnects and goes on from there."""
-
-    def __init__(self, step: int, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.step, self.error = step, error
-
-
-class OutcomeUnknown(QueryError):
-    """A query's connection broke mid-flight and whether it committed cannot be known."""
+        return QueryResult.of(query, FAILED, seconds=seconds, error=self.secrets.mask(text),
+                              sqlstate=sqlstate, line=line, column=column, retries=retries,
+                              excerpt=self.secrets.mask(excerpt) if excerpt else None)
 
 
 def _require_idle(conn: psycopg.Connection) -> None:
@@ -825,9 +811,3 @@ def _wait_all(events: list[threading.Event]) -> None:
     for event in events:
         while not event.wait(0.05):
             pass
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-

@@ -7,16 +7,15 @@ execute) read; nothing in it is validated again.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlrunner.errors import PlaybookError, SqlRunnerError
-from sqlrunner.sourcefile import NulByte, read_text
-from sqlrunner.upsert import UpsertSpec, upsert_spec
-from sqlrunner.yaml12 import LineDict, LineList, load_yaml
+from sqlrunner.playbook.sourcefile import NulByte, read_text
+from sqlrunner.playbook.yaml12 import LineDict, LineList, load_yaml
+from sqlrunner.sqltext.upsert import UpsertSpec, upsert_spec
 
 SUPPORTED_TYPES = {"postgres": "postgres", "postgresql": "postgres", "redshift": "redshift",
                    "embedded": "embedded"}
@@ -75,6 +74,11 @@ class TargetSpec:
     password: str | None = field(default=None, repr=False)
     ssl: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def dialect(self) -> str:
+        """The SQL it speaks: ``redshift``, or ``postgres`` (the embedded server too)."""
+        return "redshift" if self.type == "redshift" else "postgres"
 
     def init_error(self) -> str | None:
         """Why this target cannot be used, or None (SQL Runner's exit-5 checks)."""
@@ -147,15 +151,15 @@ def render_playbook_text(
     """Render the playbook file as a Go template with the command-line variables."""
     if "{{" not in text:
         return text
-    from sqlrunner.render import missing_key
-    from sqlrunner.template import parse
-    from sqlrunner.template_functions import runner_functions
+    from sqlrunner.functions import runner_functions
+    from sqlrunner.template import MissingKey, parse
 
     try:
         template = parse(text, path, funcs=runner_functions())
-        rendered = template.execute(dict(variables), missing=missing_key(missing))
+        mode = MissingKey.from_option(missing)
+        rendered = template.execute(dict(variables), missing=mode)
         if "\x00" in rendered:  # where from: the same again, with a map to the source
-            _, where = template.execute_mapped(dict(variables), missing=missing_key(missing))
+            _, where = template.execute_mapped(dict(variables), missing=mode)
             line, column = where.source_position(rendered.index("\x00"), text)
             raise PlaybookError("this action prints a NUL byte (\\0) into the playbook",
                                 file=path, line=line, column=column)
@@ -388,19 +392,3 @@ def _expected_name(types: tuple[type, ...]) -> str:
         return "a plain value"
     names = {bool: "true or false", list: "a list", dict: "a mapping", int: "a whole number"}
     return " or ".join(names.get(t, t.__name__) for t in types)
-
-
-def resolve_sql_root(option: str | None, playbook_path: str) -> str:
-    """SQL Runner's ``-sqlroot``: PLAYBOOK (default), BINARY, or a folder."""
-    if not option or option == "PLAYBOOK":
-        return os.path.dirname(os.path.abspath(playbook_path))
-    if option == "BINARY":
-        import sys
-
-        return os.path.dirname(os.path.abspath(sys.argv[0]))
-    return os.path.abspath(option)
-
-
-def query_path(sql_root: str, file: str) -> str:
-    """Join ``file`` under the SQL root, even when it looks absolute (as SQL Runner does)."""
-    return os.path.normpath(os.path.join(sql_root, file.lstrip("/\\")))
