@@ -126,9 +126,6 @@ def _private_playbook(folder, dsn: str, steps: list[tuple[str, str, str | None]]
     return str(path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: a step skipped by skip_if_empty has no checkpoint; walking it again on "
-    "resume runs it and ends the resume (execute.py _walk)"))
 def test_a_crash_does_not_run_again_the_steps_after_a_step_skipped_as_empty(
         fault_server, fault_database, tmp_path):
     # 'retry' is skipped (its queue is empty when it is reached); 'enqueue' fills the
@@ -183,3 +180,30 @@ def test_after_a_crash_a_plain_rerun_finishes_a_playbook_whose_work_table_file_i
     _, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
     assert query_one(fault_database, "SELECT total FROM result") == 55
+
+
+def test_a_resumed_run_skips_again_a_step_the_killed_run_skipped_as_empty(workdir, database):
+    import signal
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE log (name text); CREATE TABLE queue (x int)")
+    retry = workdir.sql("retry.sql", "INSERT INTO log VALUES ('retry');")
+    enqueue = workdir.sql("enqueue.sql", "INSERT INTO queue VALUES (1);\n"
+                                         "INSERT INTO log VALUES ('enqueue');")
+    slow = workdir.sql("slow.sql", "INSERT INTO log VALUES ('slow');\nSELECT pg_sleep(30);")
+    steps = ("  - name: retry\n    skip_if_empty: queue\n    queries:\n"
+             f"      - name: retry\n        file: {retry}\n"
+             + workdir.steps(("enqueue", [("enqueue", enqueue)]), ("slow", [("slow", slow)])))
+    playbook = workdir.playbook(steps)
+    proc = _cli(playbook, workdir.root)
+    with psycopg.connect(database, autocommit=True) as admin:
+        _wait_for_query(admin, "pg_sleep(30)")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    (workdir.root / "sql" / "slow.sql").write_text("INSERT INTO log VALUES ('slow');")
+    rerun = _cli(playbook, workdir.root)
+    _, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err
+    names = sorted(r[0] for r in psycopg.connect(database).execute(
+        "SELECT name FROM log").fetchall())
+    assert names == ["enqueue", "slow"], err

@@ -440,6 +440,13 @@ class Executor:
                 for query in step.queries:
                     self._record(self._skipped(query))
                 continue
+            if step.skip_if_empty and resuming and self._skipped_before(state, steps, index):
+                # Its table may have rows now (a later, done step filled it): running it
+                # would end the resume and run every later done query again.
+                for query in step.queries:
+                    self._record(self._skipped(query, f"{step.skip_if_empty} had no rows "
+                                                      "when the run got here first"))
+                continue
             if step.skip_if_empty and self._is_empty(pool, step.skip_if_empty, state, index):
                 for query in step.queries:
                     self._record(self._skipped(query, f"{step.skip_if_empty} has no rows"))
@@ -469,6 +476,15 @@ class Executor:
             if work_left:
                 resuming = False
         return failed
+
+    def _skipped_before(self, state: RunState | None, steps: tuple[StepPlan, ...],
+                        index: int) -> bool:
+        """Whether the run being resumed skipped ``steps[index]`` as empty: none of its
+        queries has a checkpoint, while a later step's have (it got past this step)."""
+        if any(self._checkpoint(state, q) is not None for q in steps[index].queries):
+            return False
+        return any(self._checkpoint(state, q) is not None
+                   for later in steps[index + 1:] for q in later.queries)
 
     def _checkpoint(self, state: RunState | None, query: RenderedQuery) -> str | None:
         """DONE, GONE or None (see RunState.checkpoint_of)."""
