@@ -279,7 +279,7 @@ def _target(raw: Any, line: int, path: str) -> TargetSpec:
 def _step(raw: Any, line: int, path: str) -> StepSpec:
     entry = _mapping(raw, "step", line, path)
     _check_keys(entry, STEP_KEYS, "step", path)
-    name = _required_str(entry, "name", "step", path)
+    name = _name(entry, "step", path)
     queries = entry.get("queries") or LineList()
     return StepSpec(
         name=name,
@@ -311,7 +311,7 @@ def _query(raw: Any, line: int, path: str) -> QuerySpec:
     entry = _mapping(raw, "query", line, path)
     _check_keys(entry, QUERY_KEYS, "query", path)
     return QuerySpec(
-        name=_required_str(entry, "name", "query", path),
+        name=_name(entry, "query", path),
         file=_required_str(entry, "file", "query", path),
         template=bool(entry.get("template") or False),
         line=line,
@@ -331,6 +331,19 @@ def _mapping(raw: Any, what: str, line: int, path: str) -> LineDict:
         raise PlaybookError(f"expected a {what} (a mapping), got {_type_name(raw)}",
                             file=path, line=line)
     return raw
+
+
+# The checkpoints keep step and query names in varchar(256) columns (bytes on Redshift):
+# a longer name would be cut there, and a resumed run would never find it done.
+MAX_NAME_BYTES = 256
+
+
+def _name(entry: LineDict, what: str, path: str) -> str:
+    name = _required_str(entry, "name", what, path)
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise PlaybookError(f"{what} name is longer than {MAX_NAME_BYTES} bytes: "
+                            f"{name[:40]!r}...", file=path, line=entry.line_of("name"))
+    return name
 
 
 def _required_str(entry: LineDict, key: str, what: str, path: str) -> str:
