@@ -10,18 +10,7 @@ import time
 import psycopg
 import pytest
 from conftest import query_one
-
-
-def _wait_for_query(admin: psycopg.Connection, fragment: str, timeout: float = 30) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        row = admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s "
-            "AND pid <> pg_backend_pid()", (f"%{fragment}%",)).fetchone()
-        if row:
-            return row[0]
-        time.sleep(0.02)
-    raise AssertionError(f"query {fragment!r} never started")
+from test_reliability import _wait_for_query
 
 
 def _cli(playbook: str, cwd, *args: str) -> subprocess.Popen:
@@ -115,6 +104,17 @@ def _private_playbook(folder, dsn: str, steps: list[tuple[str, str, str | None]]
     return str(path)
 
 
+def _crashed_during(playbook: str, folder, server, dsn: str,
+                    fragment: str) -> subprocess.Popen:
+    """A run of ``playbook``, its server crashed (and started) while ``fragment`` runs."""
+    proc = _cli(playbook, folder)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        _wait_for_query(admin, fragment)
+    server.stop("immediate")
+    server.start()
+    return proc
+
+
 def test_a_crash_does_not_run_again_the_steps_after_a_step_skipped_as_empty(
         fault_server, fault_database, tmp_path):
     # 'retry' is skipped (its queue is empty when it is reached); 'enqueue' fills the
@@ -133,11 +133,7 @@ def test_a_crash_does_not_run_again_the_steps_after_a_step_skipped_as_empty(
         ("use", "INSERT INTO log SELECT 'use ' || sum(g) FROM work;\n"
                 "SELECT pg_sleep(3);", None),
     ])
-    proc = _cli(playbook, tmp_path)
-    with psycopg.connect(fault_database, autocommit=True) as admin:
-        _wait_for_query(admin, "pg_sleep(3)")
-    fault_server.stop("immediate")
-    fault_server.start()
+    proc = _crashed_during(playbook, tmp_path, fault_server, fault_database, "pg_sleep(3)")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     names = sorted(r[0] for r in psycopg.connect(fault_database).execute(
@@ -159,12 +155,8 @@ def test_after_a_crash_a_plain_rerun_finishes_a_playbook_whose_work_table_file_i
         ("use", "CREATE TABLE result AS SELECT sum(g) AS total FROM work;\n"
                 "SELECT pg_sleep(3);", None),
     ])
-    proc = _cli(playbook, tmp_path)
-    with psycopg.connect(fault_database, autocommit=True) as admin:
-        _wait_for_query(admin, "pg_sleep(3)")
-    fault_server.stop("immediate")
-    fault_server.start()
-    proc.communicate(timeout=120)
+    _crashed_during(playbook, tmp_path, fault_server, fault_database,
+                    "pg_sleep(3)").communicate(timeout=120)
     rerun = _cli(playbook, tmp_path)
     _, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err
