@@ -8,7 +8,6 @@ import sys
 import time
 
 import psycopg
-import pytest
 from conftest import query_one
 from test_reliability import _wait_for_query
 
@@ -19,10 +18,6 @@ def _cli(playbook: str, cwd, *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: a done query whose unlogged table a later done step dropped counts as "
-    "lost (checkpoints.py _UNLOGGED_GONE) and runs again after any reconnect or "
-    "resume"))
 def test_a_work_table_that_a_later_step_dropped_is_not_built_again_after_a_lost_query(
         workdir, database):
     # build makes an unlogged work table from a staging table; publish consumes the
@@ -51,9 +46,6 @@ def test_a_work_table_that_a_later_step_dropped_is_not_built_again_after_a_lost_
     assert query_one(database, "SELECT to_regclass('work') IS NULL")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: the lock name no longer includes the target (runlock.py lock_key), so a "
-    "second target on the same database exits 3"))
 def test_two_targets_of_one_playbook_on_one_database_both_run(workdir, database):
     # Worked before issue 14 (the lock was keyed by playbook and target): the lock now
     # ignores the target, so the second target of the same run finds the first holding it.
@@ -141,25 +133,21 @@ def test_a_crash_does_not_run_again_the_steps_after_a_step_skipped_as_empty(
     assert names == ["enqueue", "use 55"], err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: a lost unlogged table is rebuilt by running its file again, which fails "
-    "for a plain CREATE, on every re-run"))
-def test_after_a_crash_a_plain_rerun_finishes_a_playbook_whose_work_table_file_is_not_rerunnable(
+def test_after_a_crash_a_work_table_file_without_drop_or_if_not_exists_runs_again(
         fault_server, fault_database, tmp_path):
     # 'build' creates its unlogged table without DROP/IF NOT EXISTS. The crash empties
-    # it; the run runs 'build' again on the empty table that is still there, which fails,
-    # and so does every plain re-run after it: only a human (DROP TABLE) gets it going.
+    # it but leaves it there; before 'build' runs again the run drops the emptied table
+    # it built itself (same oid, no rows), so the plain CREATE succeeds.
     playbook = _private_playbook(tmp_path, fault_database, [
         ("build", "CREATE UNLOGGED TABLE work AS SELECT g FROM generate_series(1, 10) g;",
          None),
         ("use", "CREATE TABLE result AS SELECT sum(g) AS total FROM work;\n"
                 "SELECT pg_sleep(3);", None),
     ])
-    _crashed_during(playbook, tmp_path, fault_server, fault_database,
-                    "pg_sleep(3)").communicate(timeout=120)
-    rerun = _cli(playbook, tmp_path)
-    _, err = rerun.communicate(timeout=120)
-    assert rerun.returncode == 0, err
+    run = _crashed_during(playbook, tmp_path, fault_server, fault_database, "pg_sleep(3)")
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert "running it again" in err
     assert query_one(fault_database, "SELECT total FROM result") == 55
 
 
@@ -190,10 +178,6 @@ def test_a_resumed_run_skips_again_a_step_the_killed_run_skipped_as_empty(workdi
     assert names == ["enqueue", "slow"], err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "review: copies of a playbook share the lock but not the resume (state.py open: "
-    "latest_run by the playbook's real path): a copy resumes its own stale run after the "
-    "other copy finished the work"))
 def test_a_copy_of_a_playbook_does_not_resume_a_run_that_another_copy_has_since_finished(
         workdir, database, tmp_path):
     import shutil
@@ -237,3 +221,32 @@ def test_a_copy_of_a_playbook_does_not_resume_a_run_that_another_copy_has_since_
         assert run.returncode == 0, err
         insert_event()
     assert query_one(database, "SELECT count(*) - count(DISTINCT t) FROM processed") == 0
+
+
+def test_runs_of_one_playbook_in_two_databases_of_one_server_never_stop_each_other(
+        server_dsn, tmp_path):
+    # Advisory locks belong to a database, but pg_locks lists every database's: a run
+    # starting in one database must not take another database's run for a dead one of
+    # its own and terminate its queries.
+    from conftest import PlaybookDir, new_database
+    from psycopg.conninfo import conninfo_to_dict
+
+    with new_database(server_dsn) as first, new_database(server_dsn) as second:
+        runs = []
+        for index, dsn in enumerate((first, second)):
+            folder = tmp_path / f"deploy{index}"
+            folder.mkdir()
+            workdir = PlaybookDir(folder, {k: str(v) for k, v in
+                                           conninfo_to_dict(dsn).items()})
+            sleep = workdir.sql("slow.sql", "CREATE TABLE done AS SELECT 1 AS n FROM pg_sleep(3);")
+            runs.append(_cli(workdir.playbook(workdir.steps(("slow", [("slow", sleep)]))),
+                             folder))
+            if index == 0:
+                with psycopg.connect(first, autocommit=True) as admin:
+                    _wait_for_query(admin, "pg_sleep(3)")
+        for run in runs:
+            _, err = run.communicate(timeout=60)
+            assert run.returncode == 0, err
+            assert "terminat" not in err
+        assert query_one(first, "SELECT count(*) FROM done") == 1
+        assert query_one(second, "SELECT count(*) FROM done") == 1

@@ -8,7 +8,9 @@ the queries recorded as done whose rendered SQL is unchanged.
 
 On PostgreSQL a checkpoint also records the unlogged tables its transaction
 built (with rows, and no other write that a second run would repeat): a server
-crash empties them, and a resumed run builds them again before going on.
+crash empties them, and a resumed run builds them again before going on. It
+records too the tables its transaction dropped, truncated or rebuilt (released):
+a work table that a later step of the same run dropped is not lost.
 
 Only portable SQL is used (no ON CONFLICT, no sequences), so the same store
 works on Redshift.
@@ -45,7 +47,8 @@ CREATE TABLE IF NOT EXISTS {schema}.runs (
     ended_at     timestamp,
     host         varchar(256),
     pid          integer,
-    attempts     integer       NOT NULL
+    attempts     integer       NOT NULL,
+    lock_name    varchar(256)
 );
 CREATE TABLE IF NOT EXISTS {schema}.run_queries (
     run_id          varchar(32)   NOT NULL,
@@ -56,7 +59,8 @@ CREATE TABLE IF NOT EXISTS {schema}.run_queries (
     sql_fingerprint varchar(64)   NOT NULL,
     status          varchar(16)   NOT NULL,
     recorded_at     timestamp     NOT NULL,
-    unlogged_tables varchar(65535)
+    unlogged_tables varchar(65535),
+    released_tables varchar(65535)
 );
 CREATE TABLE IF NOT EXISTS {schema}.locks (
     lock_key     varchar(64)  NOT NULL,
@@ -73,10 +77,12 @@ CREATE TABLE IF NOT EXISTS {schema}.run_backends (
 );
 """
 _TABLE_NAMES = ("runs", "run_queries", "locks", "run_backends")
-_COLUMN_MARK = "run_queries.unlogged_tables"
-# Added after the first release: a store made before it gets the column on first use.
-_UNLOGGED_COLUMN = ("ALTER TABLE {schema}.run_queries "
-                    "ADD COLUMN unlogged_tables varchar(65535)")
+# Columns added after the first release: a store made before gets them on first use.
+_ADDED_COLUMNS = {
+    "run_queries.unlogged_tables": "varchar(65535)",
+    "run_queries.released_tables": "varchar(65535)",
+    "runs.lock_name": "varchar(256)",
+}
 
 # PostgreSQL: the unlogged tables this transaction (re)created or truncated and left with
 # rows, as a JSON object of name -> oid; NULL when there are none, or when the transaction
@@ -102,13 +108,28 @@ WHERE c.relpersistence = 'u' AND c.relkind = 'r'
                                  CAST('pg_toast' AS regnamespace),
                                  CAST('information_schema' AS regnamespace))
       AND w.oid <> CAST({checkpoints} AS regclass)))"""
-# PostgreSQL: true when a table a checkpoint recorded is gone, was built again by someone
-# else (another oid), or was emptied (crash recovery leaves unlogged tables empty).
-_UNLOGGED_GONE = """(unlogged_tables IS NOT NULL AND EXISTS (
-  SELECT 1 FROM json_each_text(CAST(unlogged_tables AS json)) AS t (name, oid)
-  WHERE to_regclass(t.name) IS NULL
-     OR CAST(to_regclass(t.name) AS oid) <> CAST(t.oid AS oid)
-     OR pg_catalog.pg_relation_size(CAST(t.oid AS oid)) = 0))"""
+# PostgreSQL: the oids of the tables this transaction dropped, truncated or built again
+# (it holds an ACCESS EXCLUSIVE lock on each to its end, even on a dropped one), as
+# ',oid,oid,': what an earlier checkpoint recorded there was released by this one.
+_RELEASED = """(SELECT ',' || string_agg(CAST(l.relation AS text), ',') || ','
+FROM pg_catalog.pg_locks AS l
+WHERE l.locktype = 'relation' AND l.pid = pg_catalog.pg_backend_pid()
+  AND l.mode = 'AccessExclusiveLock'
+  AND l.database = (SELECT oid FROM pg_catalog.pg_database
+                    WHERE datname = current_database()))"""
+# PostgreSQL: true when a table a checkpoint (q) recorded is gone, was built again by
+# someone else (another oid), or was emptied (crash recovery leaves unlogged tables
+# empty), unless a later checkpoint of the same run released it (a cleanup step).
+_UNLOGGED_GONE = """(q.unlogged_tables IS NOT NULL AND EXISTS (
+  SELECT 1 FROM json_each_text(CAST(q.unlogged_tables AS json)) AS t (name, oid)
+  WHERE (to_regclass(t.name) IS NULL
+         OR CAST(to_regclass(t.name) AS oid) <> CAST(t.oid AS oid)
+         OR pg_catalog.pg_relation_size(CAST(t.oid AS oid)) = 0)
+    AND NOT EXISTS (
+      SELECT 1 FROM {schema}.run_queries AS later
+      WHERE later.run_id = q.run_id AND later.target = q.target
+        AND later.recorded_at > q.recorded_at
+        AND strpos(later.released_tables, ',' || t.oid || ',') > 0)))"""
 
 
 def fingerprint(text: str) -> str:
@@ -158,6 +179,7 @@ class CheckpointStore:
         # What a store made by an administrator for an earlier version, which this user
         # cannot complete, lacks: the unlogged tables of checkpoints, the lock record.
         self.tracks_unlogged = True
+        self.tracks_lock_name = True
         self.has_lock_record = True
 
     def _q(self, template: str) -> str:
@@ -179,7 +201,7 @@ class CheckpointStore:
         additions are missing and cannot be made, the store works without them.
         """
         present = self._present()
-        if present >= {*_TABLE_NAMES, _COLUMN_MARK}:
+        if present >= {*_TABLE_NAMES, *_ADDED_COLUMNS}:
             return
         if not present >= set(_TABLE_NAMES):
             try:
@@ -191,27 +213,35 @@ class CheckpointStore:
                 # record (a run that loses its connection then stops, not reconnects).
                 self.has_lock_record = "locks" in present
             present = self._present()
-        if _COLUMN_MARK not in present:
+        for column, column_type in _ADDED_COLUMNS.items():
+            if column in present:
+                continue
+            table, name = column.split(".")
             try:
-                self.conn.execute(self._q(_UNLOGGED_COLUMN))
+                self.conn.execute(self._q(
+                    f"ALTER TABLE {{schema}}.{table} ADD COLUMN {name} {column_type}"))
             except psycopg.errors.DuplicateColumn:
                 pass  # another run added it meanwhile
             except psycopg.errors.InsufficientPrivilege:
-                self.tracks_unlogged = False
+                if table == "runs":
+                    self.tracks_lock_name = False
+                else:
+                    self.tracks_unlogged = False
 
     def _present(self) -> set[str]:
-        """The store's tables that exist, and :data:`_COLUMN_MARK` if the column does."""
+        """The store's tables that exist, and the :data:`_ADDED_COLUMNS` that do."""
         # The catalogs (Redshift has them too), not information_schema: on a new
         # connection its views cost milliseconds, and this runs at every start.
         names = ", ".join(f"'{name}'" for name in _TABLE_NAMES)
         rows = self.conn.execute(
             "SELECT c.relname FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n "
             f"ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname IN ({names}) "
-            f"UNION ALL SELECT '{_COLUMN_MARK}' FROM pg_catalog.pg_attribute AS a "
+            "UNION ALL SELECT c.relname || '.' || a.attname FROM pg_catalog.pg_attribute AS a "
             "JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid "
             "JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = %s AND c.relname = 'run_queries' "
-            "AND a.attname = 'unlogged_tables' AND NOT a.attisdropped",
+            "WHERE n.nspname = %s AND c.relname IN ('runs', 'run_queries') "
+            "AND a.attname IN ('unlogged_tables', 'released_tables', 'lock_name') "
+            "AND NOT a.attisdropped",
             (self.schema, self.schema)).fetchall()
         return {r[0] for r in rows}
 
@@ -254,16 +284,44 @@ class CheckpointStore:
         return [RunRecord(*row) for row in rows]
 
     def start_run(self, run_id: str, playbook: str, target: str, mode: str,
-                  run_fingerprint: str, query_count: int, started_at: datetime) -> None:
-        """Record a new run as running."""
+                  run_fingerprint: str, query_count: int, started_at: datetime,
+                  lock_name: str | None = None) -> None:
+        """Record a new run as running (under the lock ``lock_name``)."""
         now = utc_now()
-        values = ", ".join(self.literal(v) for v in (
+        columns = ("run_id, playbook, target, mode, status, fingerprint, query_count, "
+                   "started_at, updated_at, host, pid, attempts")
+        row: tuple[object, ...] = (
             run_id, playbook, target, mode, RUNNING, run_fingerprint, query_count,
             started_at.astimezone(UTC).replace(tzinfo=None), now, socket.gethostname(),
-            os.getpid(), 1))
+            os.getpid(), 1)
+        if self.tracks_lock_name and lock_name is not None:
+            columns += ", lock_name"
+            row += (lock_name[:256],)
+        values = ", ".join(self.literal(v) for v in row)
         self.conn.execute(self._q(
-            "INSERT INTO {schema}.runs (run_id, playbook, target, mode, status, fingerprint, "
-            "query_count, started_at, updated_at, host, pid, attempts) VALUES (" + values + ")"))
+            f"INSERT INTO {{schema}}.runs ({columns}) VALUES ({values})"))
+
+    def latest_run_under_lock(self, lock_name: str | None, target: str,
+                              mode: str = "full") -> RunRecord | None:
+        """The most recent run in ``mode`` of any playbook under the lock ``lock_name`` on
+        ``target`` (None for stores or runs that predate lock names)."""
+        if not self.tracks_lock_name or lock_name is None:
+            return None
+        row = self.conn.execute(self._q(
+            "SELECT run_id, playbook, target, mode, status, started_at, updated_at, ended_at, "
+            "host, pid, attempts, query_count FROM {schema}.runs "
+            f"WHERE lock_name = {self.literal(lock_name[:256])} "
+            f"AND target = {self.literal(target)} AND mode = {self.literal(mode)} "
+            "ORDER BY started_at DESC, updated_at DESC LIMIT 1")).fetchone()
+        return RunRecord(*row) if row else None
+
+    def abandon(self, run: RunRecord) -> None:
+        """Give up one unfinished run (it will not be resumed)."""
+        now = utc_now()
+        self.conn.execute(self._q(
+            f"UPDATE {{schema}}.runs SET status = {self.literal(ABANDONED)}, "
+            f"updated_at = {self.literal(now)}, ended_at = {self.literal(now)} "
+            f"WHERE run_id = {self.literal(run.run_id)} AND target = {self.literal(run.target)}"))
 
     def resume_run(self, run: RunRecord) -> None:
         """Mark an unfinished run as running again, by this process."""
@@ -300,16 +358,41 @@ class CheckpointStore:
         gone = (_UNLOGGED_GONE if dialect == "postgres" and self.tracks_unlogged
                 else "FALSE")
         rows = self.conn.execute(self._q(
-            f"SELECT step, query, sql_fingerprint, {gone} FROM {{schema}}.run_queries "
-            f"WHERE run_id = {self.literal(run_id)} AND target = {self.literal(target)}"
-        )).fetchall()
+            f"SELECT step, query, sql_fingerprint, {gone} FROM {{schema}}.run_queries AS q "
+            f"WHERE run_id = {self.literal(run_id)} AND target = {self.literal(target)} "
+            "ORDER BY recorded_at")).fetchall()
         done: dict[tuple[str, str], set[str]] = {}
         lost = set()
         for step, query, digest, is_gone in rows:
             done.setdefault((step, query), set()).add(digest)
+            # A query built again after a loss has a newer checkpoint: the newest tells.
             if is_gone:
                 lost.add((step, query, digest))
+            else:
+                lost.discard((step, query, digest))
         return Checkpoints(done, frozenset(lost))
+
+    def drop_emptied_tables(self, run_id: str, target: str, step: str, query: str,
+                            digest: str, names: set[str]) -> None:
+        """Before a query whose unlogged tables a crash emptied runs again: drop those of
+        them that are still the ones it built (same oid) and empty, when its file creates
+        them (``names``: the unqualified names it creates), so that a plain
+        ``CREATE UNLOGGED TABLE`` can run again. A table with another oid or with rows is
+        someone else's and is left alone."""
+        if not names:
+            return
+        rows = self.conn.execute(self._q(
+            "SELECT t.name FROM {schema}.run_queries AS q, "
+            "json_each_text(CAST(q.unlogged_tables AS json)) AS t (name, oid) "
+            f"WHERE q.run_id = {self.literal(run_id)} AND q.target = {self.literal(target)} "
+            f"AND q.step = {self.literal(step[:256])} AND q.query = {self.literal(query[:256])} "
+            f"AND q.sql_fingerprint = {self.literal(digest)} "
+            "AND CAST(to_regclass(t.name) AS oid) = CAST(t.oid AS oid) "
+            "AND pg_catalog.pg_relation_size(CAST(t.oid AS oid)) = 0 "
+            "AND lower(split_part(t.name, '.', 2)) IN ("
+            + ", ".join(self.literal(n.lower()) for n in sorted(names)) + ")")).fetchall()
+        for name in sorted({r[0] for r in rows}):  # quoted by format('%I.%I')
+            self.conn.execute(f"DROP TABLE IF EXISTS {name}")
 
     def running_run_of(self, host: object, pid: object) -> RunRecord | None:
         """The run a process (host, pid) has running, if any: who holds a lock."""
@@ -359,8 +442,9 @@ class CheckpointStore:
         capture = record_unlogged and self.tracks_unlogged
         if capture:
             checkpoints = self.literal(f"{self._schema_sql}.run_queries")
-            columns += ", unlogged_tables"
-            values += ", " + _UNLOGGED_BUILT.replace("{checkpoints}", checkpoints)
+            columns += ", unlogged_tables, released_tables"
+            values += (", " + _UNLOGGED_BUILT.replace("{checkpoints}", checkpoints)
+                       + ", " + _RELEASED)
         insert = f"INSERT INTO {{schema}}.run_queries ({columns}) "
         if not lazy_if_read_only:
             return self._q(insert + ("SELECT " + values if capture

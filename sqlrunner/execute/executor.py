@@ -236,6 +236,10 @@ class Executor:
             return
         failed, finish = True, state is not None
         try:
+            if state is not None and state.superseded is not None:
+                self.reporter.note(name, f"not resuming run {state.superseded.run_id[:8]}: "
+                                         "another playbook under the same lock ran since; "
+                                         "starting afresh")
             if state is not None and state.resumed is not None:
                 target_plan = self.replan(target_plan, state.run_id, state.started_at)
                 broken = next((q.error for q in target_plan.queries if q.error), None)
@@ -605,6 +609,8 @@ class Executor:
         if checkpoint == GONE:
             self.reporter.note(query.target, f"{query.step}/{query.query}: an unlogged table "
                                              "it built is empty or gone: running it again")
+            assert state is not None
+            state.drop_emptied_tables(query.step, query.query, digest, sql)
         if self._cancelled.is_set():
             result = self._skipped(query)
             self._record(result)

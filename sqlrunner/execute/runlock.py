@@ -3,8 +3,10 @@
 The lock protects what is written, not the file that writes it: it is named by
 the playbook's ``lock:`` (the model's playbooks share one), else by the
 playbook file's name, never by its folder, so copies of a playbook deployed in
-two places are one writer. It lives in the target database, so two targets are
-two locks.
+two places are one writer; and by the target's name, so the targets of one
+playbook are two locks even when they are one database (``--target`` keeps the
+first target's name, so the model's playbooks agree on it). PostgreSQL's advisory
+locks belong to one database: runs in two databases of one server never meet.
 
 On PostgreSQL the lock is a session advisory lock held by the run's bookkeeping
 connection, so it dies with the run's process. Every query connection of the
@@ -39,6 +41,9 @@ from sqlrunner.execute.checkpoints import CheckpointStore, utc_now
 
 _RUN_SPACE = zlib.crc32(b"sqlrunner.run") & 0x7FFFFFFF
 _WORK_SPACE = zlib.crc32(b"sqlrunner.work") & 0x7FFFFFFF
+# pg_locks lists every database's advisory locks; only this database's are this lock.
+_THIS_DATABASE = (" AND database = (SELECT oid FROM pg_catalog.pg_database "
+                  "WHERE datname = current_database())")
 
 
 def default_lock_name(playbook: str) -> str:
@@ -46,9 +51,9 @@ def default_lock_name(playbook: str) -> str:
     return os.path.basename(playbook)
 
 
-def lock_key(name: str) -> int:
-    """A signed 32-bit key naming a lock."""
-    value = zlib.crc32(name.encode())
+def lock_key(name: str, target: str) -> int:
+    """A signed 32-bit key naming a lock on a target."""
+    value = zlib.crc32(f"{name}\x00{target}".encode())
     return value - (1 << 32) if value >= (1 << 31) else value
 
 
@@ -69,7 +74,7 @@ class RunLock:
         self.target = target
         self.run_id = run_id  # this process's run id: the token in the lock record
         self.name = name or default_lock_name(playbook)
-        self.key = lock_key(self.name)
+        self.key = lock_key(self.name, target)
         self.held = False
         self.cancelled = threading.Event()
 
@@ -138,7 +143,7 @@ class RunLock:
             return alive_backends(self.conn, self.dialect, [r[0] for r in rows])
         rows = self.conn.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
-            "AND objid = %s AND objsubid = 2 AND granted",
+            "AND objid = %s AND objsubid = 2 AND granted" + _THIS_DATABASE,
             (_RUN_SPACE, self.key & 0xFFFFFFFF)).fetchall()
         return [r[0] for r in rows]
 
@@ -243,7 +248,7 @@ class RunLock:
             return [r[0] for r in rows if self._alive([r[0]])]
         rows = self.conn.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
-            "AND objid = %s AND objsubid = 2 AND pid <> pg_backend_pid()",
+            "AND objid = %s AND objsubid = 2 AND pid <> pg_backend_pid()" + _THIS_DATABASE,
             (_WORK_SPACE, self.key & 0xFFFFFFFF)).fetchall()
         return sorted({r[0] for r in rows})
 
@@ -280,15 +285,20 @@ class RunLock:
         if self.dialect == "redshift":
             schema = self.store._schema_sql
             key = self.store.literal(str(self.key))
+            # Registered before the ownership check, as the work lock is taken before it
+            # on PostgreSQL: a run taking the lock over between the two then sees this
+            # backend and stops it, instead of missing it.
+            values = ", ".join(self.store.literal(v) for v in (
+                str(self.key), self.run_id, worker.info.backend_pid))
+            worker.execute(f"INSERT INTO {schema}.run_backends "
+                           f"(lock_key, run_id, backend_pid) VALUES ({values})")
             owned = worker.execute(
                 f"SELECT count(*) FROM {schema}.locks WHERE lock_key = {key} "
                 f"AND run_id = {self.store.literal(self.run_id)} "
                 f"AND backend_pid = {int(admin_pid):d}").fetchone()[0]
-            if owned:
-                values = ", ".join(self.store.literal(v) for v in (
-                    str(self.key), self.run_id, worker.info.backend_pid))
-                worker.execute(f"INSERT INTO {schema}.run_backends "
-                               f"(lock_key, run_id, backend_pid) VALUES ({values})")
+            if not owned:
+                worker.execute(f"DELETE FROM {schema}.run_backends WHERE lock_key = {key} "
+                               f"AND backend_pid = {int(worker.info.backend_pid):d}")
         else:
             owned = worker.execute(
                 "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "

@@ -10,6 +10,7 @@ queries committed.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -34,7 +35,12 @@ from sqlrunner.sqltext.shape import ONE_TRANSACTION, RUNS_ALONE, transaction_sha
 DONE, GONE = "done", "gone"
 # A file that can build an unlogged table says so (CREATE UNLOGGED TABLE, SELECT INTO
 # UNLOGGED) or empties one to fill it again (TRUNCATE); only its checkpoint looks.
-_MAY_BUILD_UNLOGGED = re.compile(r"\b(?:unlogged|truncate)\b", re.IGNORECASE)
+# A file that drops a table says so too: its checkpoint records what it released.
+_MAY_BUILD_UNLOGGED = re.compile(r"\b(?:unlogged|truncate|drop)\b", re.IGNORECASE)
+# The unlogged tables a file creates (their unqualified names).
+_CREATES_UNLOGGED = re.compile(
+    r"\bcreate\s+unlogged\s+table\s+(?:if\s+not\s+exists\s+)?"
+    r"(?:(?:\w+|\"[^\"]+\")\s*\.\s*)?(\w+|\"[^\"]+\")", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class RunState:
         self.cancelled = cancelled
         self.lock_name = lock_name
         self.resumed: RunRecord | None = None
+        self.superseded: RunRecord | None = None  # an unfinished run given up at open
         self.checkpoints = Checkpoints()
         self.conn: psycopg.Connection | None = None
         self.store: CheckpointStore | None = None
@@ -104,14 +111,32 @@ class RunState:
         mode = "partial" if self.partial else "full"
         if self.settings.restart:
             self.store.abandon_unfinished(self.playbook, self.target)
-        previous = None if self.partial else self.store.latest_run(self.playbook, self.target,
-                                                                   mode)
+        previous = None if self.partial else self._run_to_resume(mode)
         if previous is not None and previous.status in UNFINISHED:
             self.resumed = previous
             self.run_id = previous.run_id
             self.started_at = previous.started_at.replace(tzinfo=UTC)
             self.checkpoints = self.store.checkpoints(previous.run_id, self.target,
                                                       self.dialect)
+
+    def _run_to_resume(self, mode: str) -> RunRecord | None:
+        """The latest run under this run's lock on this target, when it is this
+        playbook's or a copy's (the same file name in another folder): copies are one
+        writer and take over each other's unfinished runs. When the latest run under the
+        lock is another playbook's (the full mode beside the incremental one), this
+        playbook's own unfinished run is given up: resuming it would redo or undo what
+        ran since."""
+        assert self.store is not None and self.lock is not None
+        own = self.store.latest_run(self.playbook, self.target, mode)
+        latest = self.store.latest_run_under_lock(self.lock.name, self.target, mode)
+        if latest is None or (own is not None and own.run_id == latest.run_id):
+            return own
+        if os.path.basename(latest.playbook) == os.path.basename(self.playbook):
+            return latest
+        if own is not None and own.status in UNFINISHED:
+            self.store.abandon(own)
+            self.superseded = own
+        return None
 
     def reconnect(self) -> None:
         """After a lost connection: make the bookkeeping connection and the lock whole,
@@ -154,7 +179,8 @@ class RunState:
         else:
             self.store.start_run(self.run_id, self.playbook, self.target,
                                  "partial" if self.partial else "full", run_fingerprint,
-                                 query_count, self.started_at)
+                                 query_count, self.started_at,
+                                 self.lock.name if self.lock is not None else None)
 
     def is_done(self, step: str, query: str, digest: str) -> bool:
         """Whether this query, with this SQL, finished in the run being resumed."""
@@ -182,6 +208,13 @@ class RunState:
             return sql, checkpoint
         # A newline ends a trailing -- comment; the semicolon ends the last statement.
         return f"{sql}\n;\n{checkpoint}", None
+
+    def drop_emptied_tables(self, step: str, query: str, digest: str, sql: str) -> None:
+        """Before a query runs again because a crash emptied its unlogged tables: drop the
+        emptied ones its file creates, so that a plain CREATE can run again."""
+        assert self.store is not None
+        names = {name.strip('"') for name in _CREATES_UNLOGGED.findall(sql)}
+        self.store.drop_emptied_tables(self.run_id, self.target, step, query, digest, names)
 
     def write(self, statement: str) -> None:
         """Execute a bookkeeping statement on the state connection."""
