@@ -49,6 +49,7 @@ SQLSTATE_RULES = [
     ("XX000", "Serializable isolation violation on table - 105472, transactions forming the "
               "cycle are: 1001, 1002 (pid:12345)", RETRIED),
     ("XX000", "could not open relation with OID 105472", RETRIED),
+    ("XX000", "error reading block 1023 of relation base/1/2", NEVER),
     ("XX000", "Invalid digit, Value 'x', Pos 0, Type: Integer", NEVER),
     ("XX000", "internal error", NEVER),
     # never: the same SQL fails the same way again

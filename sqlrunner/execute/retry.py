@@ -12,6 +12,7 @@ seconds, however many attempts that takes.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,9 +42,12 @@ RETRY_SQLSTATES = frozenset({
     "53300",  # too_many_connections
 })
 RETRY_SQLSTATE_CLASSES = frozenset({"08"})  # connection exceptions
-# Redshift's XX000 messages that are worth another try.
-REDSHIFT_TRANSIENT = ("1023", "serializable isolation violation",
-                      "could not open relation with oid")
+# Redshift's XX000 messages that are worth another try: its error 1023 (the message is
+# the number, its detail the serializable isolation violation), and a relation dropped
+# and made again by a concurrent transaction.
+REDSHIFT_TRANSIENT = re.compile(
+    r"^\s*(?:error:\s*)?1023\b|serializable isolation violation|"
+    r"could not open relation with oid", re.IGNORECASE)
 # Connection failures without SQLSTATE that will not go away by waiting.
 PERMANENT_CONNECTION_FAILURES = (
     "password authentication failed", "no pg_hba.conf entry", "does not exist",
@@ -78,8 +82,7 @@ def is_transient(err: BaseException) -> bool:
         if sqlstate in RETRY_SQLSTATES or sqlstate[:2] in RETRY_SQLSTATE_CLASSES:
             return True
         if sqlstate == "XX000":
-            message = str(err).lower()
-            return any(marker in message for marker in REDSHIFT_TRANSIENT)
+            return REDSHIFT_TRANSIENT.search(str(err)) is not None
         return False
     if isinstance(err, psycopg.OperationalError):
         message = str(err).lower()
