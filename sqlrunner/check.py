@@ -3,7 +3,7 @@
 Every query of a playbook is rendered for a target of the dialect checked (so
 ``{{if eq .target_type "redshift"}}`` branches are taken as they would be),
 split into statements (:mod:`sqlrunner.sqltext.split`), parsed with sqlglot in that
-dialect, and scanned for the constructs MODEL.md ("Portability") tells the
+dialect, and scanned for the constructs docs/model.md ("Portability") tells the
 model to avoid, for PostgreSQL-only functions and types (Amazon's list of
 unsupported PostgreSQL features, functions and data types), and, for the
 PostgreSQL check, for Redshift-only ones. Each finding names the file, line

@@ -1,9 +1,9 @@
-"""The data model computed in plain Python, straight from MODEL.md's words, to check the SQL.
+"""The data model computed in plain Python, from docs/model.md's words, to check the SQL.
 
 ``derive(events)`` takes events as ``{column: value}`` dicts (values as psycopg reads
 them back: ``datetime``, ``str``, ``int``, ``float``, ``bool``, ``None``) and returns the
 four derived tables as ``{key: row}`` dicts, each row a ``{column: value}`` dict in the
-column order of MODEL.md.
+column order of docs/model.md.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ VISITOR_COLUMNS = (
 )
 COOKIE_MAP_COLUMNS = ("domain_userid", "user_id", "last_login_dvce_tstamp")
 
-# of the first event (MODEL.md, derived.sessions)
+# of the first event (docs/model.md, derived.sessions)
 _FIRST_EVENT = (
     "domain_sessionid", "app_id", "geo_country", "geo_region", "geo_city", "geo_zipcode",
     "geo_latitude", "geo_longitude", "geo_timezone", "mkt_source", "mkt_medium", "mkt_term",
@@ -128,7 +128,7 @@ def time_engaged(pings: list[dict], heartbeat: int, min_visit_length: int) -> in
 
 
 def derive(events: list[dict], heartbeat: int = 10, min_visit_length: int = 5) -> DerivedTables:
-    """The four derived tables of MODEL.md from ``events`` (all of atomic)."""
+    """The four derived tables of docs/model.md from ``events`` (all of atomic)."""
     used = used_events(events)
 
     # identity stitching, per cookie in event order
@@ -252,7 +252,7 @@ def derive(events: list[dict], heartbeat: int = 10, min_visit_length: int = 5) -
 # -- the incremental mode's additions (docs/incremental.md) ---------------------------------
 
 def events_this_run(events: list[dict], cookies: set[str] | None = None) -> dict[str, dict]:
-    """MODEL.md's ``events_this_run``: every used event (of ``cookies``, default all), keyed by
+    """The contract's ``events_this_run``: every used event (of ``cookies``, default all), keyed by
     event_id, as its used copy's columns plus ``blended_user_id``, ``inferred_user_id`` and
     ``page_view_id`` (the page view a page_view or page_ping event belongs to, else None)."""
     rows = {}

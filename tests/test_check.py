@@ -170,7 +170,7 @@ def test_without_the_engine_condition_both_checks_complain(tmp_path):
         ("distkey-sortkey", 2)}
 
 
-# -- statement splitting pitfalls (NOTES.md) --------------------------------------------------
+# -- statement splitting pitfalls --------------------------------------------------------------
 
 def test_begin_read_write_does_not_swallow_the_file():
     sql = ("BEGIN READ WRITE;\nDELETE FROM t;\nINSERT INTO t SELECT DISTINCT ON (a) a FROM s;\n"

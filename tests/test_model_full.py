@@ -1,7 +1,7 @@
 """The full-mode data model (playbooks/full.yml) against the Python reference, row by row.
 
 Generated events (several seeds, every awkward case at its default rate and at high
-rates) and hand-built events, one test per rule of MODEL.md. Every row and every column
+rates) and hand-built events, one test per rule of docs/model.md. Every row and every column
 of the four derived tables must equal tests/model_reference.py's, timestamps and floats
 exactly.
 """

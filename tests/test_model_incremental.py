@@ -1,4 +1,4 @@
-"""The incremental mode (playbooks/incremental.yml) against MODEL.md's invariant.
+"""The incremental mode (playbooks/incremental.yml) against its contract's invariant.
 
 For any split of a stream of events into batches, in any order of arrival, running the
 incremental playbook after each batch gives derived tables equal, row by row and column by
@@ -253,7 +253,7 @@ def event_streams(draw, max_events: int = 22) -> list[list[dict]]:
         if reuse == 0:
             etl = None
         batches.append(with_etl(arrived, etl))
-    # copies that tie on the deduplication order must carry the same payload (MODEL.md)
+    # copies that tie on the deduplication order must carry the same payload (docs/model.md)
     try:
         reference.used_events([e for batch in batches for e in batch])
     except reference.AmbiguousDuplicates:
@@ -324,7 +324,7 @@ def test_batches_arriving_in_any_order_with_late_events(database):
     assert_moved_exactly(database, loaded)
 
 
-# -- MODEL.md's touched set, one rule each --------------------------------------------------
+# -- the contract's touched set, one rule each -----------------------------------------------
 
 def run_batches(dsn: str, *batches: list[dict]) -> list[dict]:
     loaded: list[dict] = []

@@ -3,7 +3,7 @@
 Each SQLSTATE row is checked twice: on psycopg's own exception class for the code
 (``psycopg.errors.lookup``), and on the error a real server sends when a statement raises
 that code (``RAISE ... USING ERRCODE``), diagnostics and all. Connection failures carry no
-SQLSTATE (NOTES.md): they are classified by message, here both as constructed exceptions
+SQLSTATE: they are classified by message, here both as constructed exceptions
 and as real ones (a closed port, a terminated backend, a crashed server).
 """
 

@@ -1,4 +1,4 @@
-"""Every SQL file under sql/ keeps to the portable subset of MODEL.md ("Portability").
+"""Every SQL file under sql/ keeps to the portable subset of docs/model.md ("Portability").
 
 A construct from the avoid list may only appear inside a branch of an engine condition
 (``{{if eq .target_type "redshift"}}...{{else}}...{{end}}``, or ``ne``): both branches

@@ -1,4 +1,4 @@
-"""The statement splitter: every pitfall of NOTES.md ("Statement splitting") and a few more."""
+"""The statement splitter: the pitfalls of sqlparse, sqlglot and pglast, and a few more."""
 
 from __future__ import annotations
 

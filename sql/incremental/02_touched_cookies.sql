@@ -1,7 +1,7 @@
 -- Builds {{.scratch_schema}}.touched_cookies from the batch ({{.landing_schema}}.events_in_progress)
 -- and {{.atomic_schema}}.events: the cookies whose derived rows the batch can change, one row
 -- each. A cookie is touched when it holds a usable copy, in the batch or in atomic, of an
--- event_id that is in the batch. That covers MODEL.md's touched sessions (the sessions of
+-- event_id that is in the batch. That covers the contract's touched sessions (the sessions of
 -- every copy of every event_id in the batch) and its login rule (every cookie holding a
 -- usable copy with a user_id of such an event_id); the run recomputes every session of each
 -- touched cookie, its visitor row and its cookie map row. A cookie that is not touched has no

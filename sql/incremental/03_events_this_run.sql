@@ -6,7 +6,7 @@
 --
 -- Columns:
 --   every column of {{.atomic_schema}}.events, in its order, with its type and collation
---   blended_user_id, inferred_user_id  identity stitching at the event (MODEL.md)
+--   blended_user_id, inferred_user_id  identity stitching at the event (docs/model.md)
 --   page_view_id                       the event_id of the page view a page_view or
 --                                      page_ping event belongs to (NULL for other events
 --                                      and for pings before the session's first page view)

@@ -1,6 +1,6 @@
 -- Creates the model's output tables in {{.derived_schema}} if they are missing: sessions,
 -- page_views, visitors and cookie_id_to_user_id_map, column by column as the model's
--- contract (MODEL.md) lists them. Both modes fill them: the full mode replaces their rows,
+-- contract (docs/model.md) lists them. Both modes fill them: the full mode replaces their rows,
 -- the incremental mode replaces the rows its batch touches.
 --
 -- Physical design, by engine:
