@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,7 +76,7 @@ def select_steps(
         if query is None:
             raise TargetError(f"--run-query: step {step_name!r} has no query named "
                               f"{query_name!r}{_choices(q.name for q in step.queries)}")
-        return (StepSpec(name=step.name, queries=(query,), line=step.line),)
+        return (replace(step, queries=(query,), skip_if_empty=None),)
     if from_step:
         for index, step in enumerate(steps):
             if step.name == from_step:
@@ -150,7 +150,7 @@ def plan_target(playbook: Playbook, target: TargetSpec, steps: tuple[StepSpec, .
     step_plans = tuple(
         StepPlan(name=step.name,
                  queries=tuple(renderer.render(target.name, step.name, q, data,
-                                               _settings(playbook, target, q))
+                                               _settings(playbook, target, step, q))
                                for q in step.queries),
                  skip_if_empty=(renderer.render_text(step.skip_if_empty, playbook.path, data)
                                 if step.skip_if_empty else None))
@@ -158,10 +158,14 @@ def plan_target(playbook: Playbook, target: TargetSpec, steps: tuple[StepSpec, .
     return TargetPlan(target=target, steps=step_plans, init_error=target.init_error())
 
 
-def _settings(playbook: Playbook, target: TargetSpec, query: QuerySpec) -> dict[str, Any]:
-    """Retries and timeouts (query, else target, else playbook), and the query's own SETs."""
+def _settings(playbook: Playbook, target: TargetSpec, step: StepSpec,
+              query: QuerySpec) -> dict[str, Any]:
+    """Retries and timeouts (query, else target, else playbook), the query's own SETs, and
+    whether its failure lets the target go on (``continue_on_error``, query or step)."""
     settings = {key: value for key in QUERY_SETTINGS
                 if (value := playbook.query_setting(target, query, key)) is not None}
+    if query.continue_on_error or step.continue_on_error:
+        settings["continue_on_error"] = True
     if query.session:
         from sqlrunner.sqltext.session import query_session_statements
 

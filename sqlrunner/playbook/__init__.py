@@ -39,6 +39,7 @@ TARGET_KEYS: dict[str, tuple[type, ...]] = {
 }
 STEP_KEYS: dict[str, tuple[type, ...]] = {
     "name": (str,), "queries": (list,), "skip_if_empty": (str,), "only_on": (list, str),
+    "continue_on_error": (bool,),
 }
 # Settings a query may carry (and a target or the playbook may default).
 QUERY_SETTINGS: dict[str, tuple[type, ...]] = {
@@ -50,7 +51,7 @@ QUERY_SESSION: dict[str, tuple[type, ...]] = {
 }
 QUERY_KEYS: dict[str, tuple[type, ...]] = {
     "name": (str,), "file": (str,), "template": (bool,), "upsert": (dict,), **QUERY_SETTINGS,
-    **QUERY_SESSION,
+    **QUERY_SESSION, "continue_on_error": (bool,),
 }
 TOP_KEYS: dict[str, tuple[type, ...]] = {
     "targets": (list,), "variables": (dict,), "steps": (list,), "lock": (str,),
@@ -107,6 +108,7 @@ class QuerySpec:
     settings: Mapping[str, Any] = field(default_factory=dict)
     upsert: UpsertSpec | None = None
     session: Mapping[str, Any] = field(default_factory=dict)  # query_group, ...
+    continue_on_error: bool = False  # its failure does not stop its target
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class StepSpec:
     line: int
     skip_if_empty: str | None = None  # a table: the step is skipped when it has no rows
     only_on: tuple[str, ...] = ()  # target types the step runs on (empty: all)
+    continue_on_error: bool = False  # a failed query of the step does not stop its target
 
 
 @dataclass(frozen=True)
@@ -287,6 +290,7 @@ def _step(raw: Any, line: int, path: str) -> StepSpec:
         line=line,
         skip_if_empty=_scalar_str(entry.get("skip_if_empty")),
         only_on=_target_types(entry, path),
+        continue_on_error=entry.get("continue_on_error") is True,
     )
 
 
@@ -319,6 +323,7 @@ def _query(raw: Any, line: int, path: str) -> QuerySpec:
         upsert=(upsert_spec(entry["upsert"], path, entry.line_of("upsert"))
                 if entry.get("upsert") is not None else None),
         session={k: entry[k] for k in QUERY_SESSION if entry.get(k) is not None},
+        continue_on_error=entry.get("continue_on_error") is True,
     )
 
 
