@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlrunner.errors import SqlRunnerError, TargetError
 from sqlrunner.playbook import QUERY_SETTINGS, Playbook, QuerySpec, StepSpec, TargetSpec
-from sqlrunner.render import RenderedQuery, Renderer
+from sqlrunner.render import RenderedQuery, Renderer, display_path, query_path
 from sqlrunner.secrets import SecretRegistry
 
 
@@ -22,6 +22,10 @@ class StepPlan:
     name: str
     queries: tuple[RenderedQuery, ...]
     skip_if_empty: str | None = None  # rendered table name
+    # A step for other targets only (``targets:``): why it is skipped here, and its queries
+    # (name, file), not rendered, that the run records as skipped.
+    skip_note: str | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,15 +151,25 @@ def plan_target(playbook: Playbook, target: TargetSpec, steps: tuple[StepSpec, .
     data = builtin_variables(target, run_id, started_at)
     data.update(playbook.variables)
     data.update(cli_variables)
-    step_plans = tuple(
-        StepPlan(name=step.name,
-                 queries=tuple(renderer.render(target.name, step.name, q, data,
-                                               _settings(playbook, target, step, q))
-                               for q in step.queries),
-                 skip_if_empty=(renderer.render_text(step.skip_if_empty, playbook.path, data)
-                                if step.skip_if_empty else None))
-        for step in steps if not step.only_on or target.type in step.only_on)
-    return TargetPlan(target=target, steps=step_plans, init_error=target.init_error())
+    step_plans = []
+    for step in steps:
+        if step.only_on and target.type not in step.only_on:
+            continue
+        if step.targets and target.name not in step.targets:
+            step_plans.append(StepPlan(
+                name=step.name, queries=(),
+                skip_note=f"the step runs on {', '.join(step.targets)} only",
+                skipped=tuple((q.name, display_path(query_path(renderer.sql_root, q.file)))
+                              for q in step.queries)))
+            continue
+        step_plans.append(StepPlan(
+            name=step.name,
+            queries=tuple(renderer.render(target.name, step.name, q, data,
+                                          _settings(playbook, target, step, q))
+                          for q in step.queries),
+            skip_if_empty=(renderer.render_text(step.skip_if_empty, playbook.path, data)
+                           if step.skip_if_empty else None)))
+    return TargetPlan(target=target, steps=tuple(step_plans), init_error=target.init_error())
 
 
 def _settings(playbook: Playbook, target: TargetSpec, step: StepSpec,

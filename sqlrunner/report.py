@@ -188,7 +188,9 @@ class LiveReporter:
 
     def query_finished(self, result: QueryResult) -> None:
         with self._lock:
-            row = self._rows[(result.target, result.step, result.query)]
+            # A step for other targets only has no row until it is recorded as skipped.
+            row = self._rows.setdefault((result.target, result.step, result.query),
+                                        {"started": None})
             row["state"], row["result"] = result.status, result
 
     def query_retrying(self, query: RenderedQuery, attempt: int, error: str,

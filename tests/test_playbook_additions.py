@@ -122,3 +122,54 @@ def test_continue_on_error_must_be_true_or_false(workdir, where):
     line = 12 if where == "step" else 15
     assert f"playbook.yml:{line}" in str(caught.value)
     assert "'continue_on_error' must be true or false" in str(caught.value)
+
+
+# -- targets: --------------------------------------------------------------------------------
+
+def test_a_step_for_target_two_runs_there_only_and_is_skipped_on_purpose_on_one(
+        workdir, two_databases, capsys):
+    steps = ("  - name: both\n    queries:\n"
+             f"      - name: everywhere\n        file: {insert(workdir, 'everywhere')}\n"
+             "  - name: unload\n    targets: [two]\n    queries:\n"
+             f"      - name: only_two\n        file: {insert(workdir, 'only_two')}\n"
+             "  - name: last\n    queries:\n"
+             f"      - name: after\n        file: {insert(workdir, 'after')}\n")
+    playbook = workdir.playbook(steps, targets=targets_of(two_databases))
+    assert main(["--playbook", playbook, "--progress", "plain"]) == 0
+    assert done_in(two_databases["one"]) == ["after", "everywhere"]
+    assert done_in(two_databases["two"]) == ["after", "everywhere", "only_two"]
+    log = capsys.readouterr().err
+    assert "[one] unload/only_two skipped (the step runs on two only)" in log
+    assert "[two] unload/only_two succeeded" in log
+
+
+def test_a_target_whose_only_step_is_for_another_target_exits_0(workdir, two_databases):
+    steps = ("  - name: unload\n    targets: two\n    queries:\n"
+             f"      - name: only_two\n        file: {insert(workdir, 'only_two')}\n")
+    result = run_playbook(workdir.playbook(steps, targets=targets_of(two_databases)))
+    assert result.exit_code == 0, result.errors
+    assert {(q.target, q.status) for q in result.queries} == {("one", "skipped"),
+                                                               ("two", "succeeded")}
+    assert done_in(two_databases["one"]) == []
+
+
+@pytest.mark.no_database
+@pytest.mark.parametrize(("value", "line", "message"), [
+    ("[one, tow]", 20, "targets: no target named 'tow' (did you mean 'two'?)"),
+    ("\n      - one\n      - three", 22, "targets: no target named 'three'"),
+    ("[]", 20, "targets: name at least one target"),
+    ("[{name: one}]", 20, "targets: expected a target's name, got a mapping"),
+    ("{one: 1}", 20, "step 'targets' must be a list or str"),
+])
+def test_a_step_naming_an_unknown_target_is_a_playbook_error_with_its_line(
+        workdir, value, line, message, capsys):
+    sql = workdir.sql("a.sql", "SELECT 1;")
+    targets = (target_yaml(workdir.params, "one") + target_yaml(workdir.params, "two"))
+    playbook = workdir.playbook(f"  - name: s\n    targets: {value}\n    queries:\n"
+                                f"      - name: a\n        file: {sql}\n", targets=targets)
+    with pytest.raises(PlaybookError) as caught:
+        load_playbook(playbook)
+    assert f"playbook.yml:{line}" in str(caught.value)
+    assert message in str(caught.value)
+    assert main(["--playbook", playbook]) == 1
+    assert message in capsys.readouterr().err

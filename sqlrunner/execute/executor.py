@@ -443,6 +443,11 @@ class Executor:
         # done query whose unlogged tables a crash emptied runs again on the way.
         for index in range(start, len(steps)):
             step = steps[index]
+            if step.skip_note is not None:  # a step for other targets only
+                for query, file in step.skipped:
+                    self._record(QueryResult(name, step.name, query, file, SKIPPED,
+                                             note=step.skip_note))
+                continue
             if stop or self._cancelled.is_set():
                 for query in step.queries:
                     self._record(self._skipped(query))
