@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlrunner.errors import SqlRunnerError, TargetError
 from sqlrunner.playbook import QUERY_SETTINGS, Playbook, QuerySpec, StepSpec, TargetSpec
-from sqlrunner.render import RenderedQuery, Renderer
+from sqlrunner.render import RenderedQuery, Renderer, display_path, query_path
 from sqlrunner.secrets import SecretRegistry
 
 
@@ -22,6 +22,10 @@ class StepPlan:
     name: str
     queries: tuple[RenderedQuery, ...]
     skip_if_empty: str | None = None  # rendered table name
+    # A step for other targets only (``targets:``): why it is skipped here, and its queries
+    # (name, file), not rendered, that the run records as skipped.
+    skip_note: str | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,7 @@ def select_steps(
         if query is None:
             raise TargetError(f"--run-query: step {step_name!r} has no query named "
                               f"{query_name!r}{_choices(q.name for q in step.queries)}")
-        return (StepSpec(name=step.name, queries=(query,), line=step.line),)
+        return (replace(step, queries=(query,), skip_if_empty=None),)
     if from_step:
         for index, step in enumerate(steps):
             if step.name == from_step:
@@ -147,21 +151,35 @@ def plan_target(playbook: Playbook, target: TargetSpec, steps: tuple[StepSpec, .
     data = builtin_variables(target, run_id, started_at)
     data.update(playbook.variables)
     data.update(cli_variables)
-    step_plans = tuple(
-        StepPlan(name=step.name,
-                 queries=tuple(renderer.render(target.name, step.name, q, data,
-                                               _settings(playbook, target, q))
-                               for q in step.queries),
-                 skip_if_empty=(renderer.render_text(step.skip_if_empty, playbook.path, data)
-                                if step.skip_if_empty else None))
-        for step in steps if not step.only_on or target.type in step.only_on)
-    return TargetPlan(target=target, steps=step_plans, init_error=target.init_error())
+    step_plans = []
+    for step in steps:
+        if step.only_on and target.type not in step.only_on:
+            continue
+        if step.targets and target.name not in step.targets:
+            step_plans.append(StepPlan(
+                name=step.name, queries=(),
+                skip_note=f"the step runs on {', '.join(step.targets)} only",
+                skipped=tuple((q.name, display_path(query_path(renderer.sql_root, q.file)))
+                              for q in step.queries)))
+            continue
+        step_plans.append(StepPlan(
+            name=step.name,
+            queries=tuple(renderer.render(target.name, step.name, q, data,
+                                          _settings(playbook, target, step, q))
+                          for q in step.queries),
+            skip_if_empty=(renderer.render_text(step.skip_if_empty, playbook.path, data)
+                           if step.skip_if_empty else None)))
+    return TargetPlan(target=target, steps=tuple(step_plans), init_error=target.init_error())
 
 
-def _settings(playbook: Playbook, target: TargetSpec, query: QuerySpec) -> dict[str, Any]:
-    """Retries and timeouts (query, else target, else playbook), and the query's own SETs."""
+def _settings(playbook: Playbook, target: TargetSpec, step: StepSpec,
+              query: QuerySpec) -> dict[str, Any]:
+    """Retries and timeouts (query, else target, else playbook), the query's own SETs, and
+    whether its failure lets the target go on (``continue_on_error``, query or step)."""
     settings = {key: value for key in QUERY_SETTINGS
                 if (value := playbook.query_setting(target, query, key)) is not None}
+    if query.continue_on_error or step.continue_on_error:
+        settings["continue_on_error"] = True
     if query.session:
         from sqlrunner.sqltext.session import query_session_statements
 

@@ -54,8 +54,9 @@ def summary_lines(result: RunResult) -> list[str]:
     for failure in result.unreachable:
         lines.append(f"CONNECTION FAILURE: {failure.error}")
     for query in result.failed:
+        went_on = " (continue_on_error: the run went on)" if query.continue_on_error else ""
         lines.append(f"QUERY FAILURE: target {query.target}, step {query.step}, query "
-                     f"{query.query}: {query.error}")
+                     f"{query.query}{went_on}: {query.error}")
         if query.excerpt:
             lines.extend("    " + part for part in query.excerpt.splitlines())
     targets = len({q.target for q in result.executed})
@@ -126,8 +127,9 @@ class PlainReporter:
             self._log(f"[{result.target}] {result.step}/{result.query} skipped{why}")
             return
         if result.status == FAILED:
+            went_on = " (continue_on_error: going on)" if result.continue_on_error else ""
             self._log(f"[{result.target}] {result.step}/{result.query} FAILED after "
-                      f"{result.seconds:.3f}s: {result.error}")
+                      f"{result.seconds:.3f}s{went_on}: {result.error}")
             return
         rows = _rows(result)
         self._log(f"[{result.target}] {result.step}/{result.query} succeeded in "
@@ -186,7 +188,9 @@ class LiveReporter:
 
     def query_finished(self, result: QueryResult) -> None:
         with self._lock:
-            row = self._rows[(result.target, result.step, result.query)]
+            # A step for other targets only has no row until it is recorded as skipped.
+            row = self._rows.setdefault((result.target, result.step, result.query),
+                                        {"started": None})
             row["state"], row["result"] = result.status, result
 
     def query_retrying(self, query: RenderedQuery, attempt: int, error: str,

@@ -405,8 +405,11 @@ class Executor:
                                 thread_name_prefix=f"{name}-query") as threads:
             while True:
                 try:
-                    return self._walk(name, target_plan.steps, start, resuming, pool, state,
-                                      threads)
+                    failed = self._walk(name, target_plan.steps, start, resuming, pool,
+                                        state, threads)
+                    # A query that failed before a reconnection, and let the run go on
+                    # (continue_on_error), fails the run too.
+                    return failed or self._has_failed(name)
                 except ConnectionLost as lost:
                     if lost.step is None or state is None:
                         raise
@@ -434,13 +437,18 @@ class Executor:
               ) -> bool:
         """Run ``steps[start:]``; True if a query failed. Raises :class:`ConnectionLost` (with the
         step's index) when a connection was lost and the target must reconnect."""
-        failed = False
+        failed = stop = False
         # Done queries are skipped only up to the first step with something left to do:
         # from there on everything runs, since later steps may read what it rewrites. A
         # done query whose unlogged tables a crash emptied runs again on the way.
         for index in range(start, len(steps)):
             step = steps[index]
-            if failed or self._cancelled.is_set():
+            if step.skip_note is not None:  # a step for other targets only
+                for query, file in step.skipped:
+                    self._record(QueryResult(name, step.name, query, file, SKIPPED,
+                                             note=step.skip_note))
+                continue
+            if stop or self._cancelled.is_set():
                 for query in step.queries:
                     self._record(self._skipped(query))
                 continue
@@ -466,10 +474,14 @@ class Executor:
                 results = [run(step.queries[0])]
             else:
                 results = list(threads.map(run, step.queries))
-            failed = any(r is not None and r.status == FAILED for r in results)
+            # A failed query stops the target after its step, unless it may fail
+            # (continue_on_error): then the run goes on, and still counts it as failed.
+            stop = any(r is not None and r.status == FAILED and not r.continue_on_error
+                       for r in results)
+            failed = failed or any(r is not None and r.status == FAILED for r in results)
             lost = [(q, self._lost_errors.pop((q.target, q.step, q.query)))
                     for q, r in zip(step.queries, results, strict=True) if r is None]
-            if lost and not failed:
+            if lost and not stop:
                 raise ConnectionLost(lost[0][1], step=index)
             for query, error in lost:
                 # A sibling failed: the target stops here; the next run's resume settles
@@ -552,6 +564,11 @@ class Executor:
             else:
                 self._result.queries[position] = result
         self.reporter.query_finished(result)
+
+    def _has_failed(self, target: str) -> bool:
+        """Whether a query of ``target`` is recorded as failed in this run."""
+        with self._lock:
+            return any(q.target == target and q.status == FAILED for q in self._result.queries)
 
     def _recorded(self, query: RenderedQuery) -> QueryResult | None:
         """The result this run already has for ``query``, if any."""

@@ -54,10 +54,13 @@ class QueryResult:
     retries: int = 0
     note: str | None = None  # why a query was skipped
     output: QueryOutput | None = field(default=None, repr=False)
+    continue_on_error: bool = False  # its failure did not stop its target
 
     @classmethod
     def of(cls, query: RenderedQuery, status: str, **outcome: Any) -> QueryResult:
         """The result of ``query`` (its target, step, name and file) with this outcome."""
+        outcome.setdefault("continue_on_error",
+                           bool(query.settings.get("continue_on_error", False)))
         return cls(query.target, query.step, query.query, query.file, status, **outcome)
 
 

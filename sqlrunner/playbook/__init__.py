@@ -39,6 +39,7 @@ TARGET_KEYS: dict[str, tuple[type, ...]] = {
 }
 STEP_KEYS: dict[str, tuple[type, ...]] = {
     "name": (str,), "queries": (list,), "skip_if_empty": (str,), "only_on": (list, str),
+    "continue_on_error": (bool,), "targets": (list, str),
 }
 # Settings a query may carry (and a target or the playbook may default).
 QUERY_SETTINGS: dict[str, tuple[type, ...]] = {
@@ -50,7 +51,7 @@ QUERY_SESSION: dict[str, tuple[type, ...]] = {
 }
 QUERY_KEYS: dict[str, tuple[type, ...]] = {
     "name": (str,), "file": (str,), "template": (bool,), "upsert": (dict,), **QUERY_SETTINGS,
-    **QUERY_SESSION,
+    **QUERY_SESSION, "continue_on_error": (bool,),
 }
 TOP_KEYS: dict[str, tuple[type, ...]] = {
     "targets": (list,), "variables": (dict,), "steps": (list,), "lock": (str,),
@@ -107,6 +108,7 @@ class QuerySpec:
     settings: Mapping[str, Any] = field(default_factory=dict)
     upsert: UpsertSpec | None = None
     session: Mapping[str, Any] = field(default_factory=dict)  # query_group, ...
+    continue_on_error: bool = False  # its failure does not stop its target
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ class StepSpec:
     line: int
     skip_if_empty: str | None = None  # a table: the step is skipped when it has no rows
     only_on: tuple[str, ...] = ()  # target types the step runs on (empty: all)
+    continue_on_error: bool = False  # a failed query of the step does not stop its target
+    targets: tuple[str, ...] = ()  # names of the targets the step runs on (empty: all)
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,8 @@ def _validate(document: Any, path: str) -> Playbook:
     steps = document.get("steps")
     if not steps:
         raise PlaybookError("the playbook has no steps", file=path, line=document.line)
+    target_specs = tuple(_target(t, targets.line_of(i), path) for i, t in enumerate(targets))
+    target_names = [t.name for t in target_specs]
     variables = document.get("variables") or {}
     for key in variables:
         if not isinstance(key, str):
@@ -227,9 +233,10 @@ def _validate(document: Any, path: str) -> Playbook:
                                 line=variables.line_of(key))
     return Playbook(
         path=path,
-        targets=tuple(_target(t, targets.line_of(i), path) for i, t in enumerate(targets)),
+        targets=target_specs,
         variables=plain(variables),
-        steps=tuple(_step(s, steps.line_of(i), path) for i, s in enumerate(steps)),
+        steps=tuple(_step(s, steps.line_of(i), path, target_names)
+                    for i, s in enumerate(steps)),
         settings=_settings(document),
         lock=_lock_name(document, path),
     )
@@ -276,7 +283,7 @@ def _target(raw: Any, line: int, path: str) -> TargetSpec:
     )
 
 
-def _step(raw: Any, line: int, path: str) -> StepSpec:
+def _step(raw: Any, line: int, path: str, target_names: list[str]) -> StepSpec:
     entry = _mapping(raw, "step", line, path)
     _check_keys(entry, STEP_KEYS, "step", path)
     name = _name(entry, "step", path)
@@ -287,7 +294,32 @@ def _step(raw: Any, line: int, path: str) -> StepSpec:
         line=line,
         skip_if_empty=_scalar_str(entry.get("skip_if_empty")),
         only_on=_target_types(entry, path),
+        continue_on_error=entry.get("continue_on_error") is True,
+        targets=_step_targets(entry, path, target_names),
     )
+
+
+def _step_targets(entry: LineDict, path: str, target_names: list[str]) -> tuple[str, ...]:
+    """The step's ``targets:``, each the name of one of the playbook's targets."""
+    raw = entry.get("targets")
+    if raw is None:
+        return ()
+    names = [raw] if isinstance(raw, str) else list(raw)
+    if not names:
+        raise PlaybookError("targets: name at least one target (or leave the key out)",
+                            file=path, line=entry.line_of("targets"))
+    for index, name in enumerate(names):
+        line = raw.line_of(index) if isinstance(raw, LineList) else entry.line_of("targets")
+        if not isinstance(name, str | int) or isinstance(name, bool):
+            raise PlaybookError(f"targets: expected a target's name, got {_type_name(name)}",
+                                file=path, line=line)
+        if str(name) not in target_names:
+            hint = difflib.get_close_matches(str(name), target_names, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise PlaybookError(f"targets: no target named {str(name)!r}{suggestion}; the "
+                                f"playbook's targets: {', '.join(target_names)}",
+                                file=path, line=line)
+    return tuple(str(name) for name in names)
 
 
 def _target_types(entry: LineDict, path: str) -> tuple[str, ...]:
@@ -319,6 +351,7 @@ def _query(raw: Any, line: int, path: str) -> QuerySpec:
         upsert=(upsert_spec(entry["upsert"], path, entry.line_of("upsert"))
                 if entry.get("upsert") is not None else None),
         session={k: entry[k] for k in QUERY_SESSION if entry.get(k) is not None},
+        continue_on_error=entry.get("continue_on_error") is True,
     )
 
 
