@@ -149,7 +149,8 @@ def plan_target(playbook: Playbook, target: TargetSpec, steps: tuple[StepSpec, .
     data.update(cli_variables)
     step_plans = tuple(
         StepPlan(name=step.name,
-                 queries=tuple(renderer.render(target.name, step.name, q, data,
+                 queries=tuple(renderer.render(target.name, step.name, q,
+                                               {**data, **q.variables} if q.variables else data,
                                                _settings(playbook, target, q))
                                for q in step.queries),
                  skip_if_empty=(renderer.render_text(step.skip_if_empty, playbook.path, data)
