@@ -4,6 +4,7 @@
     python -m bench --size large            # up to 3M events (40 minutes or more)
     python -m bench --only overhead,full    # some sections only
     python -m bench --only statistics       # issue 14: 10 batches on tables nobody analyses
+    python -m bench --only runner,split     # issue 18: the runner against --baseline; halves
 
 Results go to ``docs/benchmarks/<size>.json`` and ``docs/benchmarks/<size>-*.png``.
 Each benchmark uses a fresh database, created and dropped through ``--dsn`` (a
@@ -26,10 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import data, full_rebuild, generator, incremental, output, overhead, table_statistics
+from bench import (
+    data,
+    full_rebuild,
+    generator,
+    incremental,
+    output,
+    overhead,
+    runner_changes,
+    split,
+    table_statistics,
+)
 from bench.db import DEFAULT_DSN, ROOT, drop_all, server_version
 
-SECTIONS = ("overhead", "generator", "full", "incremental", "statistics")
+SECTIONS = ("overhead", "generator", "full", "incremental", "statistics", "runner", "split")
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,8 @@ class Size:
     statistics_batches: int = 10  # issue 14: runs on tables nobody analyses
     statistics_batch_events: int = 10_000
     statistics_rounds: int = 3
+    runner_rounds: int = 12  # issue 18: this runner against the --baseline commit's
+    split_rounds: int = 3  # issue 18: a window pass whole, in two halves
 
 
 SIZES = {
@@ -61,7 +74,8 @@ SIZES = {
     "large": Size(overhead_rounds=40, heavy_rounds=5, heavy_rows=3_000_000,
                   many_rows=1_000_000, generator_events=300_000, generator_runs=3,
                   full_sizes=[100_000, 1_000_000, 3_000_000], full_runs=5,
-                  histories=[1_000_000, 3_000_000], incremental_runs=3),
+                  histories=[1_000_000, 3_000_000], incremental_runs=3, runner_rounds=40,
+                  split_rounds=5),
 }
 
 
@@ -108,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--statistics-before", default=table_statistics.BEFORE, metavar="REF",
                         help="the commit whose SQL the statistics section compares with "
                              "(default %(default)s, before the model kept its statistics)")
+    parser.add_argument("--baseline", default=runner_changes.BASELINE, metavar="REF",
+                        help="the commit whose runner the runner section compares with "
+                             "(default %(default)s, before issue 18)")
     parser.add_argument("--regenerate", action="store_true",
                         help="generate the events again instead of reusing the templates")
     parser.add_argument("--clean", action="store_true",
@@ -155,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
                 args.dsn, work, size.statistics_batches, size.statistics_batch_events,
                 size.histories[0], size.batches, args.seed, size.statistics_rounds,
                 args.statistics_before, args.regenerate, log=log)
+        if "runner" in sections:
+            log(f"runner against {args.baseline}")
+            results["runner"] = runner_changes.measure(args.dsn, work, size.runner_rounds,
+                                                       args.baseline, log=log)
+        if "split" in sections:
+            log("a window pass, whole and in halves (per-query variables)")
+            results["split"] = split.measure(args.dsn, work, size.histories[0], args.seed,
+                                             size.split_rounds, args.regenerate, log=log)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["data_seconds"] = round(sum(data.BUILT.values()), 1)
     table = output.rows(results)

@@ -82,6 +82,8 @@ def rows(results: dict[str, Any]) -> list[Row]:
                          "≤ 5% of full on 3M; ≤ 0.5 s"))
     table.extend(_incremental_rows(incremental, results.get("full_rebuild", {})))
     table.extend(_statistics_rows(results.get("statistics", {})))
+    table.extend(_runner_rows(results.get("runner", {})))
+    table.extend(_split_rows(results.get("split", {})))
 
     parallel = overhead.get("parallel")
     if parallel:
@@ -208,6 +210,44 @@ def _statistics_rows(section: dict[str, Any]) -> list[Row]:
                          "events", _fig(history["analyse_every_table"]), "",
                          "once per 10% of change"))
     return table
+
+
+def _runner_rows(section: dict[str, Any]) -> list[Row]:
+    """Issue 18: this runner against the baseline commit's, in the same rounds."""
+    if "this" not in section:
+        return []
+    this, base, name = section["this"], section["baseline"], section["baseline_ref"][:7]
+    startup = section["this_over_baseline"]["startup"]["median"]
+    table = [Row("start-up, a 1-query playbook, checkpoints (issue 18)",
+                 f"{_fig(this['startup'], MS, 'ms', 0)}; {name}: "
+                 f"{_fig(base['startup'], MS, 'ms', 0)}; ratio {startup:.2f}",
+                 f"psql -f {_fig(section['psql_startup'], MS, 'ms', 0)}", "≤ 200 ms",
+                 this["startup"]["median"] <= 0.200)]
+    for shape, label in (("steps_of_one", "200 steps of 1"), ("steps_of_ten", "20 steps of 10")):
+        ours, before = this[f"per_query.{shape}"], base[f"per_query.{shape}"]
+        table.append(Row(f"per-query overhead beyond psql -f, {label}, checkpoints (issue 18)",
+                         f"{_fig(ours, MS, 'ms')}; {name}: {_fig(before, MS, 'ms')}",
+                         "SQL Runner 0.31–0.47 ms", "≤ 0.31 ms", ours["median"] <= 0.00031))
+    empty = section["this_over_baseline"]["empty_run"]["median"]
+    table.append(Row("incremental run with nothing new, the model's tables empty (issue 18)",
+                     f"{_fig(this['empty_run'])}; {name}: {_fig(base['empty_run'])}; "
+                     f"ratio {empty:.2f}", "dbt-snowplow-web 9.7 s", "≤ 0.3 s",
+                     this["empty_run"]["median"] <= 0.3))
+    return table
+
+
+def _split_rows(section: dict[str, Any]) -> list[Row]:
+    """Issue 18: a window pass, whole and in two halves through per-query variables."""
+    if "seconds" not in section:
+        return []
+    seconds = section["seconds"]
+    return [Row(f"a window pass over {section['events']:,} events, two halves in parallel "
+                "(per-query variables) against one query",
+                f"{_fig(seconds['halves'])} against {_fig(seconds['whole'])} = "
+                f"{section['halves_over_whole']['median']:.2f}× (halves in series: "
+                f"{_fig(seconds['halves_in_series'])} = "
+                f"{section['series_over_whole']['median']:.2f}×)", "", "< 1×",
+                section["halves_over_whole"]["median"] < 1.0)]
 
 
 def format_table(table: list[Row]) -> str:

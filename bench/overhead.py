@@ -75,7 +75,7 @@ def write_fixtures(folder: Path, endpoint: Endpoint, heavy_rows: int,
     return paths
 
 
-def _rounds(commands: dict[str, Callable[[], process.Completed]], rounds: int,
+def run_rounds(commands: dict[str, Callable[[], process.Completed]], rounds: int,
             seed: int) -> dict[str, list[process.Completed]]:
     """Run every command once per round, in a shuffled order; one warm-up round first."""
     order = list(commands)
@@ -127,7 +127,7 @@ def measure(server_dsn: str, work: Path, rounds: int, heavy_rounds: int, heavy_r
         else:
             log("  psql not found: no per-query overhead against psql")
         log(f"  {len(commands)} commands x {rounds} rounds (after a warm-up round)")
-        done = _rounds(commands, rounds, seed)
+        done = run_rounds(commands, rounds, seed)
         seconds = {name: [c.seconds for c in runs] for name, runs in done.items()}
         results["commands"] = {name: Figure.of(values).to_json()
                                for name, values in seconds.items()}
@@ -149,7 +149,7 @@ def measure(server_dsn: str, work: Path, rounds: int, heavy_rounds: int, heavy_r
 
         log(f"  parallel: {HEAVY_QUERIES} queries of generate_series(1, {heavy_rows:,}), "
             f"{heavy_rounds} rounds")
-        heavy = _rounds({"series": runner("heavy_series", "--no-checkpoints"),
+        heavy = run_rounds({"series": runner("heavy_series", "--no-checkpoints"),
                          "parallel": runner("heavy_parallel", "--no-checkpoints")},
                         heavy_rounds, seed)
         series = [c.seconds for c in heavy["series"]]
@@ -161,7 +161,7 @@ def measure(server_dsn: str, work: Path, rounds: int, heavy_rounds: int, heavy_r
         }
 
         log(f"  memory: a query returning 10 rows and one returning {many_rows:,} rows")
-        memory = _rounds({"few_rows": runner("few_rows", "--no-checkpoints", memory=True),
+        memory = run_rounds({"few_rows": runner("few_rows", "--no-checkpoints", memory=True),
                           "many_rows": runner("many_rows", "--no-checkpoints", memory=True)},
                          heavy_rounds, seed)
         results["memory"] = {

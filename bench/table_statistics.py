@@ -25,11 +25,8 @@ from __future__ import annotations
 
 import random
 import re
-import subprocess
-import tarfile
 import time
 from collections.abc import Callable
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +35,7 @@ import psycopg
 from bench import data, process
 from bench.db import ROOT, data_template, digest_of, fresh_database
 from bench.incremental import PLAYBOOK, run_playbook
+from bench.source import export_tree
 from bench.stats import Figure, paired
 
 # The commit before the model kept its own statistics (issue 14, item 1).
@@ -51,13 +49,8 @@ HAND_ANALYZED = "ANALYZE"  # every table of the database, as an operator would
 def export_playbooks(ref: str, folder: Path) -> Path | None:
     """``sql/`` and ``playbooks/`` of commit ``ref``, exported into ``folder``; the path of
     its incremental playbook, or None when git or the commit is not there."""
-    try:
-        archive = subprocess.run(["git", "archive", ref, "sql", "playbooks"], cwd=ROOT,
-                                 capture_output=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
+    if not export_tree(ref, ["sql", "playbooks"], folder):
         return None
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
     return folder / "playbooks" / "incremental.yml"
 
 

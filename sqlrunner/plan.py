@@ -164,7 +164,8 @@ def plan_target(playbook: Playbook, target: TargetSpec, steps: tuple[StepSpec, .
             continue
         step_plans.append(StepPlan(
             name=step.name,
-            queries=tuple(renderer.render(target.name, step.name, q, data,
+            queries=tuple(renderer.render(target.name, step.name, q,
+                                          {**data, **q.variables} if q.variables else data,
                                           _settings(playbook, target, step, q))
                           for q in step.queries),
             skip_if_empty=(renderer.render_text(step.skip_if_empty, playbook.path, data)

@@ -50,8 +50,8 @@ QUERY_SESSION: dict[str, tuple[type, ...]] = {
     "query_group": (str,), "wlm_query_slot_count": (int,),
 }
 QUERY_KEYS: dict[str, tuple[type, ...]] = {
-    "name": (str,), "file": (str,), "template": (bool,), "upsert": (dict,), **QUERY_SETTINGS,
-    **QUERY_SESSION, "continue_on_error": (bool,),
+    "name": (str,), "file": (str,), "template": (bool,), "upsert": (dict,),
+    "variables": (dict,), **QUERY_SETTINGS, **QUERY_SESSION, "continue_on_error": (bool,),
 }
 TOP_KEYS: dict[str, tuple[type, ...]] = {
     "targets": (list,), "variables": (dict,), "steps": (list,), "lock": (str,),
@@ -109,6 +109,9 @@ class QuerySpec:
     upsert: UpsertSpec | None = None
     session: Mapping[str, Any] = field(default_factory=dict)  # query_group, ...
     continue_on_error: bool = False  # its failure does not stop its target
+    # This entry's own template variables, over the playbook's and the command line's:
+    # one file listed twice with {part: 0, parts: 2} and {part: 1, parts: 2}.
+    variables: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -288,9 +291,11 @@ def _step(raw: Any, line: int, path: str, target_names: list[str]) -> StepSpec:
     _check_keys(entry, STEP_KEYS, "step", path)
     name = _name(entry, "step", path)
     queries = entry.get("queries") or LineList()
+    specs = tuple(_query(q, queries.line_of(i), path) for i, q in enumerate(queries))
+    _check_distinct_names(specs, name, path)
     return StepSpec(
         name=name,
-        queries=tuple(_query(q, queries.line_of(i), path) for i, q in enumerate(queries)),
+        queries=specs,
         line=line,
         skip_if_empty=_scalar_str(entry.get("skip_if_empty")),
         only_on=_target_types(entry, path),
@@ -339,6 +344,35 @@ def _target_types(entry: LineDict, path: str) -> tuple[str, ...]:
     return tuple(types)
 
 
+def _check_distinct_names(queries: tuple[QuerySpec, ...], step: str, path: str) -> None:
+    """Entries with variables need names of their own in their step: a query's checkpoint,
+    its result and ``--run-query`` find it by its name (SQL Runner's playbooks, which have
+    no variables, keep their repeated names)."""
+    first: dict[str, QuerySpec] = {}
+    for query in queries:
+        earlier = first.setdefault(query.name, query)
+        if earlier is not query and (earlier.variables or query.variables):
+            raise PlaybookError(
+                f"query name {query.name!r} is used twice in step {step!r} (first at line "
+                f"{earlier.line}): an entry with variables needs a name of its own, by which "
+                "its checkpoint and result are kept", file=path, line=query.line)
+
+
+def _query_variables(entry: LineDict, path: str) -> dict[str, Any]:
+    """A query's ``variables``: a mapping of names, for a file rendered as a template."""
+    variables = entry.get("variables")
+    if variables is None:
+        return {}
+    for key in variables:
+        if not isinstance(key, str):
+            raise PlaybookError(f"query variable name {key!r} must be a string", file=path,
+                                line=variables.line_of(key))
+    if variables and entry.get("template") is not True:
+        raise PlaybookError("query variables need 'template: true': without it the file is "
+                            "sent as written", file=path, line=entry.line_of("variables"))
+    return plain(variables)
+
+
 def _query(raw: Any, line: int, path: str) -> QuerySpec:
     entry = _mapping(raw, "query", line, path)
     _check_keys(entry, QUERY_KEYS, "query", path)
@@ -352,6 +386,7 @@ def _query(raw: Any, line: int, path: str) -> QuerySpec:
                 if entry.get("upsert") is not None else None),
         session={k: entry[k] for k in QUERY_SESSION if entry.get(k) is not None},
         continue_on_error=entry.get("continue_on_error") is True,
+        variables=_query_variables(entry, path),
     )
 
 
