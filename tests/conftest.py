@@ -1,16 +1,26 @@
 """Shared fixtures: a real PostgreSQL server and a fresh database per test.
 
 The server is, in order: ``SQLRUNNER_TEST_DSN`` if set; the machine's
-PostgreSQL on 127.0.0.1:5432 if it answers; otherwise the embedded server that
-``sqlrunner.execute.embedded`` starts (the same one the CLI uses with no database).
+PostgreSQL on 127.0.0.1:5432 if it answers; otherwise an embedded server
+(``sqlrunner.execute.embedded``) of the suite's own, in a temporary folder removed at
+the end (never the project's ``.sqlrunner``, where the demo keeps its data).
+
+The suite touches only databases it created, under names of its own
+(:func:`suite_database_name`): every connection a test opens in this process is
+recorded, and a test that connected to any other database than those and the server's
+maintenance database fails (:func:`only_the_suites_databases`).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -27,6 +37,65 @@ LOCAL_CANDIDATES = (
     "host=127.0.0.1 port=5432 user=root dbname=test connect_timeout=3",
 )
 
+# Every database the suite creates is named so; nothing else on any server is the suite's.
+SUITE_PREFIX = "sqlrunner_test_"
+
+
+def suite_database_name(label: str = "") -> str:
+    """A new database name of the suite's own: its prefix, ``label``, a random part."""
+    return f"{SUITE_PREFIX}{label}{uuid.uuid4().hex[:12]}"
+
+
+def _maintenance_databases() -> frozenset[str]:
+    """The databases the suite connects to only to create and drop its own: ``postgres``
+    and the database of the DSN it was given."""
+    names = {"postgres"}
+    for dsn in (*LOCAL_CANDIDATES, os.environ.get("SQLRUNNER_TEST_DSN", "")):
+        names.add(str(conninfo_to_dict(dsn).get("dbname", "postgres")))
+    return frozenset(names)
+
+
+MAINTENANCE_DATABASES = _maintenance_databases()
+
+# The database of every connection opened in this process (the tests' own and sqlrunner's),
+# in order: psycopg.connect records it.
+_connected_databases: list[str] = []
+_connected_guard = threading.Lock()
+_psycopg_connect = psycopg.connect
+
+
+def _recording_connect(*args: Any, **kwargs: Any) -> psycopg.Connection:
+    conn = _psycopg_connect(*args, **kwargs)
+    with _connected_guard:
+        _connected_databases.append(conn.info.dbname)
+    return conn
+
+
+psycopg.connect = _recording_connect  # type: ignore[assignment]
+
+
+def connected_databases(start: int = 0) -> list[str]:
+    """The databases of the connections opened in this process, from the ``start``-th on."""
+    with _connected_guard:
+        return _connected_databases[start:]
+
+
+def foreign_databases(names: Iterable[str]) -> list[str]:
+    """Those of ``names`` that the suite did not create and may not touch."""
+    return sorted({name for name in names
+                   if not name.startswith(SUITE_PREFIX) and name not in MAINTENANCE_DATABASES})
+
+
+@pytest.fixture(autouse=True)
+def only_the_suites_databases() -> Iterator[None]:
+    """Fails a test that connected to a database the suite did not create (the demo's, a
+    user's), whatever the server: only names with the suite's prefix and the server's
+    maintenance database are allowed."""
+    start = len(connected_databases())
+    yield
+    foreign = foreign_databases(connected_databases(start))
+    assert not foreign, f"the test connected to databases the suite did not create: {foreign}"
+
 
 def _answers(dsn: str) -> bool:
     try:
@@ -37,7 +106,8 @@ def _answers(dsn: str) -> bool:
         return False
 
 
-def _find_server() -> str:
+def _find_server() -> str | None:
+    """The DSN of the server to test on, or None: start an embedded one."""
     explicit = os.environ.get("SQLRUNNER_TEST_DSN")
     if explicit:
         return explicit
@@ -45,22 +115,43 @@ def _find_server() -> str:
         for dsn in LOCAL_CANDIDATES:
             if _answers(dsn):
                 return dsn
+    return None
+
+
+@contextmanager
+def private_embedded_folder() -> Iterator[Path]:
+    """A data folder for an embedded server of the suite's own, reachable by the
+    unprivileged account the server runs as under root (pytest's own tmp folder is
+    private); its server stopped and the folder removed on leaving."""
     from sqlrunner.execute import embedded
 
-    return embedded.ensure_server()
+    folder = Path(tempfile.mkdtemp(prefix="sqlrunner-embedded-test-"))
+    folder.chmod(0o711)
+    try:
+        yield folder
+    finally:
+        embedded.stop_server(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def server_dsn() -> str:
+def server_dsn() -> Iterator[str]:
     """A DSN of a superuser connection to a live PostgreSQL server."""
-    return _find_server()
+    found = _find_server()
+    if found is not None:
+        yield found
+        return
+    from sqlrunner.execute import embedded
+
+    with private_embedded_folder() as folder:
+        yield embedded.ensure_server(folder)
 
 
 @contextmanager
 def new_database(server_dsn: str, options: str = "") -> Iterator[str]:
     """A DSN of a new, empty database on the server, dropped on leaving (``options``:
     more of CREATE DATABASE, such as a template and a locale)."""
-    name = f"sqlrunner_test_{uuid.uuid4().hex[:12]}"
+    name = suite_database_name()
     with psycopg.connect(server_dsn, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}" {options}')
     params = conninfo_to_dict(server_dsn)
@@ -152,7 +243,7 @@ class PlaybookDir:
         return "".join(out)
 
 
-NEVER_CREATED = "sqlrunner_test_never_created"
+NEVER_CREATED = f"{SUITE_PREFIX}never_created"
 
 
 @pytest.fixture
@@ -188,7 +279,7 @@ def fault_database(fault_server) -> str:
     down); its DSN."""
     if not fault_server.accepts_connections():
         fault_server.start()
-    return fault_server.create_database(f"sqlrunner_test_{uuid.uuid4().hex[:12]}")
+    return fault_server.create_database(suite_database_name())
 
 
 def run_sql(dsn: str, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
@@ -210,19 +301,7 @@ def query_one(dsn: str, sql: str, params: Sequence[Any] | None = None) -> Any:
 
 
 @pytest.fixture
-def embedded_folder():
-    """A data folder for an embedded server, reachable by the unprivileged account the
-    server runs as under root (pytest's own tmp folder is private); removed afterwards."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    from sqlrunner.execute import embedded
-
-    folder = Path(tempfile.mkdtemp(prefix="sqlrunner-embedded-test-"))
-    folder.chmod(0o711)
-    try:
+def embedded_folder() -> Iterator[Path]:
+    """A data folder for an embedded server of the test's own, removed afterwards."""
+    with private_embedded_folder() as folder:
         yield folder
-    finally:
-        embedded.stop_server(folder)
-        shutil.rmtree(folder, ignore_errors=True)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from conftest import query_one, run_sql
+from conftest import query_one, run_sql, suite_database_name
 from private_server import private_server
 
 from sqlrunner.api import run_playbook
@@ -82,7 +82,8 @@ def test_a_store_of_an_earlier_version_gets_the_new_column_and_keeps_its_runs(wo
 def test_a_user_who_cannot_complete_an_administrators_store_still_runs(workdir):
     # A role of its own: on a private server (roles belong to the whole server).
     with private_server() as server:
-        database = server.create_database("store")
+        name = suite_database_name("store_")
+        database = server.create_database(name)
         with psycopg.connect(database, autocommit=True) as conn:
             CheckpointStore(conn).ensure_tables()
             conn.execute("ALTER TABLE sqlrunner.run_queries DROP COLUMN unlogged_tables; "
@@ -94,7 +95,7 @@ def test_a_user_who_cannot_complete_an_administrators_store_still_runs(workdir):
                          "CREATE TABLE out (x int); GRANT INSERT ON out TO loader")
         work = workdir.sql("work.sql", "INSERT INTO out VALUES (1);")
         playbook = workdir.playbook(workdir.steps(("s", [("work", work)])))
-        dsn = server.dsn("store").replace("user=postgres", "user=loader")
+        dsn = server.dsn(name).replace("user=postgres", "user=loader")
         result = run_playbook(playbook, target=dsn)
         assert result.exit_code == 0, result.errors
         assert query_one(database, "SELECT count(*) FROM sqlrunner.run_queries") == 1

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import run_sql
+from conftest import private_embedded_folder, run_sql
 from psycopg.conninfo import conninfo_to_dict
 
 from sqlrunner.errors import TargetError
@@ -24,35 +22,18 @@ pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
 IS_ROOT = os.geteuid() == 0
 
 
-def _new_folder() -> Path:
-    # As root the server runs as an unprivileged account, which cannot pass pytest's
-    # private tmp folder (mode 0700): use a folder of our own that it can enter.
-    folder = Path(tempfile.mkdtemp(prefix="sqlrunner-embedded-test-"))
-    folder.chmod(0o711)
-    return folder
-
-
-def _remove(folder: Path) -> None:
-    try:
-        embedded.stop_server(folder)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.fixture
 def folder() -> Iterator[Path]:
     """A fresh data folder; its server is stopped and the folder removed afterwards."""
-    path = _new_folder()
-    yield path
-    _remove(path)
+    with private_embedded_folder() as path:
+        yield path
 
 
 @pytest.fixture(scope="module")
 def shared_folder() -> Iterator[Path]:
     """One data folder for the tests that do not need a fresh cluster (one initdb)."""
-    path = _new_folder()
-    yield path
-    _remove(path)
+    with private_embedded_folder() as path:
+        yield path
 
 
 def _postmaster_pid(dsn: str) -> int:

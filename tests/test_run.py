@@ -7,7 +7,7 @@ import time
 
 import psycopg
 import pytest
-from conftest import query_one, run_sql, target_yaml
+from conftest import query_one, run_sql, suite_database_name, target_yaml
 
 from sqlrunner.api import run_playbook
 from sqlrunner.cli import main
@@ -89,9 +89,8 @@ def test_a_database_error_names_file_line_column_and_shows_a_caret(workdir, caps
     assert lines[failing + 1].index("^") == lines[failing].index("nowhere_table")
 
 
-def test_two_targets_run_in_parallel_and_each_gets_the_work(workdir, database, server_dsn,
-                                                             db_params):
-    other = "sqlrunner_test_second_" + db_params["dbname"][-12:]
+def test_two_targets_run_in_parallel_and_each_gets_the_work(workdir, database, server_dsn):
+    other = suite_database_name("second_")
     run_sql(server_dsn, f'CREATE DATABASE "{other}"')
     try:
         sql = workdir.sql("t.sql", "CREATE TABLE t AS SELECT current_database() AS db;")

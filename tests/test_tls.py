@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import PlaybookDir, run_sql, target_yaml
+from conftest import PlaybookDir, run_sql, suite_database_name, target_yaml
 from private_server import PrivateServer, private_server
 
 from sqlrunner.api import run_playbook
@@ -90,7 +89,7 @@ def tls_server(certificates: Path) -> Iterator[PrivateServer]:
 @pytest.fixture
 def database_name(tls_server: PrivateServer) -> Iterator[str]:
     """A fresh database on the TLS server for one test, dropped afterwards."""
-    name = f"tls_{uuid.uuid4().hex[:12]}"
+    name = suite_database_name("tls_")
     tls_server.create_database(name)
     yield name
     run_sql(tls_server.dsn(), f'DROP DATABASE "{name}" WITH (FORCE)')
