@@ -123,11 +123,11 @@ GROUPS = {
 }
 
 
-def _install(dsn: str, playbook: str) -> None:
+def _install(dsn: str, playbook: str, variables: dict[str, str] | None = None) -> None:
     """Run a playbook's schema setup and its channel grouping query, and nothing else."""
     path = str(ROOT / "playbooks" / playbook)
     for query in ("setup_schemas::schemas", "setup_tables::channel_group"):
-        result = run_playbook(path, target=dsn, run_query=query)
+        result = run_playbook(path, variables=variables, target=dsn, run_query=query)
         assert result.exit_code == 0, result.errors
 
 
@@ -206,6 +206,40 @@ def test_installing_it_again_replaces_it(channel_db: str) -> None:
         )
         == 1
     )
+
+
+def test_it_is_created_in_the_derived_schema_the_playbook_names(database: str) -> None:
+    _install(database, "full.yml", {"derived_schema": "reporting"})
+    assert (
+        query_one(
+            database,
+            "SELECT reporting.f_default_channel_group(NULL, NULL, NULL, 'search', 'Google')",
+        )
+        == "Organic Search"
+    )
+    assert (
+        query_one(
+            database,
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n "
+            "ON n.oid = p.pronamespace WHERE proname = "
+            "'f_default_channel_group' AND nspname <> 'reporting'",
+        )
+        == 0
+    )
+
+
+def test_postgresql_inlines_it_into_the_query_that_calls_it(channel_db: str) -> None:
+    """IMMUTABLE plain SQL: the planner puts its CASE in place of a call per row."""
+    columns = ", ".join(ARGUMENTS)
+    types = ", ".join(f"{a} VARCHAR(255)" for a in ARGUMENTS)
+    run_sql(channel_db, f"CREATE TABLE inline_probe ({types})")
+    plan = run_sql(
+        channel_db,
+        f"EXPLAIN (VERBOSE) SELECT derived.f_default_channel_group({columns}) FROM inline_probe",
+    )
+    text = "\n".join(line for (line,) in plan)
+    assert "f_default_channel_group" not in text
+    assert "'Paid Search'::text" in text
 
 
 def _rendered(dialect: str) -> str:
