@@ -17,7 +17,7 @@ import pytest
 from conftest import new_database, query_one, run_sql
 
 from sqlrunner.api import run_playbook
-from sqlrunner.check import check_sql
+from sqlrunner.check import check_sql, prepare_for
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAYBOOKS = ("full.yml", "incremental.yml", "full_to_incremental.yml")
@@ -88,6 +88,11 @@ CASES: list[tuple[tuple[str | None, ...], str]] = [
     ((None, None, "spring-launch", "search", "Google"), "Unassigned"),
     # list names match whole names or host names, not parts of a word
     (("cpc", "googleplex-partner", None, None, None), "Paid Other"),
+    (("cpc", "mail.google.com", None, None, None), "Paid Search"),
+    (("cpc", "news.example.com", None, None, None), "Paid Other"),
+    # GA4's paid medium is ^(.*cp.*|ppc|retargeting|paid.*)$: whole words but "cp"
+    (("unpaid", "google", None, None, None), "Organic Search"),
+    (("ppc-campaign", "google.de", None, None, None), "Organic Search"),
     ((None, "xing", None, None, None), "Unassigned"),
     ((None, "box", None, None, None), "Unassigned"),
     # Google's shopping campaign rule: "shopping", or "shop" not after a letter but "e"
@@ -118,11 +123,11 @@ GROUPS = {
 }
 
 
-def _install(dsn: str, playbook: str) -> None:
+def _install(dsn: str, playbook: str, variables: dict[str, str] | None = None) -> None:
     """Run a playbook's schema setup and its channel grouping query, and nothing else."""
     path = str(ROOT / "playbooks" / playbook)
     for query in ("setup_schemas::schemas", "setup_tables::channel_group"):
-        result = run_playbook(path, target=dsn, run_query=query)
+        result = run_playbook(path, variables=variables, target=dsn, run_query=query)
         assert result.exit_code == 0, result.errors
 
 
@@ -203,22 +208,69 @@ def test_installing_it_again_replaces_it(channel_db: str) -> None:
     )
 
 
-def test_its_body_keeps_to_redshifts_sql() -> None:
+def test_it_is_created_in_the_derived_schema_the_playbook_names(database: str) -> None:
+    _install(database, "full.yml", {"derived_schema": "reporting"})
+    assert (
+        query_one(
+            database,
+            "SELECT reporting.f_default_channel_group(NULL, NULL, NULL, 'search', 'Google')",
+        )
+        == "Organic Search"
+    )
+    assert (
+        query_one(
+            database,
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n "
+            "ON n.oid = p.pronamespace WHERE proname = "
+            "'f_default_channel_group' AND nspname <> 'reporting'",
+        )
+        == 0
+    )
+
+
+def test_postgresql_inlines_it_into_the_query_that_calls_it(channel_db: str) -> None:
+    """IMMUTABLE plain SQL: the planner puts its CASE in place of a call per row."""
+    columns = ", ".join(ARGUMENTS)
+    types = ", ".join(f"{a} VARCHAR(255)" for a in ARGUMENTS)
+    run_sql(channel_db, f"CREATE TABLE inline_probe ({types})")
+    plan = run_sql(
+        channel_db,
+        f"EXPLAIN (VERBOSE) SELECT derived.f_default_channel_group({columns}) FROM inline_probe",
+    )
+    text = "\n".join(line for (line,) in plan)
+    assert "f_default_channel_group" not in text
+    assert "'Paid Search'::text" in text
+
+
+def _rendered(dialect: str) -> str:
+    """The function's file as the full playbook's setup renders it for ``dialect``."""
+    plan = prepare_for(str(ROOT / "playbooks" / "full.yml"), dialect)
+    [query] = [q for q in plan.targets[0].queries if q.query == "channel_group"]
+    assert query.error is None and query.sql is not None
+    return query.sql
+
+
+@pytest.mark.parametrize("dialect", ["redshift", "postgres"])
+def test_its_body_keeps_to_the_engines_sql(dialect: str) -> None:
     """``sqlrunner check`` does not look inside a dollar-quoted body: check the CASE as a
-    query over atomic.events' columns, for both engines."""
-    body = FUNCTION_FILE.read_text().split("$$")[1]
+    query over atomic.events' columns."""
+    body = _rendered(dialect).split("$$")[1]
     for number, name in enumerate(ARGUMENTS, start=1):
         body = body.replace(f"${number}", name)
     query = body.strip() + " AS default_channel_group FROM atomic.events"
-    for dialect in ("redshift", "postgres"):
-        assert [str(f) for f in check_sql(query, "body", dialect)] == []
+    assert [str(f) for f in check_sql(query, "body", dialect)] == []
 
 
-def test_each_source_list_is_written_the_same_wherever_it_is_used() -> None:
-    """A SQL UDF has no variables, so a list is repeated in each rule that uses it: the
-    copies must not drift apart when someone extends one."""
-    lists: dict[str, set[str]] = {}
-    for pattern in re.findall(r"'\^\(\.\*\[\.\]\)\?\(([^)]*)\)", FUNCTION_FILE.read_text()):
-        lists.setdefault(pattern.split("|")[0], set()).add(pattern)
-    assert sorted(lists) == ["amazon", "facebook", "google", "youtube"]
-    assert all(len(copies) == 1 for copies in lists.values()), lists
+def test_each_source_list_names_the_same_sources_twice() -> None:
+    """Each list template writes its names twice (an IN list, and a regular expression for
+    host names): they must not drift apart when someone extends one."""
+    lists = re.findall(
+        r'define "(\w+)" -}}\s*\(LOWER\(TRIM\(\{\{\.}}\)\) IN \(([^)]*)\)'
+        r".*?~ '\^\(\.\*\[\.\]\)\?\(([^)]*)\)",
+        FUNCTION_FILE.read_text(),
+        re.S,
+    )
+    assert [name for name, _, _ in lists] == ["search", "social", "video", "shopping"]
+    for _, names, alternatives in lists:
+        listed = [n for n in re.findall(r"'([^']*)'", names) if n != "yahoo!"]
+        assert listed == [a.replace("[.]", ".") for a in alternatives.split("|")]

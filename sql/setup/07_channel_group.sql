@@ -15,19 +15,49 @@
 -- arguments (docs/channel-grouping.md says how); the model only calls it. It is a plain
 -- SQL CASE, IMMUTABLE (PostgreSQL inlines it into the queries that call it), and runs
 -- unchanged on Redshift as a scalar SQL UDF (arguments as $1 to $5, no FROM). TEXT is
--- Redshift's alias of VARCHAR (256 characters at most in a column): enough for every
--- value passed (atomic.events' mkt_* columns hold 255, refr_* fewer) and returned.
+-- Redshift's alias of VARCHAR(256), 256 bytes: enough for every value passed
+-- (atomic.events' mkt_* columns hold 255 bytes, refr_* fewer) and returned.
 --
--- Source lists (short on purpose; extend them here):
---   search:   google bing yahoo duckduckgo baidu yandex ecosia naver qwant seznam
---             startpage ask
---   social:   facebook fb instagram ig linkedin lnkd.in twitter t.co x pinterest reddit
---             tiktok snapchat threads mastodon bsky bluesky tumblr vk weibo whatsapp
---             telegram discord quora
---   video:    youtube youtu.be vimeo twitch dailymotion wistia
---   shopping: amazon ebay etsy shopify walmart aliexpress alibaba idealo
--- A source matches a list when it is one of its names, optionally as a host name
--- (www.google.com, m.facebook.com, google.co.uk) or with a trailing "!" (Yahoo!).
+-- The source lists are the named templates below, short on purpose: extend them there.
+-- A rule's (template "search" "$2") tests whether argument $2 is in the search list:
+-- one of its names, or a host name holding one as a label (www.google.com,
+-- m.facebook.com, google.co.uk). Each list is written twice: an IN list for the names,
+-- and a regular expression for host names that runs only when the source holds a dot.
+-- Regular expressions are the costly part (about a microsecond per row each), LIKE and
+-- IN a fraction of that; that is also why the paid medium test is written with LIKE.
+{{- define "search" -}}
+  (LOWER(TRIM({{.}})) IN ('google', 'bing', 'yahoo', 'duckduckgo', 'baidu', 'yandex',
+                         'ecosia', 'naver', 'qwant', 'seznam', 'startpage', 'ask', 'yahoo!')
+   OR LOWER(TRIM({{.}})) LIKE '%.%' AND LOWER(TRIM({{.}})) ~ '^(.*[.])?(google|bing|yahoo|duckduckgo|baidu|yandex|ecosia|naver|qwant|seznam|startpage|ask)([.][a-z.]+)?$')
+{{- end}}
+{{- define "social" -}}
+  (LOWER(TRIM({{.}})) IN ('facebook', 'fb', 'instagram', 'ig', 'linkedin', 'lnkd.in',
+                         'twitter', 't.co', 'x', 'pinterest', 'reddit', 'tiktok', 'snapchat',
+                         'threads', 'mastodon', 'bsky', 'bluesky', 'tumblr', 'vk', 'weibo',
+                         'whatsapp', 'telegram', 'discord', 'quora')
+   OR LOWER(TRIM({{.}})) LIKE '%.%' AND LOWER(TRIM({{.}})) ~ '^(.*[.])?(facebook|fb|instagram|ig|linkedin|lnkd[.]in|twitter|t[.]co|x|pinterest|reddit|tiktok|snapchat|threads|mastodon|bsky|bluesky|tumblr|vk|weibo|whatsapp|telegram|discord|quora)([.][a-z.]+)?$')
+{{- end}}
+{{- define "video" -}}
+  (LOWER(TRIM({{.}})) IN ('youtube', 'youtu.be', 'vimeo', 'twitch', 'dailymotion', 'wistia')
+   OR LOWER(TRIM({{.}})) LIKE '%.%' AND LOWER(TRIM({{.}})) ~ '^(.*[.])?(youtube|youtu[.]be|vimeo|twitch|dailymotion|wistia)([.][a-z.]+)?$')
+{{- end}}
+{{- define "shopping" -}}
+  (LOWER(TRIM({{.}})) IN ('amazon', 'ebay', 'etsy', 'shopify', 'walmart', 'aliexpress',
+                         'alibaba', 'idealo')
+   OR LOWER(TRIM({{.}})) LIKE '%.%' AND LOWER(TRIM({{.}})) ~ '^(.*[.])?(amazon|ebay|etsy|shopify|walmart|aliexpress|alibaba|idealo)([.][a-z.]+)?$')
+{{- end}}
+{{- /* A shopping campaign, Google's rule: "shopping", or "shop" not after a letter but e. */}}
+{{- define "shopping_campaign" -}}
+  (LOWER($3) LIKE '%shop%' AND LOWER(TRIM($3)) ~ '^(.*(([^a-df-z]|^)shop|shopping).*)$')
+{{- end}}
+{{- /* A paid medium: GA4's ^(.*cp.*|ppc|retargeting|paid.*)$, written with LIKE. */}}
+{{- define "paid_medium" -}}
+  (LOWER(TRIM($1)) LIKE '%cp%' OR LOWER(TRIM($1)) LIKE 'paid%'
+   OR LOWER(TRIM($1)) IN ('ppc', 'retargeting'))
+{{- end}}
+{{- define "display_medium" -}}
+  LOWER(TRIM($1)) IN ('display', 'banner', 'expandable', 'interstitial', 'cpm')
+{{- end}}
 
 -- Arguments: $1 mkt_medium, $2 mkt_source, $3 mkt_campaign, $4 refr_medium, $5 refr_source.
 CREATE OR REPLACE FUNCTION {{.derived_schema}}.f_default_channel_group(
@@ -36,55 +66,43 @@ RETURNS TEXT
 IMMUTABLE
 AS $$
   SELECT CASE
-    -- No campaign data at all: the referrer decides.
+    -- Without campaign data, the referrer decides (rules 1 to 9).
     WHEN COALESCE(TRIM($1), '') = '' AND COALESCE(TRIM($2), '') = ''
          AND COALESCE(TRIM($3), '') = '' THEN
       CASE
-        WHEN COALESCE(TRIM($4), '') = '' THEN 'Direct'
-        WHEN LOWER(TRIM($4)) = 'internal' THEN 'Direct'
-        WHEN LOWER(TRIM($5)) ~ '^(.*[.])?(youtube|youtu[.]be|vimeo|twitch|dailymotion|wistia)([.][a-z.]+)?!?$'
-          THEN 'Organic Video'
-        WHEN LOWER(TRIM($5)) ~ '^(.*[.])?(amazon|ebay|etsy|shopify|walmart|aliexpress|alibaba|idealo)([.][a-z.]+)?!?$'
-          THEN 'Organic Shopping'
+        WHEN COALESCE(TRIM($4), '') = '' OR LOWER(TRIM($4)) = 'internal' THEN 'Direct'
+        WHEN {{template "video" "$5"}} THEN 'Organic Video'
+        WHEN {{template "shopping" "$5"}} THEN 'Organic Shopping'
         WHEN LOWER(TRIM($4)) = 'search' THEN 'Organic Search'
         WHEN LOWER(TRIM($4)) = 'social' THEN 'Organic Social'
         WHEN LOWER(TRIM($4)) = 'email' THEN 'Email'
         WHEN LOWER(TRIM($4)) = 'paid' THEN 'Paid Other'
         ELSE 'Referral'
       END
-    -- Campaign data: GA4's rules, in GA4's order.
+    -- With campaign data (rules 10 to 28).
     WHEN LOWER(TRIM($2)) IN ('(direct)', 'direct')
          AND (COALESCE(TRIM($1), '') = '' OR LOWER(TRIM($1)) IN ('(none)', '(not set)'))
       THEN 'Direct'
     WHEN LOWER($3) LIKE '%cross-network%' THEN 'Cross-network'
-    WHEN LOWER(TRIM($1)) ~ '^(.*cp.*|ppc|retargeting|paid.*)$'
-         AND (LOWER(TRIM($2)) ~ '^(.*[.])?(amazon|ebay|etsy|shopify|walmart|aliexpress|alibaba|idealo)([.][a-z.]+)?!?$'
-              OR LOWER(TRIM($3)) ~ '^(.*(([^a-df-z]|^)shop|shopping).*)$')
-      THEN 'Paid Shopping'
-    WHEN LOWER(TRIM($1)) ~ '^(.*cp.*|ppc|retargeting|paid.*)$'
-         AND LOWER(TRIM($2)) ~ '^(.*[.])?(google|bing|yahoo|duckduckgo|baidu|yandex|ecosia|naver|qwant|seznam|startpage|ask)([.][a-z.]+)?!?$'
-      THEN 'Paid Search'
-    WHEN LOWER(TRIM($1)) ~ '^(.*cp.*|ppc|retargeting|paid.*)$'
-         AND LOWER(TRIM($2)) ~ '^(.*[.])?(facebook|fb|instagram|ig|linkedin|lnkd[.]in|twitter|t[.]co|x|pinterest|reddit|tiktok|snapchat|threads|mastodon|bsky|bluesky|tumblr|vk|weibo|whatsapp|telegram|discord|quora)([.][a-z.]+)?!?$'
-      THEN 'Paid Social'
-    WHEN LOWER(TRIM($1)) ~ '^(.*cp.*|ppc|retargeting|paid.*)$'
-         AND LOWER(TRIM($2)) ~ '^(.*[.])?(youtube|youtu[.]be|vimeo|twitch|dailymotion|wistia)([.][a-z.]+)?!?$'
-      THEN 'Paid Video'
-    WHEN LOWER(TRIM($1)) IN ('display', 'banner', 'expandable', 'interstitial', 'cpm')
-      THEN 'Display'
-    WHEN LOWER(TRIM($1)) ~ '^(.*cp.*|ppc|retargeting|paid.*)$' THEN 'Paid Other'
-    WHEN LOWER(TRIM($2)) ~ '^(.*[.])?(amazon|ebay|etsy|shopify|walmart|aliexpress|alibaba|idealo)([.][a-z.]+)?!?$'
-         OR LOWER(TRIM($3)) ~ '^(.*(([^a-df-z]|^)shop|shopping).*)$'
+    WHEN {{template "paid_medium"}} THEN
+      CASE
+        WHEN {{template "shopping" "$2"}} OR {{template "shopping_campaign"}}
+          THEN 'Paid Shopping'
+        WHEN {{template "search" "$2"}} THEN 'Paid Search'
+        WHEN {{template "social" "$2"}} THEN 'Paid Social'
+        WHEN {{template "video" "$2"}} THEN 'Paid Video'
+        WHEN {{template "display_medium"}} THEN 'Display'
+        ELSE 'Paid Other'
+      END
+    WHEN {{template "display_medium"}} THEN 'Display'
+    WHEN {{template "shopping" "$2"}} OR {{template "shopping_campaign"}}
       THEN 'Organic Shopping'
-    WHEN LOWER(TRIM($2)) ~ '^(.*[.])?(facebook|fb|instagram|ig|linkedin|lnkd[.]in|twitter|t[.]co|x|pinterest|reddit|tiktok|snapchat|threads|mastodon|bsky|bluesky|tumblr|vk|weibo|whatsapp|telegram|discord|quora)([.][a-z.]+)?!?$'
-         OR LOWER(TRIM($1)) IN ('social', 'social-network', 'social-media', 'sm', 'social network', 'social media')
+    WHEN {{template "social" "$2"}}
+         OR LOWER(TRIM($1)) IN ('social', 'social-network', 'social-media', 'sm',
+                                'social network', 'social media')
       THEN 'Organic Social'
-    WHEN LOWER(TRIM($2)) ~ '^(.*[.])?(youtube|youtu[.]be|vimeo|twitch|dailymotion|wistia)([.][a-z.]+)?!?$'
-         OR LOWER(TRIM($1)) LIKE '%video%'
-      THEN 'Organic Video'
-    WHEN LOWER(TRIM($2)) ~ '^(.*[.])?(google|bing|yahoo|duckduckgo|baidu|yandex|ecosia|naver|qwant|seznam|startpage|ask)([.][a-z.]+)?!?$'
-         OR LOWER(TRIM($1)) = 'organic'
-      THEN 'Organic Search'
+    WHEN {{template "video" "$2"}} OR LOWER(TRIM($1)) LIKE '%video%' THEN 'Organic Video'
+    WHEN {{template "search" "$2"}} OR LOWER(TRIM($1)) = 'organic' THEN 'Organic Search'
     WHEN LOWER(TRIM($2)) IN ('email', 'e-mail', 'e_mail', 'e mail')
          OR LOWER(TRIM($1)) IN ('email', 'e-mail', 'e_mail', 'e mail')
       THEN 'Email'
