@@ -51,8 +51,10 @@ QUERY_SESSION: dict[str, tuple[type, ...]] = {
 }
 QUERY_KEYS: dict[str, tuple[type, ...]] = {
     "name": (str,), "file": (str,), "template": (bool,), "upsert": (dict,), **QUERY_SETTINGS,
-    **QUERY_SESSION, "continue_on_error": (bool,),
+    **QUERY_SESSION, "continue_on_error": (bool,), "assert": (str,),
 }
+NO_ROWS = "no_rows"  # a data test: the query's SELECT must return no rows
+ASSERTIONS = (NO_ROWS,)
 TOP_KEYS: dict[str, tuple[type, ...]] = {
     "targets": (list,), "variables": (dict,), "steps": (list,), "lock": (str,),
     **QUERY_SETTINGS,
@@ -109,6 +111,7 @@ class QuerySpec:
     upsert: UpsertSpec | None = None
     session: Mapping[str, Any] = field(default_factory=dict)  # query_group, ...
     continue_on_error: bool = False  # its failure does not stop its target
+    assertion: str | None = None  # a data test: ``no_rows``
 
 
 @dataclass(frozen=True)
@@ -352,7 +355,16 @@ def _query(raw: Any, line: int, path: str) -> QuerySpec:
                 if entry.get("upsert") is not None else None),
         session={k: entry[k] for k in QUERY_SESSION if entry.get(k) is not None},
         continue_on_error=entry.get("continue_on_error") is True,
+        assertion=_assertion(entry, path),
     )
+
+
+def _assertion(entry: LineDict, path: str) -> str | None:
+    value = _scalar_str(entry.get("assert"))
+    if value is not None and value not in ASSERTIONS:
+        raise PlaybookError(f"assert: unknown assertion {value!r}; expected one of: "
+                            f"{', '.join(ASSERTIONS)}", file=path, line=entry.line_of("assert"))
+    return value
 
 
 def _settings(entry: LineDict) -> dict[str, Any]:
