@@ -262,3 +262,38 @@ def test_an_unknown_assertion_is_a_playbook_error_with_its_line(workdir):
     with pytest.raises(PlaybookError, match=r"playbook.yml:15: assert: unknown assertion "
                                             r"'empty'; expected one of: no_rows"):
         load_playbook(playbook)
+
+
+# -- the issue's "must show", on one two-target playbook ----------------------------------------
+
+def test_the_issues_must_show_on_one_two_target_playbook(workdir, two_databases, tmp_path,
+                                                         capsys):
+    run_sql(two_databases["two"], "INSERT INTO done VALUES ('dup'), ('dup')")
+    bad = workdir.sql("bad.sql", "INSERT INTO done SELECT q FROM nowhere;")
+    unique = workdir.sql("unique.sql", "SELECT q, count(*) AS copies FROM done "
+                                       "GROUP BY q HAVING count(*) > 1;")
+    no_nulls = workdir.sql("no_nulls.sql", "SELECT * FROM done WHERE q IS NULL;")
+    steps = ("  - name: load\n    queries:\n"
+             f"      - name: bad\n        file: {bad}\n        continue_on_error: true\n"
+             "  - name: unload\n    targets: [two]\n    queries:\n"
+             f"      - name: only_two\n        file: {insert(workdir, 'only_two')}\n"
+             "  - name: tests\n    continue_on_error: true\n    queries:\n"
+             f"      - name: unique_q\n        file: {unique}\n        assert: no_rows\n"
+             f"      - name: no_null_q\n        file: {no_nulls}\n        assert: no_rows\n"
+             "  - name: after\n    queries:\n"
+             f"      - name: later\n        file: {insert(workdir, 'later')}\n")
+    playbook = workdir.playbook(steps, targets=targets_of(two_databases))
+    report = tmp_path / "report.json"
+    assert main(["--playbook", playbook, "--report", str(report), "--progress", "plain"]) == 6
+    assert done_in(two_databases["one"]) == ["later"]
+    assert done_in(two_databases["two"]) == ["dup", "dup", "later", "only_two"]
+    log = capsys.readouterr().err
+    assert "[one] unload/only_two skipped (the step runs on two only)" in log
+    assert ("QUERY FAILURE: target two, step tests, query unique_q (continue_on_error: the run "
+            "went on)") in log
+    assert "the first: q=dup, copies=2" in log
+    records = {(q["target"], q["query"]): q for q in json.loads(report.read_text())["queries"]}
+    assert records[("two", "unique_q")]["failing_rows"]["rows"] == [["dup", 2]]
+    assert records[("two", "no_null_q")]["assertion_passed"] is True
+    assert records[("one", "unique_q")]["assertion_passed"] is True
+    assert [records[(t, "bad")]["status"] for t in ("one", "two")] == ["failed", "failed"]
