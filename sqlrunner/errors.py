@@ -91,6 +91,16 @@ class QueryError(SqlRunnerError):
     exit_code = EXIT_QUERY
 
 
+class DataTestFailed(QueryError):
+    """A data test (``assert: no_rows``) whose query returned rows: ``count`` of them, the
+    first (at most 10) in ``rows`` under ``columns``."""
+
+    def __init__(self, message: str, columns: tuple[str, ...],
+                 rows: tuple[tuple[object, ...], ...], count: int) -> None:
+        super().__init__(message)
+        self.columns, self.rows, self.count = columns, rows, count
+
+
 class LockError(SqlRunnerError):
     """A lock that is held by someone else."""
 

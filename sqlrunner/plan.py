@@ -181,6 +181,8 @@ def _settings(playbook: Playbook, target: TargetSpec, step: StepSpec,
                 if (value := playbook.query_setting(target, query, key)) is not None}
     if query.continue_on_error or step.continue_on_error:
         settings["continue_on_error"] = True
+    if query.assertion:
+        settings["assert"] = query.assertion
     if query.session:
         from sqlrunner.sqltext.session import query_session_statements
 

@@ -173,3 +173,127 @@ def test_a_step_naming_an_unknown_target_is_a_playbook_error_with_its_line(
     assert message in str(caught.value)
     assert main(["--playbook", playbook]) == 1
     assert message in capsys.readouterr().err
+
+
+# -- assert: no_rows -------------------------------------------------------------------------
+
+def data_test_steps(workdir, optional: bool = False) -> str:
+    """A step of two data tests over ``done`` (one passes, one finds the duplicate 'dup'),
+    then a step that records 'after'."""
+    unique = workdir.sql("unique.sql", "-- each q once\nSELECT q, count(*) AS copies "
+                                       "FROM done GROUP BY q HAVING count(*) > 1;")
+    no_nulls = workdir.sql("no_nulls.sql", "SELECT * FROM done WHERE q IS NULL;")
+    more = "        continue_on_error: true\n" if optional else ""
+    return ("  - name: tests\n    queries:\n"
+            f"      - name: unique_q\n        file: {unique}\n        assert: no_rows\n{more}"
+            f"      - name: no_null_q\n        file: {no_nulls}\n        assert: no_rows\n"
+            "  - name: after\n    queries:\n"
+            f"      - name: later\n        file: {insert(workdir, 'later')}\n")
+
+
+def test_a_failing_data_test_shows_its_offending_row_and_stops_its_target(
+        workdir, two_databases, tmp_path, capsys):
+    run_sql(two_databases["two"], "INSERT INTO done VALUES ('dup'), ('dup'), ('single')")
+    playbook = workdir.playbook(data_test_steps(workdir), targets=targets_of(two_databases))
+    report = tmp_path / "report.json"
+    assert main(["--playbook", playbook, "--report", str(report), "--progress", "plain"]) == 6
+    log = capsys.readouterr().err
+    assert "QUERY FAILURE: target two, step tests, query unique_q" in log
+    assert "it returned 1 row; the first: q=dup, copies=2" in log
+    assert "    dup | 2" in log  # the offending rows, as a table under the failure
+    records = {(q["target"], q["query"]): q for q in json.loads(report.read_text())["queries"]}
+    failed = records[("two", "unique_q")]
+    assert (failed["status"], failed["assertion"], failed["assertion_passed"]) == (
+        "failed", "no_rows", False)
+    assert failed["failing_rows"]["columns"] == ["q", "copies"]
+    assert failed["failing_rows"]["rows"] == [["dup", 2]]
+    assert records[("two", "no_null_q")]["assertion_passed"] is True
+    assert records[("one", "unique_q")]["assertion_passed"] is True
+    assert records[("two", "later")]["status"] == "skipped"  # target two stopped
+    assert done_in(two_databases["one"]) == ["later"]
+    assert "later" not in done_in(two_databases["two"])
+
+
+def test_a_failing_data_test_with_continue_on_error_lets_the_run_go_on(workdir, database):
+    run_sql(database, "CREATE TABLE done (q text); INSERT INTO done VALUES ('dup'), ('dup')")
+    result = run_playbook(workdir.playbook(data_test_steps(workdir, optional=True)))
+    assert result.exit_code == 6
+    assert [q.query for q in result.failed] == ["unique_q"]
+    assert done_in(database) == ["dup", "dup", "later"]
+
+
+def test_a_failed_data_test_records_no_checkpoint_and_runs_again_on_resume(
+        workdir, database):
+    run_sql(database, "CREATE TABLE done (q text); INSERT INTO done VALUES ('dup'), ('dup')")
+    playbook = workdir.playbook(data_test_steps(workdir))
+    assert run_playbook(playbook).exit_code == 6
+    run_sql(database, "DELETE FROM done")
+    again = run_playbook(playbook)
+    assert again.exit_code == 0, again.errors
+    assert again.resumed_from is not None
+    statuses = {q.query: (q.status, q.note) for q in again.queries}
+    assert statuses["unique_q"] == ("succeeded", None)
+    assert statuses["no_null_q"] == ("skipped", "done in the run being resumed")
+    assert done_in(database) == ["later"]
+
+
+def test_a_data_test_whose_file_returns_no_rows_to_judge_fails(workdir, database):
+    run_sql(database, "CREATE TABLE done (q text)")
+    sql = workdir.sql("write.sql", "INSERT INTO done VALUES ('x');")
+    result = run_playbook(workdir.playbook(
+        f"  - name: s\n    queries:\n      - name: t\n        file: {sql}\n"
+        "        assert: no_rows\n"))
+    assert result.exit_code == 6
+    assert "must end with a SELECT" in result.failed[0].error
+
+
+def test_a_data_test_judges_rows_without_checkpoints_too(workdir, database):
+    run_sql(database, "CREATE TABLE done (q text); INSERT INTO done VALUES ('dup'), ('dup')")
+    result = run_playbook(workdir.playbook(data_test_steps(workdir)), checkpoints=False)
+    assert result.exit_code == 6
+    assert result.failed[0].failing_rows.rows == (("dup", 2),)
+
+
+@pytest.mark.no_database
+def test_an_unknown_assertion_is_a_playbook_error_with_its_line(workdir):
+    sql = workdir.sql("a.sql", "SELECT 1;")
+    playbook = workdir.playbook(f"  - name: s\n    queries:\n      - name: a\n"
+                                f"        file: {sql}\n        assert: empty\n")
+    with pytest.raises(PlaybookError, match=r"playbook.yml:15: assert: unknown assertion "
+                                            r"'empty'; expected one of: no_rows"):
+        load_playbook(playbook)
+
+
+# -- the issue's "must show", on one two-target playbook ----------------------------------------
+
+def test_the_issues_must_show_on_one_two_target_playbook(workdir, two_databases, tmp_path,
+                                                         capsys):
+    run_sql(two_databases["two"], "INSERT INTO done VALUES ('dup'), ('dup')")
+    bad = workdir.sql("bad.sql", "INSERT INTO done SELECT q FROM nowhere;")
+    unique = workdir.sql("unique.sql", "SELECT q, count(*) AS copies FROM done "
+                                       "GROUP BY q HAVING count(*) > 1;")
+    no_nulls = workdir.sql("no_nulls.sql", "SELECT * FROM done WHERE q IS NULL;")
+    steps = ("  - name: load\n    queries:\n"
+             f"      - name: bad\n        file: {bad}\n        continue_on_error: true\n"
+             "  - name: unload\n    targets: [two]\n    queries:\n"
+             f"      - name: only_two\n        file: {insert(workdir, 'only_two')}\n"
+             "  - name: tests\n    continue_on_error: true\n    queries:\n"
+             f"      - name: unique_q\n        file: {unique}\n        assert: no_rows\n"
+             f"      - name: no_null_q\n        file: {no_nulls}\n        assert: no_rows\n"
+             "  - name: after\n    queries:\n"
+             f"      - name: later\n        file: {insert(workdir, 'later')}\n")
+    playbook = workdir.playbook(steps, targets=targets_of(two_databases))
+    report = tmp_path / "report.json"
+    assert main(["--playbook", playbook, "--report", str(report), "--progress", "plain"]) == 6
+    assert done_in(two_databases["one"]) == ["later"]
+    assert done_in(two_databases["two"]) == ["dup", "dup", "later", "only_two"]
+    log = capsys.readouterr().err
+    assert "[one] unload/only_two skipped (the step runs on two only)" in log
+    assert ("QUERY FAILURE: target two, step tests, query unique_q (continue_on_error: the run "
+            "went on)") in log
+    assert "the first: q=dup, copies=2" in log
+    records = {(q["target"], q["query"]): q for q in json.loads(report.read_text())["queries"]}
+    assert records[("two", "unique_q")]["failing_rows"]["rows"] == [["dup", 2]]
+    assert records[("two", "no_null_q")]["assertion_passed"] is True
+    assert records[("one", "unique_q")]["assertion_passed"] is True
+    assert [records[(t, "bad")]["status"] for t in ("one", "two")] == ["failed", "failed"]

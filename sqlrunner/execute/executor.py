@@ -32,6 +32,7 @@ from sqlrunner.errors import (
     Cancelled,
     ConnectFailed,
     ConnectionLost,
+    DataTestFailed,
     LockError,
     LockLost,
     OutcomeUnknown,
@@ -42,6 +43,7 @@ from sqlrunner.errors import (
 )
 from sqlrunner.execute import rowcounts
 from sqlrunner.execute.checkpoints import fingerprint
+from sqlrunner.execute.datatest import SHOWN_ROWS, check_no_rows, offending_table
 from sqlrunner.execute.results import (
     DONE_BEFORE,
     FAILED,
@@ -643,7 +645,9 @@ class Executor:
                 self._record(result)
                 return result
             sql, offset, length = wrapped.text, wrapped.select_offset, wrapped.select_length
-        text, after = (state.checkpointed(sql, query.step, query.query, query.file, digest)
+        # A data test's checkpoint is written only once its rows are judged.
+        text, after = (state.checkpointed(sql, query.step, query.query, query.file, digest,
+                                          alone=bool(query.settings.get("assert")))
                        if state is not None else (sql, None))
         policy = self._policy(query)
         losses = self._losses.get(key, 0)
@@ -683,6 +687,14 @@ class Executor:
         except psycopg.Error as err:
             result = self._failure(query, err, time.perf_counter() - started, retries, offset,
                                    length)
+        except DataTestFailed as err:
+            rows = tuple(tuple(self.secrets.mask(v) if isinstance(v, str) else v for v in row)
+                         for row in err.rows)
+            result = QueryResult.of(
+                query, FAILED, rows=err.count, seconds=time.perf_counter() - started,
+                retries=retries, error=self.secrets.mask(f"{query.file}: {err}"),
+                excerpt=offending_table(err.columns, rows), assertion_passed=False,
+                failing_rows=QueryOutput(err.columns, rows, err.count))
         except SqlRunnerError as err:
             result = QueryResult.of(query, FAILED, seconds=time.perf_counter() - started,
                                     retries=retries, error=self.secrets.mask(str(err)))
@@ -726,9 +738,13 @@ class Executor:
                     for statement in before:
                         conn.execute(statement)
                     sent = True
+                    data_test = query.settings.get("assert") is not None
                     rows, output = self._send(conn, text,
-                                              checkpointed=state is not None and not after)
+                                              checkpointed=state is not None and not after,
+                                              data_test=data_test)
                     _require_idle(conn)
+                    if data_test:
+                        rows = _judge(output)
                 finally:
                     _reset_session(conn, reset, pool)
         except psycopg.Error as err:
@@ -754,36 +770,40 @@ class Executor:
                 raise
         return _Sent(rows, output)
 
-    def _send(self, conn: psycopg.Connection, sql: str,
-              checkpointed: bool) -> tuple[int | None, QueryOutput | None]:
-        """Send ``sql`` whole; the rows of the file's last statement, and its output if asked.
+    def _send(self, conn: psycopg.Connection, sql: str, checkpointed: bool,
+              data_test: bool = False) -> tuple[int | None, QueryOutput | None]:
+        """Send ``sql`` whole; the rows of the file's last statement, and its output if asked
+        (for a data test: the first rows of its last SELECT, and how many it returned).
 
         With a checkpoint appended, the file's own last statement is the one before it.
         """
         output = None
-        if not self.settings.show_query_output and rowcounts.can_drop_rows():
+        if not self.settings.show_query_output and not data_test and rowcounts.can_drop_rows():
             counts = rowcounts.send_counting_rows(conn, sql)
         else:
-            counts, output = self._send_with_cursor(conn, sql)
+            counts, output = self._send_with_cursor(conn, sql, data_test)
         if checkpointed:
             counts.pop()
         return (counts[-1] if counts else None), output
 
-    def _send_with_cursor(self, conn: psycopg.Connection,
-                          sql: str) -> tuple[list[int], QueryOutput | None]:
+    def _send_with_cursor(self, conn: psycopg.Connection, sql: str,
+                          data_test: bool = False) -> tuple[list[int], QueryOutput | None]:
         """Send ``sql`` through a cursor: each statement's row count, and the rows of the
-        last statement that returned any, when query output is shown."""
+        last statement that returned any, when query output is shown; for a data test, the
+        first rows of the last statement that returns rows (a SELECT), even none."""
         counts: list[int] = []
         output = None
         with conn.cursor() as cur:
             cur.execute(sql)
             while True:
                 counts.append(cur.rowcount)
-                if self.settings.show_query_output and cur.description is not None:
-                    fetched = cur.fetchall()
-                    if fetched:
+                wanted = self.settings.show_query_output or data_test
+                if wanted and cur.description is not None:
+                    fetched = (cur.fetchall() if self.settings.show_query_output
+                               else cur.fetchmany(SHOWN_ROWS))
+                    if fetched or data_test:
                         output = QueryOutput(tuple(c.name for c in cur.description),
-                                             tuple(tuple(r) for r in fetched))
+                                             tuple(tuple(r) for r in fetched), cur.rowcount)
                 if not cur.nextset():
                     return counts, output
 
@@ -807,6 +827,16 @@ class Executor:
         return QueryResult.of(query, FAILED, seconds=seconds, error=self.secrets.mask(text),
                               sqlstate=sqlstate, line=line, column=column, retries=retries,
                               excerpt=self.secrets.mask(excerpt) if excerpt else None)
+
+
+def _judge(output: QueryOutput | None) -> int:
+    """A data test's verdict on what its SELECT returned (:class:`DataTestFailed` when it
+    returned rows); the count of its rows (none)."""
+    if output is None:
+        raise QueryError("a data test (assert: no_rows) must end with a SELECT; this file "
+                         "returned no rows to judge")
+    check_no_rows(output.columns, output.rows, output.total or 0)
+    return 0
 
 
 def _require_idle(conn: psycopg.Connection) -> None:

@@ -33,6 +33,7 @@ class QueryOutput:
 
     columns: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
+    total: int | None = None  # rows the query returned, when ``rows`` holds only the first
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,20 @@ class QueryResult:
     note: str | None = None  # why a query was skipped
     output: QueryOutput | None = field(default=None, repr=False)
     continue_on_error: bool = False  # its failure did not stop its target
+    assertion: str | None = None  # a data test's assertion (``no_rows``)
+    assertion_passed: bool | None = None  # None: not a data test, or it could not run
+    failing_rows: QueryOutput | None = None  # a failed data test's first rows
 
     @classmethod
     def of(cls, query: RenderedQuery, status: str, **outcome: Any) -> QueryResult:
         """The result of ``query`` (its target, step, name and file) with this outcome."""
         outcome.setdefault("continue_on_error",
                            bool(query.settings.get("continue_on_error", False)))
+        assertion = query.settings.get("assert")
+        if assertion:
+            outcome.setdefault("assertion", assertion)
+            if status == SUCCEEDED:
+                outcome.setdefault("assertion_passed", True)
         return cls(query.target, query.step, query.query, query.file, status, **outcome)
 
 

@@ -195,10 +195,11 @@ class RunState:
         return GONE if (step, query, digest) in self.checkpoints.gone else DONE
 
     def checkpointed(self, sql: str, step: str, query: str, file: str,
-                     digest: str) -> tuple[str, str | None]:
-        """The text to send, and a checkpoint to write afterwards if it cannot go along."""
+                     digest: str, alone: bool = False) -> tuple[str, str | None]:
+        """The text to send, and a checkpoint to write afterwards if it cannot go along
+        (``alone``: never along, as for a data test, done only once its rows are judged)."""
         assert self.store is not None
-        shape = transaction_shape(sql, self.dialect)
+        shape = RUNS_ALONE if alone else transaction_shape(sql, self.dialect)
         checkpoint = self.store.checkpoint_sql(
             self.run_id, self.target, step, query, file, digest,
             lazy_if_read_only=self.lazy_read_only and shape == ONE_TRANSACTION,

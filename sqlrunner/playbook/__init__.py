@@ -52,7 +52,10 @@ QUERY_SESSION: dict[str, tuple[type, ...]] = {
 QUERY_KEYS: dict[str, tuple[type, ...]] = {
     "name": (str,), "file": (str,), "template": (bool,), "upsert": (dict,),
     "variables": (dict,), **QUERY_SETTINGS, **QUERY_SESSION, "continue_on_error": (bool,),
+    "assert": (str,),
 }
+NO_ROWS = "no_rows"  # a data test: the query's SELECT must return no rows
+ASSERTIONS = (NO_ROWS,)
 TOP_KEYS: dict[str, tuple[type, ...]] = {
     "targets": (list,), "variables": (dict,), "steps": (list,), "lock": (str,),
     **QUERY_SETTINGS,
@@ -112,6 +115,7 @@ class QuerySpec:
     # This entry's own template variables, over the playbook's and the command line's:
     # one file listed twice with {part: 0, parts: 2} and {part: 1, parts: 2}.
     variables: Mapping[str, Any] = field(default_factory=dict)
+    assertion: str | None = None  # a data test: ``no_rows``
 
 
 @dataclass(frozen=True)
@@ -387,7 +391,16 @@ def _query(raw: Any, line: int, path: str) -> QuerySpec:
         session={k: entry[k] for k in QUERY_SESSION if entry.get(k) is not None},
         continue_on_error=entry.get("continue_on_error") is True,
         variables=_query_variables(entry, path),
+        assertion=_assertion(entry, path),
     )
+
+
+def _assertion(entry: LineDict, path: str) -> str | None:
+    value = _scalar_str(entry.get("assert"))
+    if value is not None and value not in ASSERTIONS:
+        raise PlaybookError(f"assert: unknown assertion {value!r}; expected one of: "
+                            f"{', '.join(ASSERTIONS)}", file=path, line=entry.line_of("assert"))
+    return value
 
 
 def _settings(entry: LineDict) -> dict[str, Any]:
