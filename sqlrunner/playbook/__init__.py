@@ -6,7 +6,6 @@ execute) read; nothing in it is validated again.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -393,6 +392,8 @@ def _check_keys(entry: LineDict, allowed: Mapping[str, tuple[type, ...]], what: 
     for key, value in entry.items():
         line = entry.line_of(key)
         if key not in allowed:
+            import difflib
+
             hint = difflib.get_close_matches(str(key), list(allowed), n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             expected = ", ".join(allowed)
