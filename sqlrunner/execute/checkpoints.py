@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -132,6 +133,11 @@ _UNLOGGED_GONE = """(q.unlogged_tables IS NOT NULL AND EXISTS (
         AND strpos(later.released_tables, ',' || t.oid || ',') > 0)))"""
 
 
+# Strings that libpq's PQescapeLiteral returns as they are, between single quotes: no
+# quote, no backslash, no control character; printable ASCII only, whatever the encoding.
+_PLAIN_STRING = re.compile(r"[\x20-\x26\x28-\x5b\x5d-\x7e]*")
+
+
 def fingerprint(text: str) -> str:
     """A stable digest of rendered SQL."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -186,10 +192,12 @@ class CheckpointStore:
         return template.replace("{schema}", self._schema_sql)
 
     def literal(self, value: object) -> str:
-        """``value`` as a SQL literal, quoted by psycopg."""
+        """``value`` as a SQL literal, quoted by psycopg (a plain string, which it would
+        quote as ``'value'``, is quoted here: every checkpoint has eight)."""
         if isinstance(value, datetime):
-            text = sql.Literal(value.isoformat(sep=" ")).as_string(self.conn)
-            return f"CAST({text} AS timestamp)"
+            return f"CAST({self.literal(value.isoformat(sep=' '))} AS timestamp)"
+        if type(value) is str and _PLAIN_STRING.fullmatch(value):
+            return f"'{value}'"
         return sql.Literal(value).as_string(self.conn)
 
     def ensure_tables(self) -> None:

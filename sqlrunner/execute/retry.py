@@ -1,5 +1,9 @@
 """Which database errors are transient, and how a query is retried (tenacity).
 
+The first attempt runs without tenacity: a run whose queries all succeed never imports
+it (start-up) nor builds its retry state (per query). A failure worth a retry hands the
+error to tenacity as its first attempt's, so waits, stops and reports are its own.
+
 Errors are classified by SQLSTATE, never by message text, except where the
 server gives none: connection-time failures carry no SQLSTATE, and Redshift
 reports its serializable isolation violation as the catch-all ``XX000``.
@@ -16,18 +20,14 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
 
 from sqlrunner.errors import ConnectFailed
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 T = TypeVar("T")
 
@@ -125,6 +125,17 @@ def call_with_retries(
     is asked before each retry (False after an interrupt).
     """
 
+    def retry(err: BaseException) -> bool:
+        return is_transient(err) and should_retry()
+
+    try:
+        return attempt(1)
+    except Exception as err:  # noqa: BLE001 - tenacity's own rule decides, as before
+        if not retry(err):
+            raise
+        first = err
+    from tenacity import Retrying, retry_if_exception
+
     def before_sleep(state: RetryCallState) -> None:
         if on_retry is not None and state.outcome is not None:
             wait = state.next_action.sleep if state.next_action else 0.0
@@ -134,15 +145,22 @@ def call_with_retries(
     retrying = Retrying(
         stop=budget.stop,
         wait=budget.wait,
-        retry=retry_if_exception(lambda err: is_transient(err) and should_retry()),
+        retry=retry_if_exception(retry),
         before_sleep=before_sleep,
         sleep=sleep,
         reraise=True,
     )
     for attempt_state in retrying:
         with attempt_state:
-            return attempt(attempt_state.retry_state.attempt_number)
+            return _again(attempt, attempt_state.retry_state.attempt_number, first)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _again(attempt: Callable[[int], T], number: int, first: BaseException) -> T:
+    """Attempt ``number`` under tenacity: the first already ran and raised ``first``."""
+    if number == 1:
+        raise first
+    return attempt(number)
 
 
 def call_through_outage(
@@ -159,6 +177,14 @@ def call_through_outage(
     ``on_wait(error, seconds)`` is told of each pause.
     """
 
+    try:
+        return attempt()
+    except Exception as err:  # noqa: BLE001 - tenacity's own rule decides, as before
+        if not is_unavailable(err):
+            raise
+        first = err
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
+
     def before_sleep(state: RetryCallState) -> None:
         if on_wait is not None and state.outcome is not None:
             wait = state.next_action.sleep if state.next_action else 0.0
@@ -174,7 +200,7 @@ def call_through_outage(
     )
     for attempt_state in retrying:
         with attempt_state:
-            return attempt()
+            return _again(lambda _: attempt(), attempt_state.retry_state.attempt_number, first)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -183,6 +209,8 @@ class _Budget:
     transient errors; attempts for ``outage`` seconds while the server is unavailable."""
 
     def __init__(self, policy: RetryPolicy) -> None:
+        from tenacity import wait_exponential_jitter
+
         self.policy = policy
         self.failures = 0  # ordinary transient errors so far
         self.outage_since: float | None = None

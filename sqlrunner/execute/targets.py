@@ -27,6 +27,9 @@ DEFAULT_CONNECT_TIMEOUT = 10
 # noticed in about a minute instead of the OS's two hours (SQL Runner's hang).
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
               "keepalives_count": 3}
+# What connect_options checks and turns into settings (TLS, IAM, Redshift's session SETs):
+# a target with none of them connects with libpq's defaults, without importing it.
+_CONNECT_OPTION_KEYS = ("sslmode", "sslrootcert", "iam", "query_group", "wlm_query_slot_count")
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,15 @@ def connection_for(target: TargetSpec, embedded_dir: str | None = None) -> Conne
                   user=target.username)
     if target.password:
         params["password"] = target.password
-    from sqlrunner.execute import connect_options
+    session: tuple[str, ...] = ()
+    credentials = None
+    if target.ssl or any(options.get(key) is not None for key in _CONNECT_OPTION_KEYS):
+        from sqlrunner.execute import connect_options
 
-    # TLS (SQL Runner's ssl: true is sslmode=require), session SETs and IAM, checked.
-    settings = connect_options.settings_for(target)
-    params.update(settings.tls)
+        # TLS (SQL Runner's ssl: true is sslmode=require), session SETs and IAM, checked.
+        settings = connect_options.settings_for(target)
+        params.update(settings.tls)
+        session, credentials = settings.session, settings.credentials
     if options.get("options") and target.type != "redshift":
         params["options"] = options["options"]
     params.setdefault("connect_timeout", options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT))
@@ -115,7 +122,7 @@ def connection_for(target: TargetSpec, embedded_dir: str | None = None) -> Conne
     for key, value in KEEPALIVES.items():
         params.setdefault(key, value)
     return Connection(name=target.name, dialect=target.dialect, params=params,
-                      session=settings.session, credentials=settings.credentials)
+                      session=session, credentials=credentials)
 
 
 def connect(connection: Connection, secrets: SecretRegistry | None = None) -> psycopg.Connection:

@@ -6,7 +6,6 @@ execute) read; nothing in it is validated again.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -323,6 +322,8 @@ def _step_targets(entry: LineDict, path: str, target_names: list[str]) -> tuple[
             raise PlaybookError(f"targets: expected a target's name, got {_type_name(name)}",
                                 file=path, line=line)
         if str(name) not in target_names:
+            import difflib
+
             hint = difflib.get_close_matches(str(name), target_names, n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise PlaybookError(f"targets: no target named {str(name)!r}{suggestion}; the "
@@ -439,6 +440,8 @@ def _check_keys(entry: LineDict, allowed: Mapping[str, tuple[type, ...]], what: 
     for key, value in entry.items():
         line = entry.line_of(key)
         if key not in allowed:
+            import difflib
+
             hint = difflib.get_close_matches(str(key), list(allowed), n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             expected = ", ".join(allowed)

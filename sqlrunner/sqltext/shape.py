@@ -58,11 +58,20 @@ OWN_TRANSACTIONS = "own transactions"
 ONE_TRANSACTION = "one transaction"
 
 
+# Every word that must_run_alone_reason or controls_transaction looks for: a text holding
+# none of them, not even inside another word, is one implicit transaction.
+_SHAPE_WORDS = re.compile(
+    "vacuum|database|tablespace|concurrently|reindex|system|subscription|append|external|"
+    "library|alter|begin|start|commit|end|abort|rollback|prepare", re.IGNORECASE)
+
+
 def transaction_shape(sql: str, dialect: str = "redshift") -> str:
     """How ``sql`` runs when sent whole: RUNS_ALONE (exactly one statement that must run
     outside a transaction block: send it on its own), OWN_TRANSACTIONS (it begins or ends
     transaction blocks itself: BEGIN, COMMIT, ...) or ONE_TRANSACTION (one implicit
     transaction, the usual case)."""
+    if _SHAPE_WORDS.search(sql) is None:
+        return ONE_TRANSACTION  # no statement can begin with a word that decides otherwise
     statements = split_statements(sql, backslash_escapes=dialect == "redshift")
     if len(statements) == 1 and must_run_alone_reason(statements[0].text, dialect) is not None:
         return RUNS_ALONE

@@ -11,6 +11,7 @@ which execution turns into Go's ``error calling NAME: ...``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -388,6 +389,16 @@ def function_table(funcs: Mapping[str, Callable[..., Any]] | None) -> dict[str, 
     """The builtins, overridden and extended by ``funcs`` (as Go's FuncMap does)."""
     table = dict(BUILTINS)
     for name, fn in (funcs or {}).items():
-        table[name] = added_function(name, fn)
+        try:
+            table[name] = _added_once(name, fn)
+        except TypeError:  # an unhashable callable: read its signature every time
+            table[name] = added_function(name, fn)
     return table
+
+
+@functools.lru_cache(maxsize=256)
+def _added_once(name: str, fn: Callable[..., Any]) -> Function:
+    """:func:`added_function`, once per function: every file of a run is parsed with the
+    same functions, and reading a signature costs more than lexing a small file."""
+    return added_function(name, fn)
 
