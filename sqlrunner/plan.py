@@ -150,7 +150,7 @@ def plan_target(playbook: Playbook, target: TargetSpec, steps: tuple[StepSpec, .
     step_plans = tuple(
         StepPlan(name=step.name,
                  queries=tuple(renderer.render(target.name, step.name, q, data,
-                                               _settings(playbook, target, q))
+                                               _settings(playbook, target, q), playbook.path)
                                for q in step.queries),
                  skip_if_empty=(renderer.render_text(step.skip_if_empty, playbook.path, data)
                                 if step.skip_if_empty else None))

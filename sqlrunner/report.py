@@ -95,12 +95,21 @@ def print_query_output(result: QueryResult, stream: IO[str] | None = None) -> No
     console.print(table)
 
 
+def target_lines(plan: RunPlan, embedded_dir: str | None = None) -> list[str]:
+    """The first lines of a run: where each target goes, as whom, and which rule chose it."""
+    from sqlrunner.execute.targets import target_lines as lines
+
+    return lines(tuple(t.target for t in plan.targets), embedded_dir)
+
+
 class PlainReporter:
     """One plain log line per event, for cron, CI and pipeline hooks."""
 
-    def __init__(self, stream: IO[str] | None = None, show_query_output: bool = False) -> None:
+    def __init__(self, stream: IO[str] | None = None, show_query_output: bool = False,
+                 embedded_dir: str | None = None) -> None:
         self.stream = stream or sys.stderr
         self.show_query_output = show_query_output
+        self.embedded_dir = embedded_dir
         self._lock = threading.Lock()
 
     def _log(self, message: str) -> None:
@@ -110,6 +119,8 @@ class PlainReporter:
             self.stream.flush()
 
     def run_started(self, plan: RunPlan) -> None:
+        for line in target_lines(plan, self.embedded_dir):
+            self._log(line)
         targets = ", ".join(t.target.name for t in plan.targets)
         self._log(f"run {plan.run_id[:8]} started: {plan.playbook.path}, targets: {targets}, "
                   f"{plan.query_count} queries")
@@ -155,17 +166,23 @@ class PlainReporter:
 class LiveReporter:
     """A live rich view of the steps and queries, then a summary table of durations."""
 
-    def __init__(self, console: Console | None = None, show_query_output: bool = False) -> None:
+    def __init__(self, console: Console | None = None, show_query_output: bool = False,
+                 embedded_dir: str | None = None) -> None:
         from rich.console import Console
 
         self.console = console or Console(stderr=True)
         self.show_query_output = show_query_output
+        self.embedded_dir = embedded_dir
         self._lock = threading.Lock()
         self._rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._failures: list[TargetFailure] = []
         self._live: Live | None = None
 
     def run_started(self, plan: RunPlan) -> None:
+        from rich.text import Text
+
+        for line in target_lines(plan, self.embedded_dir):
+            self.console.print(Text(line, style="cyan"))
         for target_plan in plan.targets:
             for step in target_plan.steps:
                 for query in step.queries:
@@ -264,18 +281,19 @@ def _surely_not_interactive() -> bool:
         return False
 
 
-def make_reporter(show_query_output: bool = False, live: bool | None = None) -> Any:
+def make_reporter(show_query_output: bool = False, live: bool | None = None,
+                  embedded_dir: str | None = None) -> Any:
     """The live view on an interactive terminal, plain log lines otherwise."""
     if live is False or (live is None and _surely_not_interactive()):
-        return PlainReporter(show_query_output=show_query_output)
+        return PlainReporter(show_query_output=show_query_output, embedded_dir=embedded_dir)
     from rich.console import Console
 
     console = Console(stderr=True)
     if live is None:
         live = console.is_interactive
     if live:
-        return LiveReporter(console, show_query_output)
-    return PlainReporter(show_query_output=show_query_output)
+        return LiveReporter(console, show_query_output, embedded_dir)
+    return PlainReporter(show_query_output=show_query_output, embedded_dir=embedded_dir)
 
 
 def query_record(result: QueryResult) -> dict[str, Any]:

@@ -8,7 +8,6 @@ PostgreSQL, in a database of its own (``sqlrunner_demo``).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -69,15 +68,14 @@ def demo_database(server_dsn: str, fresh: bool) -> str:
 
 
 def server_dsn(target: str | None, embedded_dir: str | None) -> str:
-    """The server to use: ``--target``/``SQLRUNNER_TARGET``, else the embedded one."""
-    from sqlrunner.api import TARGET_ENV
-    from sqlrunner.execute import embedded
+    """The server to use, by the rule of every command: ``--target``, ``SQLRUNNER_TARGET``,
+    libpq's environment, else the embedded server. Its line goes to stderr."""
+    from sqlrunner.execute import targets
 
-    dsn = target or os.environ.get(TARGET_ENV)
-    if dsn and dsn != "embedded":
-        return dsn
-
-    return embedded.ensure_server(embedded_dir)
+    (resolved,) = targets.resolve_targets((), target)
+    for line in targets.target_lines((resolved,), embedded_dir):
+        sys.stderr.write(f"sqlrunner demo: {line}\n")
+    return targets.server_dsn(resolved, embedded_dir)
 
 
 def command(argv: list[str], secrets: SecretRegistry) -> int:

@@ -455,6 +455,9 @@ class Executor:
                 for query in step.queries:
                     self._record(self._skipped(query, f"{step.skip_if_empty} has no rows"))
                 continue
+            if self._upsert_keys_missing(pool, step):
+                failed = True
+                continue
             self.reporter.step_started(name, step)
             work_left = not resuming or any(self._checkpoint(state, q) is None
                                             for q in step.queries)
@@ -480,6 +483,30 @@ class Executor:
             if work_left:
                 resuming = False
         return failed
+
+    def _upsert_keys_missing(self, pool: ConnectionPool, step: StepPlan) -> bool:
+        """Check the step's upsert queries return their key columns; when one does not, the
+        step fails before it runs (its query with the reason, the others skipped)."""
+        from sqlrunner.execute.upsert_check import missing_key_message
+
+        upserts = [q for q in step.queries if q.upsert is not None and q.sql is not None]
+        if not upserts:
+            return False
+        try:
+            conn = pool.acquire()
+        except (SqlRunnerError, psycopg.Error):
+            return False  # the queries meet the connection problem themselves
+        try:
+            problems = {q.query: message for q in upserts if (message := missing_key_message(
+                conn, q, self._dialect(q), self.plan.playbook.path))}
+        except psycopg.Error:
+            pool.discard(conn)
+            return False
+        pool.release(conn)
+        for query in step.queries:
+            self._record(QueryResult.of(query, FAILED, error=problems[query.query])
+                         if query.query in problems else self._skipped(query))
+        return bool(problems)
 
     def _skipped_before(self, state: RunState | None, steps: tuple[StepPlan, ...],
                         index: int) -> bool:

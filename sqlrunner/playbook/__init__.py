@@ -74,6 +74,7 @@ class TargetSpec:
     password: str | None = field(default=None, repr=False)
     ssl: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    chosen_by: str = ""  # which rule chose this database (--target, PG*, the playbook...)
 
     @property
     def dialect(self) -> str:
@@ -107,6 +108,7 @@ class QuerySpec:
     settings: Mapping[str, Any] = field(default_factory=dict)
     upsert: UpsertSpec | None = None
     session: Mapping[str, Any] = field(default_factory=dict)  # query_group, ...
+    file_line: int = 0  # the line of its ``file:``
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,7 @@ def _query(raw: Any, line: int, path: str) -> QuerySpec:
         upsert=(upsert_spec(entry["upsert"], path, entry.line_of("upsert"))
                 if entry.get("upsert") is not None else None),
         session={k: entry[k] for k in QUERY_SESSION if entry.get(k) is not None},
+        file_line=entry.line_of("file"),
     )
 
 
