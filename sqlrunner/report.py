@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from sqlrunner.execute.results import (
     FAILED,
+    INTERRUPTED,
     SKIPPED,
     SUCCEEDED,
     QueryResult,
@@ -29,7 +30,8 @@ if TYPE_CHECKING:  # rich is imported only when a table or the live view is show
     from rich.live import Live
 
 _STATE_STYLE = {SUCCEEDED: "green", FAILED: "bold red", SKIPPED: "dim", "running": "yellow",
-                "waiting": "dim"}
+                "waiting": "dim", INTERRUPTED: "yellow"}
+CANCELLED = "cancelled on the server by the interrupt"
 
 
 def _then(wait: float | None) -> str:
@@ -58,6 +60,9 @@ def summary_lines(result: RunResult) -> list[str]:
                      f"{query.query}: {query.error}")
         if query.excerpt:
             lines.extend("    " + part for part in query.excerpt.splitlines())
+    for query in result.cancelled:
+        lines.append(f"INTERRUPTED: target {query.target}, step {query.step}, query "
+                     f"{query.query}: {CANCELLED}")
     targets = len({q.target for q in result.executed})
     done_before = len(result.done_before)
     if done_before:
@@ -140,6 +145,10 @@ class PlainReporter:
             self._log(f"[{result.target}] {result.step}/{result.query} FAILED after "
                       f"{result.seconds:.3f}s: {result.error}")
             return
+        if result.status == INTERRUPTED:
+            self._log(f"[{result.target}] {result.step}/{result.query} interrupted after "
+                      f"{result.seconds:.3f}s: {CANCELLED}")
+            return
         rows = _rows(result)
         self._log(f"[{result.target}] {result.step}/{result.query} succeeded in "
                   f"{result.seconds:.3f}s" + (f", {rows} rows" if rows else ""))
@@ -177,12 +186,14 @@ class LiveReporter:
         self._rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._failures: list[TargetFailure] = []
         self._live: Live | None = None
+        self._many_targets = False
 
     def run_started(self, plan: RunPlan) -> None:
         from rich.text import Text
 
         for line in target_lines(plan, self.embedded_dir):
             self.console.print(Text(line, style="cyan"))
+        self._many_targets = len(plan.targets) > 1
         for target_plan in plan.targets:
             for step in target_plan.steps:
                 for query in step.queries:
@@ -236,7 +247,8 @@ class LiveReporter:
             for query in result.queries:
                 print_query_output(query)
         for line in summary_lines(result):
-            style = "red" if line.startswith(("QUERY FAILURE", "TARGET", "CONNECTION")) else None
+            style = ("red" if line.startswith(("QUERY FAILURE", "TARGET", "CONNECTION")) else
+                     "yellow" if line.startswith("INTERRUPTED") else None)
             self.console.print(Text(line, style=style))
 
     def _render(self, final: bool = False) -> Group:
@@ -246,8 +258,14 @@ class LiveReporter:
 
         table = Table(title="sqlrunner" if not final else "summary", title_justify="left",
                       expand=False)
-        for column in ("target", "step", "query", "state", "seconds", "rows"):
-            table.add_column(column, justify="right" if column in ("seconds", "rows") else "left")
+        # Names fold onto more lines rather than being cut: two names that differ never
+        # show as the same text. One target: no column for it.
+        columns = ("target", "step", "query") if self._many_targets else ("step", "query")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for column in ("state", "seconds", "rows"):
+            table.add_column(column, justify="left" if column == "state" else "right",
+                             no_wrap=True)
         now = time.perf_counter()
         with self._lock:
             rows = list(self._rows.items())
@@ -262,8 +280,9 @@ class LiveReporter:
                 seconds, rows_text = f"{now - row['started']:.1f}", ""
             else:
                 seconds, rows_text = "", ""
-            table.add_row(target, step, query, Text(state, style=_STATE_STYLE.get(state)),
-                          seconds, rows_text)
+            names = (target, step, query) if self._many_targets else (step, query)
+            table.add_row(*names, Text(state, style=_STATE_STYLE.get(state)), seconds,
+                          rows_text)
         parts: list[Any] = [table]
         parts += [Text(f"target {f.target} cannot start: {f.error}", style="red")
                   for f in failures]

@@ -37,8 +37,8 @@ def parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="sqlrunner", allow_abbrev=False,
         description="Run a SQL Runner playbook against PostgreSQL, Redshift or the embedded "
-                    "PostgreSQL. Subcommands: run (the default), status, check, generate, demo; "
-                    "each has --help.",
+                    "PostgreSQL. Subcommands: run (the default), status, check, generate, demo, "
+                    "psql; each has --help.",
     )
     add = parser.add_argument
     add("-p", "--playbook", "-playbook", dest="playbook", metavar="PLAYBOOK",

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -45,6 +45,7 @@ from sqlrunner.execute.checkpoints import fingerprint
 from sqlrunner.execute.results import (
     DONE_BEFORE,
     FAILED,
+    INTERRUPTED,
     SKIPPED,
     SUCCEEDED,
     QueryOutput,
@@ -668,6 +669,7 @@ class Executor:
         def attempt(number: int) -> _Sent:
             return self._attempt(pool, query, text, after, state, fresh=number > 1)
 
+        cancelled = False
         try:
             sent = call_with_retries(attempt, policy, on_retry,
                                      sleep=self._sleep,
@@ -693,9 +695,14 @@ class Executor:
         except psycopg.Error as err:
             result = self._failure(query, err, time.perf_counter() - started, retries, offset,
                                    length)
+            cancelled = isinstance(err, psycopg.errors.QueryCanceled)
         except SqlRunnerError as err:
             result = QueryResult.of(query, FAILED, seconds=time.perf_counter() - started,
                                     retries=retries, error=self.secrets.mask(str(err)))
+            cancelled = isinstance(err, Cancelled)
+        if cancelled and self._cancelled.is_set() and not self._timed_out:
+            # Ctrl-C (or SIGTERM) cancelled it: interrupted, not failed.
+            result = replace(result, status=INTERRUPTED)
         self._record(result)
         return result
 
@@ -777,7 +784,11 @@ class Executor:
             counts, output = self._send_with_cursor(conn, sql)
         if checkpointed:
             counts.pop()
-        return (counts[-1] if counts else None), output
+        # The rows of the last statement that has a count, as psql shows it (CREATE TABLE
+        # AS, INSERT, UPDATE, DELETE, a SELECT), past trailing ANALYZE, COMMIT, DROP...;
+        # -1 when none has one.
+        counted = [count for count in counts if count >= 0]
+        return (counted[-1] if counted else counts[-1] if counts else None), output
 
     def _send_with_cursor(self, conn: psycopg.Connection,
                           sql: str) -> tuple[list[int], QueryOutput | None]:

@@ -24,8 +24,6 @@ from sqlrunner.playbook import TargetSpec
 from sqlrunner.secrets import SecretRegistry
 
 DEFAULT_CONNECT_TIMEOUT = 10
-# Short keepalives: a NAT that drops an idle connection during a long query is
-# noticed in about a minute instead of the OS's two hours (SQL Runner's hang).
 TARGET_ENV = "SQLRUNNER_TARGET"  # a DSN replacing the playbook's targets
 # libpq's variables that name a server or database: one set means a database is configured
 # (PGPASSWORD, PGSSLMODE... only complete a connection).
@@ -33,6 +31,8 @@ LIBPQ_SERVER_ENV = ("PGSERVICE", "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE",
 # Where libpq looks for a local server's socket with no host: Debian's folder, then the
 # one of PostgreSQL's own builds (psycopg's bundled libpq).
 SOCKET_DIRS = ("/var/run/postgresql", "/tmp")
+# Short keepalives: a NAT that drops an idle connection during a long query is
+# noticed in about a minute instead of the OS's two hours (SQL Runner's hang).
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
               "keepalives_count": 3}
 
@@ -110,7 +110,9 @@ def target_from_dsn(dsn: str, name: str = "target", chosen_by: str = "") -> Targ
 
 
 def _is_port(port: str | None) -> bool:
-    return port is not None and port.strip().isdigit() and 0 < int(port) < 65536
+    """A TCP port number (or libpq's comma-separated list of them, one per host)."""
+    return port is not None and all(part.strip().isdigit() and 0 < int(part) < 65536
+                                    for part in port.split(","))
 
 
 def resolve_targets(targets: tuple[TargetSpec, ...], dsn: str | None = None,
@@ -165,8 +167,10 @@ def describe_target(target: TargetSpec, embedded_dir: str | None = None) -> str:
     if target.type == "embedded":
         from sqlrunner.execute import embedded
 
-        folder = embedded_dir or os.path.relpath(embedded.default_data_dir())
-        return (f"the embedded PostgreSQL in {folder}/, database "
+        folder = str(embedded_dir or embedded.default_data_dir())
+        relative = os.path.relpath(folder)
+        folder = folder if relative.startswith("..") else relative
+        return (f"the embedded PostgreSQL in {folder.rstrip('/')}/, database "
                 f"{target.database or embedded.DATABASE} as user {embedded.SUPERUSER}")
     user = target.username or ("from IAM" if target.options.get("iam") is True else "")
     return (f"{target.host or ''}:{target.port or 5432}/{target.database or ''} "
