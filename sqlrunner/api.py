@@ -21,13 +21,13 @@ from sqlrunner.errors import PlaybookError, SqlRunnerError, UsageError, first_li
 from sqlrunner.execute.checkpoints import UNFINISHED, CheckpointStore, RunRecord
 from sqlrunner.execute.executor import ExecutionSettings, Executor, Reporter, SilentReporter
 from sqlrunner.execute.results import RunResult
-from sqlrunner.execute.targets import connect, connection_for, override_targets
+from sqlrunner.execute.runlock import default_lock_name, lock_held
+from sqlrunner.execute.targets import connect, connection_for, resolve_targets
 from sqlrunner.plan import RunPlan, build_plan, replan_target
 from sqlrunner.playbook import Playbook, load_playbook, plain
 from sqlrunner.render import Renderer, resolve_sql_root
 from sqlrunner.secrets import SecretRegistry
 
-TARGET_ENV = "SQLRUNNER_TARGET"  # a DSN replacing the playbook's targets
 # Command-line variables with such names are secrets: masked wherever SQL is shown.
 _SECRET_NAME = re.compile(r"pass|secret|token|credential|private|_key$", re.IGNORECASE)
 
@@ -38,7 +38,7 @@ class RunOptions(ExecutionSettings):
     to execute it (the :class:`ExecutionSettings` it extends)."""
 
     variables: Mapping[str, Any] | None = None
-    target: str | None = None  # a DSN replacing the playbook's targets
+    target: str | None = None  # a DSN replacing the playbook's targets (else SQLRUNNER_TARGET...)
     sql_root: str | None = None  # PLAYBOOK, BINARY or a folder
     from_step: str | None = None
     run_query: str | None = None
@@ -83,8 +83,8 @@ def prepare(playbook_path: str, options: RunOptions,
     secrets = secrets if secrets is not None else SecretRegistry()
     missing = options.template_missing
     playbook: Playbook = load_playbook(playbook_path, options.variables, missing=missing)
-    dsn = options.target or os.environ.get(TARGET_ENV) or None
-    playbook = replace(playbook, targets=override_targets(playbook.targets, dsn))
+    playbook = replace(playbook, targets=resolve_targets(playbook.targets, options.target,
+                                                         playbook.path))
     _remember_secrets(playbook, options, secrets)
     sql_root = resolve_sql_root(options.sql_root, playbook_path)
     started_at = datetime.now(UTC)  # one clock for the templates and the run record
@@ -119,6 +119,42 @@ def run_playbook(playbook_path: str, variables: Mapping[str, Any] | None = None,
     secrets = SecretRegistry()
     plan = prepare(playbook_path, options, secrets)
     return execute(plan, options, reporter, secrets)
+
+
+# A template action, and the names it may read: fields (.name, $.name) and quoted keys
+# (index . "name").
+_ACTION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_NAMES_READ = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\"([A-Za-z_][A-Za-z0-9_]*)\"")
+
+
+def unused_variable_warnings(plan: RunPlan, given: Mapping[str, Any]) -> list[str]:
+    """One warning per ``given`` (``--var``/``--var-file``) variable that no template and
+    no playbook reads, with the closest name that one does read. Not errors: SQL Runner
+    accepts unused variables, but a misspelt one silently leaves the playbook's value."""
+    import difflib
+
+    from sqlrunner.playbook.sourcefile import read_text
+
+    texts = []
+    for path in {plan.playbook.path,
+                 *(q.file for t in plan.targets for q in t.queries if q.template)}:
+        try:
+            texts.append(read_text(path))
+        except (OSError, UnicodeDecodeError, SqlRunnerError):
+            continue
+    read: set[str] = set(plan.playbook.variables)
+    for text in texts:
+        for action in _ACTION.findall(text):
+            read.update(field or key for field, key in _NAMES_READ.findall(action))
+    warnings = []
+    for name in given:
+        if name in read:
+            continue
+        close = difflib.get_close_matches(name, sorted(read), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        warnings.append(f"variable {name!r} is used by no template and not by the "
+                        f"playbook{hint}")
+    return warnings
 
 
 @dataclass(frozen=True)
@@ -160,6 +196,7 @@ class TargetStatus:
     next_query: str | None = None
     error: str | None = None
     gone: tuple[str, ...] = ()  # done, but a crash emptied unlogged tables they built
+    lock_held: bool | None = None  # whether a run holds the playbook's lock there now
 
 
 def status(plan: RunPlan, options: RunOptions, limit: int = 10) -> list[TargetStatus]:
@@ -191,8 +228,10 @@ def status(plan: RunPlan, options: RunOptions, limit: int = 10) -> list[TargetSt
                             done.append(f"{query.step}/{query.query}")
                         elif next_query is None:
                             next_query = f"{query.step}/{query.query}"
+                held = lock_held(conn, connection.dialect,
+                                 plan.playbook.lock or default_lock_name(playbook), name)
                 statuses.append(TargetStatus(name, runs, tuple(done), next_query,
-                                             gone=tuple(gone)))
+                                             gone=tuple(gone), lock_held=held))
         except (SqlRunnerError, psycopg.Error) as err:
             statuses.append(TargetStatus(name, (), error=first_line(err)))
     return statuses

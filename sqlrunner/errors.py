@@ -85,6 +85,10 @@ class TargetError(SqlRunnerError):
     exit_code = EXIT_TARGET
 
 
+class SqlFileMissing(TargetError):
+    """A query's SQL file does not exist; named by the playbook line of its ``file:``."""
+
+
 class QueryError(SqlRunnerError):
     """A query that failed on the database, or a target that could not be reached."""
 

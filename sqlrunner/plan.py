@@ -174,7 +174,7 @@ def plan_target(playbook: Playbook, target: TargetSpec, steps: tuple[StepSpec, .
             name=step.name,
             queries=tuple(renderer.render(target.name, step.name, q,
                                           {**data, **q.variables} if q.variables else data,
-                                          _settings(playbook, target, step, q))
+                                          _settings(playbook, target, step, q), playbook.path)
                           for q in step.queries),
             skip_if_empty=(renderer.render_text(step.skip_if_empty, playbook.path, data)
                            if step.skip_if_empty else None)))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlrunner.errors import SqlRunnerError, TargetError
+from sqlrunner.errors import SqlFileMissing, SqlRunnerError, TargetError
 from sqlrunner.functions import runner_functions
 from sqlrunner.playbook import QuerySpec
 from sqlrunner.playbook.sourcefile import NulByte, read_text
@@ -74,8 +74,10 @@ class Renderer:
         self._templates: dict[str, Any] = {}
 
     def render(self, target: str, step: str, query: QuerySpec, data: Mapping[str, Any],
-               settings: Mapping[str, Any] | None = None) -> RenderedQuery:
-        """Render ``query`` for ``target`` with template ``data``."""
+               settings: Mapping[str, Any] | None = None,
+               playbook: str | None = None) -> RenderedQuery:
+        """Render ``query`` for ``target`` with template ``data`` (a missing file is named by
+        the line of its ``file:`` in ``playbook``)."""
         path = query_path(self.sql_root, query.file)
         shown = display_path(path)
         settings = dict(settings or {})
@@ -94,6 +96,10 @@ class Renderer:
             if upsert is not None:
                 upsert = replace(upsert, table=self.render_text(upsert.table, shown, data))
         except SqlRunnerError as err:
+            if isinstance(err, SqlFileMissing) and playbook:
+                err = SqlFileMissing(f"step {step!r}, query {query.name!r}: SQL file not found: "
+                                     f"{shown}", file=display_path(playbook),
+                                     line=query.file_line or query.line)
             return RenderedQuery(target, step, query.name, shown, None, query.template, err,
                                  settings, upsert)
         return RenderedQuery(target, step, query.name, shown, sql, query.template, None,
@@ -113,7 +119,7 @@ class Renderer:
             try:
                 self._sources[path] = read_text(path)
             except FileNotFoundError:
-                self._sources[path] = TargetError("SQL file not found", file=shown)
+                self._sources[path] = SqlFileMissing("SQL file not found", file=shown)
             except NulByte as err:
                 self._sources[path] = TargetError(_NUL_IN_FILE, file=shown, line=err.line,
                                                   column=err.column)

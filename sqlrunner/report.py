@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from sqlrunner.execute.results import (
     FAILED,
+    INTERRUPTED,
     SKIPPED,
     SUCCEEDED,
     QueryResult,
@@ -29,7 +30,8 @@ if TYPE_CHECKING:  # rich is imported only when a table or the live view is show
     from rich.live import Live
 
 _STATE_STYLE = {SUCCEEDED: "green", FAILED: "bold red", SKIPPED: "dim", "running": "yellow",
-                "waiting": "dim"}
+                "waiting": "dim", INTERRUPTED: "yellow"}
+CANCELLED = "cancelled on the server by the interrupt"
 
 
 def _then(wait: float | None) -> str:
@@ -59,6 +61,9 @@ def summary_lines(result: RunResult) -> list[str]:
                      f"{query.query}{went_on}: {query.error}")
         if query.excerpt:
             lines.extend("    " + part for part in query.excerpt.splitlines())
+    for query in result.cancelled:
+        lines.append(f"INTERRUPTED: target {query.target}, step {query.step}, query "
+                     f"{query.query}: {CANCELLED}")
     targets = len({q.target for q in result.executed})
     done_before = len(result.done_before)
     if done_before:
@@ -96,12 +101,21 @@ def print_query_output(result: QueryResult, stream: IO[str] | None = None) -> No
     console.print(table)
 
 
+def target_lines(plan: RunPlan, embedded_dir: str | None = None) -> list[str]:
+    """The first lines of a run: where each target goes, as whom, and which rule chose it."""
+    from sqlrunner.execute.targets import target_lines as lines
+
+    return lines(tuple(t.target for t in plan.targets), embedded_dir)
+
+
 class PlainReporter:
     """One plain log line per event, for cron, CI and pipeline hooks."""
 
-    def __init__(self, stream: IO[str] | None = None, show_query_output: bool = False) -> None:
+    def __init__(self, stream: IO[str] | None = None, show_query_output: bool = False,
+                 embedded_dir: str | None = None) -> None:
         self.stream = stream or sys.stderr
         self.show_query_output = show_query_output
+        self.embedded_dir = embedded_dir
         self._lock = threading.Lock()
 
     def _log(self, message: str) -> None:
@@ -111,6 +125,8 @@ class PlainReporter:
             self.stream.flush()
 
     def run_started(self, plan: RunPlan) -> None:
+        for line in target_lines(plan, self.embedded_dir):
+            self._log(line)
         targets = ", ".join(t.target.name for t in plan.targets)
         self._log(f"run {plan.run_id[:8]} started: {plan.playbook.path}, targets: {targets}, "
                   f"{plan.query_count} queries")
@@ -130,6 +146,10 @@ class PlainReporter:
             went_on = " (continue_on_error: going on)" if result.continue_on_error else ""
             self._log(f"[{result.target}] {result.step}/{result.query} FAILED after "
                       f"{result.seconds:.3f}s{went_on}: {result.error}")
+            return
+        if result.status == INTERRUPTED:
+            self._log(f"[{result.target}] {result.step}/{result.query} interrupted after "
+                      f"{result.seconds:.3f}s: {CANCELLED}")
             return
         rows = _rows(result)
         self._log(f"[{result.target}] {result.step}/{result.query} succeeded in "
@@ -157,17 +177,25 @@ class PlainReporter:
 class LiveReporter:
     """A live rich view of the steps and queries, then a summary table of durations."""
 
-    def __init__(self, console: Console | None = None, show_query_output: bool = False) -> None:
+    def __init__(self, console: Console | None = None, show_query_output: bool = False,
+                 embedded_dir: str | None = None) -> None:
         from rich.console import Console
 
         self.console = console or Console(stderr=True)
         self.show_query_output = show_query_output
+        self.embedded_dir = embedded_dir
         self._lock = threading.Lock()
         self._rows: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._failures: list[TargetFailure] = []
         self._live: Live | None = None
+        self._many_targets = False
 
     def run_started(self, plan: RunPlan) -> None:
+        from rich.text import Text
+
+        for line in target_lines(plan, self.embedded_dir):
+            self.console.print(Text(line, style="cyan"))
+        self._many_targets = len(plan.targets) > 1
         for target_plan in plan.targets:
             for step in target_plan.steps:
                 for query in step.queries:
@@ -223,7 +251,8 @@ class LiveReporter:
             for query in result.queries:
                 print_query_output(query)
         for line in summary_lines(result):
-            style = "red" if line.startswith(("QUERY FAILURE", "TARGET", "CONNECTION")) else None
+            style = ("red" if line.startswith(("QUERY FAILURE", "TARGET", "CONNECTION")) else
+                     "yellow" if line.startswith("INTERRUPTED") else None)
             self.console.print(Text(line, style=style))
 
     def _render(self, final: bool = False) -> Group:
@@ -233,8 +262,14 @@ class LiveReporter:
 
         table = Table(title="sqlrunner" if not final else "summary", title_justify="left",
                       expand=False)
-        for column in ("target", "step", "query", "state", "seconds", "rows"):
-            table.add_column(column, justify="right" if column in ("seconds", "rows") else "left")
+        # Names fold onto more lines rather than being cut: two names that differ never
+        # show as the same text. One target: no column for it.
+        columns = ("target", "step", "query") if self._many_targets else ("step", "query")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for column in ("state", "seconds", "rows"):
+            table.add_column(column, justify="left" if column == "state" else "right",
+                             no_wrap=True)
         now = time.perf_counter()
         with self._lock:
             rows = list(self._rows.items())
@@ -249,8 +284,9 @@ class LiveReporter:
                 seconds, rows_text = f"{now - row['started']:.1f}", ""
             else:
                 seconds, rows_text = "", ""
-            table.add_row(target, step, query, Text(state, style=_STATE_STYLE.get(state)),
-                          seconds, rows_text)
+            names = (target, step, query) if self._many_targets else (step, query)
+            table.add_row(*names, Text(state, style=_STATE_STYLE.get(state)), seconds,
+                          rows_text)
         parts: list[Any] = [table]
         parts += [Text(f"target {f.target} cannot start: {f.error}", style="red")
                   for f in failures]
@@ -268,18 +304,19 @@ def _surely_not_interactive() -> bool:
         return False
 
 
-def make_reporter(show_query_output: bool = False, live: bool | None = None) -> Any:
+def make_reporter(show_query_output: bool = False, live: bool | None = None,
+                  embedded_dir: str | None = None) -> Any:
     """The live view on an interactive terminal, plain log lines otherwise."""
     if live is False or (live is None and _surely_not_interactive()):
-        return PlainReporter(show_query_output=show_query_output)
+        return PlainReporter(show_query_output=show_query_output, embedded_dir=embedded_dir)
     from rich.console import Console
 
     console = Console(stderr=True)
     if live is None:
         live = console.is_interactive
     if live:
-        return LiveReporter(console, show_query_output)
-    return PlainReporter(show_query_output=show_query_output)
+        return LiveReporter(console, show_query_output, embedded_dir)
+    return PlainReporter(show_query_output=show_query_output, embedded_dir=embedded_dir)
 
 
 def query_record(result: QueryResult) -> dict[str, Any]:

@@ -101,7 +101,9 @@ def test_missing_sql_file_exits_5_before_any_sql_runs(workdir, database, capsys)
     playbook = workdir.playbook(workdir.steps(("s", [("ok", ok)]),
                                               ("t", [("gone", "sql/missing.sql")])))
     assert main(_plain("-p", playbook)) == 5
-    assert "sql/missing.sql: SQL file not found" in capsys.readouterr().err
+    # The playbook line of its file:, the step and the query, then the path.
+    assert ("playbook.yml:18: step 't', query 'gone': SQL file not found: sql/missing.sql"
+            in capsys.readouterr().err)
     assert query_one(database, "SELECT to_regclass('ok') IS NULL") is True
 
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sqlrunner.cli import check, demo, generate, run, status
+from sqlrunner.cli import check, demo, generate, psql, run, status
 from sqlrunner.cli.options import Command, run_command
 from sqlrunner.errors import EXIT_OK
 
@@ -22,6 +22,7 @@ COMMANDS: dict[str, Command] = {
     "check": check.command,
     "generate": generate.command,
     "demo": demo.command,
+    "psql": psql.command,
 }
 
 

@@ -8,7 +8,6 @@ PostgreSQL, in a database of its own (``sqlrunner_demo``).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -68,16 +67,31 @@ def demo_database(server_dsn: str, fresh: bool) -> str:
     return make_conninfo(**params)
 
 
-def server_dsn(target: str | None, embedded_dir: str | None) -> str:
-    """The server to use: ``--target``/``SQLRUNNER_TARGET``, else the embedded one."""
-    from sqlrunner.api import TARGET_ENV
-    from sqlrunner.execute import embedded
+def server_dsn(target: str | None, embedded_dir: str | None) -> tuple[str, bool]:
+    """The server to use, by the rule of every command: ``--target``, ``SQLRUNNER_TARGET``,
+    libpq's environment, else the embedded server (its line goes to stderr); its DSN, and
+    whether it is the embedded server."""
+    from sqlrunner.execute import targets
 
-    dsn = target or os.environ.get(TARGET_ENV)
-    if dsn and dsn != "embedded":
-        return dsn
+    (resolved,) = targets.resolve_targets((), target)
+    for line in targets.target_lines((resolved,), embedded_dir):
+        sys.stderr.write(f"sqlrunner demo: {line}\n")
+    return targets.server_dsn(resolved, embedded_dir), resolved.type == "embedded"
 
-    return embedded.ensure_server(embedded_dir)
+
+def way_in(dsn: str, embedded: bool, embedded_dir: str | None) -> str:
+    """The command that opens psql on the demo's data afterwards (never with a password):
+    ``sqlrunner psql``, which starts the embedded server again when it has stopped."""
+    import shlex
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    if embedded:
+        folder = f" --embedded-dir {shlex.quote(embedded_dir)}" if embedded_dir else ""
+        return f"sqlrunner psql{folder} -d {DEMO_DATABASE}"
+    params = {k: v for k, v in conninfo_to_dict(dsn).items()
+              if k in ("host", "hostaddr", "port", "dbname", "user", "sslmode", "service")}
+    return f"sqlrunner psql --target {shlex.quote(make_conninfo(**params))}"
 
 
 def command(argv: list[str], secrets: SecretRegistry) -> int:
@@ -102,7 +116,8 @@ def command(argv: list[str], secrets: SecretRegistry) -> int:
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     started = time.perf_counter()
-    dsn = demo_database(server_dsn(args.target, args.embedded_dir), fresh=not args.keep)
+    server, embedded = server_dsn(args.target, args.embedded_dir)
+    dsn = demo_database(server, fresh=not args.keep)
     playbook = str(find_playbook("incremental.yml"))
     config = GeneratorConfig(events=args.events, seed=args.seed, batches=args.batches)
     with psycopg.connect(dsn) as conn:
@@ -118,7 +133,8 @@ def command(argv: list[str], secrets: SecretRegistry) -> int:
             return result.exit_code
     show_tables(dsn, Console(width=None if sys.stdout.isatty() else 140))
     console.print(f"demo done in {time.perf_counter() - started:.1f}s; the data stays in "
-                  f"database {DEMO_DATABASE!r} (connect with: psql \"{dsn}\")")
+                  f"database {DEMO_DATABASE!r}; query it with: "
+                  f"{way_in(dsn, embedded, args.embedded_dir)}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
 

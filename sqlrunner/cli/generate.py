@@ -4,7 +4,7 @@ into a database with COPY."""
 from __future__ import annotations
 
 import dataclasses
-import os
+import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -34,9 +34,15 @@ def build_parser() -> ArgumentParser:
                         help="consecutive loads, each with its own etl_tstamp (default 1)")
     parser.add_argument("--schema", default="landing",
                         help="landing (snowplow_landing), atomic, or any schema name")
-    parser.add_argument("--dsn", default=None,
-                        help="libpq connection string (default: $SQLRUNNER_TARGET, else libpq's "
-                             "PG* environment)")
+    parser.add_argument("--target", "--dsn", dest="target", default=None, metavar="DSN",
+                        help="the database: a libpq DSN or 'embedded' (default: "
+                             "$SQLRUNNER_TARGET, else libpq's PGHOST/PGDATABASE/PGSERVICE..., "
+                             "else the embedded PostgreSQL, as for every command)")
+    parser.add_argument("--batch", type=int, default=None, metavar="I",
+                        help="load only batch I (1 to --batches) of the event stream: "
+                             "successive loads of one stream share visitors and cookies")
+    parser.add_argument("--embedded-dir", dest="embedded_dir", metavar="DIR",
+                        help="data folder of the embedded PostgreSQL (default: .sqlrunner/)")
     parser.add_argument("--start", default="2024-03-01T00:00:00",
                         help="first collector time, ISO 8601 (default 2024-03-01T00:00:00)")
     parser.add_argument("--days", type=float, default=7.0,
@@ -76,7 +82,7 @@ def command(argv: list[str], secrets: SecretRegistry) -> int:
     """Generate events and load them: 0 done; bad arguments and database errors raise."""
     import psycopg
 
-    from sqlrunner.api import TARGET_ENV
+    from sqlrunner.execute.targets import resolve_targets, server_dsn, target_lines
     from sqlrunner.generate.events import GeneratorConfig
     from sqlrunner.generate.load import load_generated
 
@@ -88,14 +94,23 @@ def command(argv: list[str], secrets: SecretRegistry) -> int:
         raise UsageError(f"--start {args.start!r}: {err}") from None
     if args.events < 0 or args.batches < 1 or args.heartbeat < 1:
         raise UsageError("--events >= 0, --batches >= 1 and --heartbeat >= 1")
+    if args.batch is not None and not 1 <= args.batch <= args.batches:
+        raise UsageError(f"--batch {args.batch}: expected 1 to --batches ({args.batches})")
     config = GeneratorConfig(events=args.events, seed=args.seed, batches=args.batches,
                              start=start, days=args.days, heartbeat=args.heartbeat, rates=rates)
     schema = SCHEMA_ALIASES.get(args.schema, args.schema)
-    dsn = args.dsn if args.dsn is not None else os.environ.get(TARGET_ENV, "")
+    (target,) = resolve_targets((), args.target)
+    secrets.add(target.password)
+    for line in target_lines((target,), args.embedded_dir):
+        sys.stderr.write(f"sqlrunner generate: {line}\n")
     try:
-        report = load_generated(dsn, config, schema, create_table=not args.no_create)
+        report = load_generated(server_dsn(target, args.embedded_dir), config, schema,
+                                create_table=not args.no_create,
+                                only_batch=None if args.batch is None else args.batch - 1)
     except psycopg.Error as err:
-        raise LoadError(str(err).strip()) from None
-    print(f"loaded {report.events} events in {report.batches} batch(es) into {schema}.events "
+        raise LoadError(secrets.mask(str(err).strip())) from None
+    which = (f"batch {args.batch} of {args.batches}" if args.batch is not None
+             else f"{report.batches} batch(es)")
+    print(f"loaded {report.events} events in {which} into {schema}.events "
           f"in {report.seconds:.1f} s ({report.events_per_second:,.0f} events/s)")
     return EXIT_OK

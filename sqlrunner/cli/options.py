@@ -109,6 +109,11 @@ def error(message: str) -> None:
     sys.stderr.write(f"sqlrunner: error: {message}\n")
 
 
+def warning(message: str) -> None:
+    """Print one warning line; the command goes on."""
+    sys.stderr.write(f"sqlrunner: warning: {message}\n")
+
+
 def run_command(command: Command, argv: list[str]) -> int:
     """Run a command and map what ends it to SQL Runner's exit code: the one place."""
     secrets = SecretRegistry()

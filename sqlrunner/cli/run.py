@@ -17,6 +17,7 @@ from sqlrunner.cli.options import (
     run_options,
     seconds,
     variables,
+    warning,
 )
 from sqlrunner.errors import (
     EXIT_LOCK_EXISTS,
@@ -36,8 +37,8 @@ def parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="sqlrunner", allow_abbrev=False,
         description="Run a SQL Runner playbook against PostgreSQL, Redshift or the embedded "
-                    "PostgreSQL. Subcommands: run (the default), status, check, generate, demo; "
-                    "each has --help.",
+                    "PostgreSQL. Subcommands: run (the default), status, check, generate, demo, "
+                    "psql; each has --help.",
     )
     add = parser.add_argument
     add("-p", "--playbook", "-playbook", dest="playbook", metavar="PLAYBOOK",
@@ -70,8 +71,9 @@ def parser() -> ArgumentParser:
         help="where query files are found (default: the playbook's folder)")
     add("--target", dest="target", metavar="DSN",
         help="run against this database instead of the playbook's targets "
-             "(postgresql://..., redshift://..., key=value, or 'embedded'); "
-             "also SQLRUNNER_TARGET")
+             "(postgresql://..., redshift://..., key=value, or 'embedded'). Without it: "
+             "$SQLRUNNER_TARGET, else libpq's environment (PGHOST, PGDATABASE, PGSERVICE...) "
+             "in place of an embedded target, else the playbook's targets")
     add("--max-parallel", dest="max_parallel", type=int, metavar="N",
         help="at most N queries of a step at once (default: all)")
     add("--report", dest="report", metavar="FILE", help="write a JSON run report")
@@ -141,6 +143,8 @@ def command(argv: list[str], secrets: SecretRegistry) -> int:
 
     options = run_options(args, variables=variables(args))
     plan = api.prepare(args.playbook, options, secrets)
+    for message in api.unused_variable_warnings(plan, options.variables or {}):
+        warning(secrets.mask(message))
 
     if args.fill_templates:
         return _fill_templates(plan, args.format, secrets)
@@ -158,7 +162,8 @@ def command(argv: list[str], secrets: SecretRegistry) -> int:
     exit_code = None
     try:
         reporter = make_reporter(args.show_query_output,
-                                 None if args.progress == "auto" else args.progress == "live")
+                                 None if args.progress == "auto" else args.progress == "live",
+                                 args.embedded_dir)
         result = api.execute(plan, options, reporter, secrets)
         exit_code = result.exit_code
         if args.report:

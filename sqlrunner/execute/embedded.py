@@ -373,6 +373,11 @@ def _server_account(layout: Layout) -> Account | None:
     return Account.from_passwd(entry)
 
 
+def client_program(name: str) -> Path:
+    """A client program (``psql``) of the PostgreSQL the package ships."""
+    return _package_bin_dir() / name
+
+
 def _package_bin_dir() -> Path:
     spec = importlib.util.find_spec(PACKAGE)  # no import: the package warns on import
     if spec is None or not spec.submodule_search_locations:

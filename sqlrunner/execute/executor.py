@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -47,6 +47,7 @@ from sqlrunner.execute.datatest import SHOWN_ROWS, check_no_rows, offending_tabl
 from sqlrunner.execute.results import (
     DONE_BEFORE,
     FAILED,
+    INTERRUPTED,
     SKIPPED,
     SUCCEEDED,
     QueryOutput,
@@ -471,6 +472,9 @@ class Executor:
                 for query in step.queries:
                     self._record(self._skipped(query, f"{step.skip_if_empty} has no rows"))
                 continue
+            if self._upsert_keys_missing(pool, step):
+                failed = stop = True
+                continue
             empty.clear()
             self.reporter.step_started(name, step)
             work_left = not resuming or any(self._checkpoint(state, q) is None
@@ -501,6 +505,30 @@ class Executor:
             if work_left:
                 resuming = False
         return failed
+
+    def _upsert_keys_missing(self, pool: ConnectionPool, step: StepPlan) -> bool:
+        """Check the step's upsert queries return their key columns; when one does not, the
+        step fails before it runs (its query with the reason, the others skipped)."""
+        from sqlrunner.execute.upsert_check import missing_key_message
+
+        upserts = [q for q in step.queries if q.upsert is not None and q.sql is not None]
+        if not upserts:
+            return False
+        try:
+            conn = pool.acquire()
+        except (SqlRunnerError, psycopg.Error):
+            return False  # the queries meet the connection problem themselves
+        try:
+            problems = {q.query: message for q in upserts if (message := missing_key_message(
+                conn, q, self._dialect(q), self.plan.playbook.path))}
+        except psycopg.Error:
+            pool.discard(conn)
+            return False
+        pool.release(conn)
+        for query in step.queries:
+            self._record(QueryResult.of(query, FAILED, error=problems[query.query])
+                         if query.query in problems else self._skipped(query))
+        return bool(problems)
 
     def _skipped_before(self, state: RunState | None, steps: tuple[StepPlan, ...],
                         index: int) -> bool:
@@ -669,6 +697,7 @@ class Executor:
         def attempt(number: int) -> _Sent:
             return self._attempt(pool, query, text, after, state, fresh=number > 1)
 
+        cancelled = False
         try:
             sent = call_with_retries(attempt, policy, on_retry,
                                      sleep=self._sleep,
@@ -694,6 +723,7 @@ class Executor:
         except psycopg.Error as err:
             result = self._failure(query, err, time.perf_counter() - started, retries, offset,
                                    length)
+            cancelled = isinstance(err, psycopg.errors.QueryCanceled)
         except DataTestFailed as err:
             rows = tuple(tuple(self.secrets.mask(v) if isinstance(v, str) else v for v in row)
                          for row in err.rows)
@@ -705,6 +735,10 @@ class Executor:
         except SqlRunnerError as err:
             result = QueryResult.of(query, FAILED, seconds=time.perf_counter() - started,
                                     retries=retries, error=self.secrets.mask(str(err)))
+            cancelled = isinstance(err, Cancelled)
+        if cancelled and self._cancelled.is_set() and not self._timed_out:
+            # Ctrl-C (or SIGTERM) cancelled it: interrupted, not failed.
+            result = replace(result, status=INTERRUPTED)
         self._record(result)
         return result
 
@@ -791,7 +825,11 @@ class Executor:
             counts, output = self._send_with_cursor(conn, sql, data_test)
         if checkpointed:
             counts.pop()
-        return (counts[-1] if counts else None), output
+        # The rows of the last statement that has a count, as psql shows it (CREATE TABLE
+        # AS, INSERT, UPDATE, DELETE, a SELECT), past trailing ANALYZE, COMMIT, DROP...;
+        # -1 when none has one.
+        counted = [count for count in counts if count >= 0]
+        return (counted[-1] if counted else counts[-1] if counts else None), output
 
     def _send_with_cursor(self, conn: psycopg.Connection, sql: str,
                           data_test: bool = False) -> tuple[list[int], QueryOutput | None]:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 SKIPPED = "skipped"
+INTERRUPTED = "interrupted"  # cancelled on the server by SIGINT/SIGTERM: not a failure
 DONE_BEFORE = "done in the run being resumed"
 
 
@@ -103,8 +104,13 @@ class RunResult:
 
     @property
     def executed(self) -> list[QueryResult]:
-        """The queries that were sent to a database (succeeded or failed)."""
-        return [q for q in self.queries if q.status in (SUCCEEDED, FAILED)]
+        """The queries that were sent to a database (succeeded, failed or interrupted)."""
+        return [q for q in self.queries if q.status in (SUCCEEDED, FAILED, INTERRUPTED)]
+
+    @property
+    def cancelled(self) -> list[QueryResult]:
+        """The queries an interrupt cancelled while they ran."""
+        return [q for q in self.queries if q.status == INTERRUPTED]
 
     @property
     def done_before(self) -> list[QueryResult]:

@@ -328,6 +328,19 @@ class RunLock:
         self.held = False
 
 
+def lock_held(conn: psycopg.Connection, dialect: str, name: str, target: str) -> bool | None:
+    """Whether some run holds the lock ``name`` on ``target`` now (``sqlrunner status``:
+    a run recorded as running while nobody holds its lock has died). None on Redshift,
+    whose lock rows only tell with the backends they name."""
+    if dialect == "redshift":
+        return None
+    row = conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s "
+        "AND objid = %s AND objsubid = 2 AND granted" + _THIS_DATABASE,
+        (_RUN_SPACE, lock_key(name, target) & 0xFFFFFFFF)).fetchone()
+    return bool(row and row[0])
+
+
 def alive_backends(conn: psycopg.Connection, dialect: str, pids: list[int]) -> list[int]:
     """Which of ``pids`` still have a session on the server."""
     if not pids:

@@ -1,9 +1,10 @@
 """Targets: turn a playbook target into libpq connection settings, and open connections.
 
-PostgreSQL and Redshift are reached through psycopg 3; an ``embedded`` target
-starts (or reuses) the project-local PostgreSQL server. libpq's environment
-(``PGPASSWORD``, ``.pgpass``, ``PGSSLMODE``...) applies to whatever the target
-leaves unset.
+Which database a command uses is decided in one place, :func:`resolve_targets`
+(``--target``, ``SQLRUNNER_TARGET``, libpq's environment, the playbook). PostgreSQL and
+Redshift are reached through psycopg 3; an ``embedded`` target starts (or reuses) the
+project-local PostgreSQL server. libpq's environment (``PGPASSWORD``, ``.pgpass``,
+``PGSSLMODE``...) applies to whatever the target leaves unset.
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from sqlrunner.playbook import TargetSpec
 from sqlrunner.secrets import SecretRegistry
 
 DEFAULT_CONNECT_TIMEOUT = 10
+TARGET_ENV = "SQLRUNNER_TARGET"  # a DSN replacing the playbook's targets
+# libpq's variables that name a server or database: one set means a database is configured
+# (PGPASSWORD, PGSSLMODE... only complete a connection).
+LIBPQ_SERVER_ENV = ("PGSERVICE", "PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER")
+# Where libpq looks for a local server's socket with no host: Debian's folder, then the
+# one of PostgreSQL's own builds (psycopg's bundled libpq).
+SOCKET_DIRS = ("/var/run/postgresql", "/tmp")
 # Short keepalives: a NAT that drops an idle connection during a long query is
 # noticed in about a minute instead of the OS's two hours (SQL Runner's hang).
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
@@ -53,12 +61,32 @@ class Connection:
         return f"{host}:{p.get('port') or 5432}/{p.get('dbname') or ''}"
 
 
-def target_from_dsn(dsn: str, name: str = "target") -> TargetSpec:
+def libpq_defaults() -> dict[str, str]:
+    """What libpq would connect to with nothing given: its environment (``PGHOST``,
+    ``PGPORT``, ``PGDATABASE``, ``PGUSER``, ``PGSERVICE`` with its service file...) over its
+    compiled defaults, as ``psql`` reads them."""
+    from psycopg import pq
+
+    return {option.keyword.decode(): option.val.decode()
+            for option in pq.Conninfo.get_defaults() if option.val is not None}
+
+
+def _default_socket_dir(port: str) -> str:
+    """The folder of the local server's Unix socket, where libpq looks with no host."""
+    for folder in SOCKET_DIRS:
+        if os.path.exists(os.path.join(folder, f".s.PGSQL.{port}")):
+            return folder
+    return SOCKET_DIRS[-1]
+
+
+def target_from_dsn(dsn: str, name: str = "target", chosen_by: str = "") -> TargetSpec:
     """A target from a DSN: ``postgresql://...``, ``redshift://...``, ``key=value`` or
-    ``embedded`` (the ``--target`` option and ``SQLRUNNER_TARGET``)."""
+    ``embedded`` (the ``--target`` option and ``SQLRUNNER_TARGET``); what the DSN leaves
+    out comes from libpq's environment, as ``psql`` takes it (``""``: the environment
+    alone)."""
     text = dsn.strip()
     if text in {"embedded", "embedded://"}:
-        return TargetSpec(name=name, type="embedded", line=0)
+        return TargetSpec(name=name, type="embedded", line=0, chosen_by=chosen_by)
     dialect = "postgres"
     if text.startswith("redshift://"):
         dialect = "redshift"
@@ -69,25 +97,95 @@ def target_from_dsn(dsn: str, name: str = "target") -> TargetSpec:
         # libpq quotes the DSN in its message: mask the password it may hold.
         raise TargetError(f"invalid target DSN: {SecretRegistry().mask(first_line(err))}"
                           ) from None
-    # libpq's defaults: the user from PGUSER or the login, the database named like the user.
-    user = params.pop("user", None) or os.environ.get("PGUSER") or getpass.getuser()
+    defaults = libpq_defaults()
+    user = params.pop("user", None) or defaults.get("user") or getpass.getuser()
+    port = str(params.pop("port", None) or defaults.get("port") or "5432")
+    if not _is_port(port):
+        raise TargetError(f"invalid target DSN: port {port!r} is not a number")
+    host = (params.pop("host", None) or defaults.get("host") or defaults.get("hostaddr")
+            or _default_socket_dir(port))
     return TargetSpec(
-        name=name, type=dialect, line=0,
-        host=params.pop("host", None) or "localhost", port=str(params.pop("port", "") or "5432"),
-        database=params.pop("dbname", None) or user, username=user,
+        name=name, type=dialect, line=0, host=host, port=port,
+        database=params.pop("dbname", None) or defaults.get("dbname") or user, username=user,
         password=params.pop("password", None), options={"libpq": params},
+        chosen_by=chosen_by,
     )
 
 
-def override_targets(targets: tuple[TargetSpec, ...], dsn: str | None) -> tuple[TargetSpec, ...]:
-    """Replace the playbook's targets by the one given on the command line, if any.
+def _is_port(port: str | None) -> bool:
+    """A TCP port number (or libpq's comma-separated list of them, one per host)."""
+    return port is not None and all(part.strip().isdigit() and 0 < int(part) < 65536
+                                    for part in port.split(","))
 
-    The first target's name is kept, so reports and checkpoints read the same.
+
+def resolve_targets(targets: tuple[TargetSpec, ...], dsn: str | None = None,
+                    playbook_path: str | None = None) -> tuple[TargetSpec, ...]:
+    """Where a command runs, by one rule for every command: ``dsn`` (``--target``), else
+    ``SQLRUNNER_TARGET``, else libpq's environment when it names a server or database
+    (``PGHOST``, ``PGDATABASE``, ``PGSERVICE``...), else the playbook's targets.
+
+    An ``embedded`` target means "no database configured": it yields to the environment.
+    A playbook target that names its server keeps it (libpq's environment then only fills
+    what it leaves unset, a password for one). With no targets at all (``generate``,
+    ``demo``) the fallback is the embedded server. Each target returned says in
+    ``chosen_by`` which rule chose it. A playbook target's ``port`` that is not a number
+    is a :class:`TargetError` naming its line.
     """
-    if not dsn:
-        return targets
-    name = targets[0].name if targets else "target"
-    return (target_from_dsn(dsn, name),)
+    targets = targets or (TargetSpec(name="target", type="embedded", line=0),)
+    name = targets[0].name
+    if dsn:
+        return (target_from_dsn(dsn, name, chosen_by="--target"),)
+    if os.environ.get(TARGET_ENV):
+        return (target_from_dsn(os.environ[TARGET_ENV], name, chosen_by=TARGET_ENV),)
+    environment = [variable for variable in LIBPQ_SERVER_ENV if os.environ.get(variable)]
+    resolved = []
+    for target in targets:
+        if target.type == "embedded" and environment:
+            resolved.append(target_from_dsn(
+                "", target.name,
+                chosen_by=f"libpq's environment ({', '.join(environment)})"
+                          + (f" in place of the playbook's embedded target (line "
+                             f"{target.line})" if target.line else "")))
+            continue
+        if target.type == "embedded":
+            chosen_by = ("no database configured (--target, SQLRUNNER_TARGET, PGHOST, "
+                         "PGDATABASE, PGSERVICE... unset)")
+            if target.line:
+                chosen_by = f"the playbook (line {target.line}); {chosen_by}"
+        else:
+            if target.port is not None and not _is_port(target.port):
+                raise TargetError(f"target {target.name!r}: port {target.port!r} is not a "
+                                  "number", file=playbook_path, line=target.line)
+            chosen_by = f"the playbook (line {target.line})"
+            if environment:
+                chosen_by += (f"; {', '.join(environment)} ignored: the playbook names "
+                              "its server")
+        resolved.append(replace(target, chosen_by=chosen_by))
+    return tuple(resolved)
+
+
+def describe_target(target: TargetSpec, embedded_dir: str | None = None) -> str:
+    """Where ``target`` goes and as whom, never with its password: ``host:port/database
+    as user U``, or the embedded server's folder and database."""
+    if target.type == "embedded":
+        from sqlrunner.execute import embedded
+
+        folder = str(embedded_dir or embedded.default_data_dir())
+        relative = os.path.relpath(folder)
+        folder = folder if relative.startswith("..") else relative
+        return (f"the embedded PostgreSQL in {folder.rstrip('/')}/, database "
+                f"{target.database or embedded.DATABASE} as user {embedded.SUPERUSER}")
+    user = target.username or ("from IAM" if target.options.get("iam") is True else "")
+    return (f"{target.host or ''}:{target.port or 5432}/{target.database or ''} "
+            f"as user {user}")
+
+
+def target_lines(targets: tuple[TargetSpec, ...], embedded_dir: str | None = None
+                 ) -> list[str]:
+    """One line per target: its name, where it goes, and which rule chose it."""
+    return [f"target {target.name}: {describe_target(target, embedded_dir)}"
+            + (f" (chosen by {target.chosen_by})" if target.chosen_by else "")
+            for target in targets]
 
 
 def connection_for(target: TargetSpec, embedded_dir: str | None = None) -> Connection:
@@ -123,6 +221,16 @@ def connection_for(target: TargetSpec, embedded_dir: str | None = None) -> Conne
         params.setdefault(key, value)
     return Connection(name=target.name, dialect=target.dialect, params=params,
                       session=session, credentials=credentials)
+
+
+def server_dsn(target: TargetSpec, embedded_dir: str | None = None) -> str:
+    """A libpq DSN for ``target`` (starting the embedded server if needed), for commands
+    that connect without a playbook run: ``generate``, ``demo``, ``psql``."""
+    from psycopg.conninfo import make_conninfo
+
+    params = connection_for(target, embedded_dir).params
+    return make_conninfo(**{key: value for key, value in params.items()
+                            if key not in KEEPALIVES and value is not None})
 
 
 def connect(connection: Connection, secrets: SecretRegistry | None = None) -> psycopg.Connection:

@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from sqlrunner.generate.columns import COLUMN_DEFINITIONS, COLUMNS
-from sqlrunner.generate.events import GeneratorConfig, generate_batches
+from sqlrunner.generate.events import GeneratorConfig, etl_tstamp_of, generate_batches
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,10 @@ def copy_rows(conn: psycopg.Connection, schema: str, rows: Iterable[tuple],
 
 
 def load_generated(dsn: str, config: GeneratorConfig, schema: str, *,
-                   create_table: bool = True, table: str = "events") -> LoadReport:
-    """Generate ``config``'s events and load them, each batch in its own transaction."""
+                   create_table: bool = True, table: str = "events",
+                   only_batch: int | None = None) -> LoadReport:
+    """Generate ``config``'s events and load them, each batch in its own transaction
+    (``only_batch``: that batch alone, 0-based, of the same stream)."""
     started = time.perf_counter()
     events = batches = 0
     with psycopg.connect(dsn) as conn:
@@ -65,6 +67,8 @@ def load_generated(dsn: str, config: GeneratorConfig, schema: str, *,
             create_events_table(conn, schema, table)
             conn.commit()
         for batch in generate_batches(config):
+            if only_batch is not None and batch.etl_tstamp != etl_tstamp_of(only_batch, config):
+                continue
             events += copy_rows(conn, schema, batch.rows, table)
             conn.commit()
             batches += 1

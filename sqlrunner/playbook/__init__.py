@@ -77,6 +77,7 @@ class TargetSpec:
     password: str | None = field(default=None, repr=False)
     ssl: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    chosen_by: str = ""  # which rule chose this database (--target, PG*, the playbook...)
 
     @property
     def dialect(self) -> str:
@@ -115,6 +116,7 @@ class QuerySpec:
     # one file listed twice with {part: 0, parts: 2} and {part: 1, parts: 2}.
     variables: Mapping[str, Any] = field(default_factory=dict)
     assertion: str | None = None  # a data test: ``no_rows``
+    file_line: int = 0  # the line of its ``file:``
 
 
 @dataclass(frozen=True)
@@ -393,6 +395,7 @@ def _query(raw: Any, line: int, path: str) -> QuerySpec:
         continue_on_error=entry.get("continue_on_error") is True,
         variables=_query_variables(entry, path),
         assertion=_assertion(entry, path),
+        file_line=entry.line_of("file"),
     )
 
 

@@ -33,6 +33,7 @@ class UpsertSpec:
     key: tuple[str, ...]
     date_key: str | None = None
     lookback_days: int = 0
+    line: int = 0  # the playbook line of its key
 
 
 def upsert_spec(raw: Mapping[str, Any], file: str, line: int) -> UpsertSpec:
@@ -56,7 +57,9 @@ def upsert_spec(raw: Mapping[str, Any], file: str, line: int) -> UpsertSpec:
     if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 0:
         raise PlaybookError("upsert 'lookback_days' must be a whole number of days",
                             file=file, line=line)
-    return UpsertSpec(table=table, key=keys, date_key=date_key, lookback_days=lookback)
+    key_line = raw.line_of("key") if hasattr(raw, "line_of") else line
+    return UpsertSpec(table=table, key=keys, date_key=date_key, lookback_days=lookback,
+                      line=key_line)
 
 
 @dataclass(frozen=True)
