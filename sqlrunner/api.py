@@ -131,6 +131,8 @@ def unused_variable_warnings(plan: RunPlan, given: Mapping[str, Any]) -> list[st
     """One warning per ``given`` (``--var``/``--var-file``) variable that no template and
     no playbook reads, with the closest name that one does read. Not errors: SQL Runner
     accepts unused variables, but a misspelt one silently leaves the playbook's value."""
+    if not given:
+        return []
     import difflib
 
     from sqlrunner.playbook.sourcefile import read_text

@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -292,6 +293,20 @@ def run_sql(dsn: str, sql: str, params: Sequence[Any] | None = None) -> list[tup
     with psycopg.connect(dsn, autocommit=True) as conn:
         cursor = conn.execute(sql, params)
         return cursor.fetchall() if cursor.description is not None else []
+
+
+def wait_for_query(dsn: str, fragment: str, timeout: float = 60) -> None:
+    """Wait until a query holding ``fragment`` runs on the server (another session's):
+    what a test waits for before it meets a run mid-query, on a machine of any speed."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        while time.monotonic() < deadline:
+            if admin.execute("SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND "
+                             "query LIKE %s AND pid <> pg_backend_pid()",
+                             (f"%{fragment}%",)).fetchone():
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"query {fragment!r} never started")
 
 
 def query_one(dsn: str, sql: str, params: Sequence[Any] | None = None) -> Any:

@@ -6,10 +6,9 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import query_one, target_yaml
+from conftest import query_one, target_yaml, wait_for_query
 
 from sqlrunner.cli import main
 
@@ -310,12 +309,13 @@ def test_query_output_off_a_terminal_is_never_cut(workdir, capsys):
     assert "x" * 150 + "END" in capsys.readouterr().out
 
 
-def test_a_lock_file_is_removed_when_the_database_lock_turned_the_run_away(workdir, tmp_path):
+def test_a_lock_file_is_removed_when_the_database_lock_turned_the_run_away(workdir, database,
+                                                                           tmp_path):
     slow = workdir.sql("slow.sql", "SELECT pg_sleep(2);")
     playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
     first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook],
                              cwd=workdir.root, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)
+    wait_for_query(database, "pg_sleep(2)")  # the first run holds the lock
     lock = tmp_path / "other-host.lock"
     assert main(_plain("-p", playbook, "--lock", str(lock))) == 3
     assert not lock.exists()

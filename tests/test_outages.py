@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import wait_for_query
 from effects_playbook import (
     EVERY_QUERY,
     create_effects,
@@ -38,25 +39,13 @@ def start_run(playbook: Path, log: Path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=log.open("w"))
 
 
-def wait_for_query(dsn: str, name: str, timeout: float = 60) -> None:
-    """Wait until query ``name`` is running on the server."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                            "AND query LIKE %s", (f"%VALUES ('{name}')%",)).fetchone()[0]:
-                return
-        time.sleep(0.02)
-    raise AssertionError(f"query {name} never ran")
-
-
 def run_until(tmp_path: Path, target: str, query: str, *args: str,
               nap: float = 0.3) -> tuple[subprocess.Popen, Path]:
     """Write the 6-step playbook, start it, and return once ``query`` runs: the run's
     process and its log."""
     log = tmp_path / "run.log"
     proc = start_run(write_playbook(tmp_path, target, nap), log, *args)
-    wait_for_query(target, query)
+    wait_for_query(target, f"VALUES ('{query}')")
     return proc, log
 
 
@@ -102,7 +91,7 @@ def test_a_crash_between_two_queries_and_a_killed_postmaster_are_ridden_out(
     proc, log = run_until(tmp_path, target, "b1", nap=0.2)
     fault_server.kill()  # SIGKILL of the postmaster: every backend goes with it
     fault_server.start()
-    wait_for_query(target, "d1")
+    wait_for_query(target, "VALUES ('d1')")
     fault_server.stop("immediate")
     fault_server.start()
     finished_run(proc, log)
@@ -159,7 +148,7 @@ def test_after_a_crash_the_run_builds_again_only_the_unlogged_tables_it_lost(
     playbook.write_text("\n".join(lines) + "\n")
     log = tmp_path / "run.log"
     proc = start_run(playbook, log)
-    wait_for_query(target, "slow")
+    wait_for_query(target, "VALUES ('slow')")
     fault_server.stop("immediate")
     fault_server.start()
     text = finished_run(proc, log)
