@@ -74,6 +74,8 @@ WITH ranked_copies AS (
     AND a.domain_userid <> ''
     AND a.domain_sessionidx IS NOT NULL
     AND a.dvce_created_tstamp IS NOT NULL
+    AND {{.scratch_schema}}.f_event_is_kept(a.app_id, a.collector_tstamp, a.dvce_created_tstamp,
+      a.useragent)
 )
 
 SELECT
@@ -157,6 +159,8 @@ WITH used_events AS (
     AND domain_userid <> ''
     AND domain_sessionidx IS NOT NULL
     AND dvce_created_tstamp IS NOT NULL
+    AND {{.scratch_schema}}.f_event_is_kept(a.app_id, a.collector_tstamp, a.dvce_created_tstamp,
+      a.useragent)
     AND NOT EXISTS (
       SELECT 1 FROM {{.scratch_schema}}.duplicate_events AS d WHERE d.event_id = a.event_id
     )
@@ -181,6 +185,25 @@ WITH used_events AS (
   FROM {{.scratch_schema}}.duplicate_events
 ),
 
+{{if .max_session_days}}
+capped_events AS (
+  -- max_session_days: the events created at most {{.max_session_days}} days after the first
+  -- event of their session
+  SELECT *
+  FROM (
+    SELECT
+      *,
+      MIN(dvce_created_tstamp) OVER (
+        PARTITION BY domain_userid, domain_sessionidx
+        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+      ) AS session_first_dvce_created_tstamp
+    FROM used_events
+  ) AS e
+  WHERE dvce_created_tstamp
+    <= session_first_dvce_created_tstamp + INTERVAL '{{.max_session_days}} days'
+),
+{{end}}
+
 events_in_cookie_order AS (
   -- each event's position among all of its cookie's events
   SELECT
@@ -190,7 +213,7 @@ events_in_cookie_order AS (
       ORDER BY dvce_created_tstamp, collector_tstamp, event_id
       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS event_in_cookie_index
-  FROM used_events
+  FROM {{if .max_session_days}}capped_events{{else}}used_events{{end}}
 ),
 
 stitched_events AS (

@@ -28,6 +28,8 @@ FROM (
     WHERE domain_userid <> ''
       AND domain_sessionidx IS NOT NULL
       AND dvce_created_tstamp IS NOT NULL
+      AND {{.scratch_schema}}.f_event_is_kept(app_id, collector_tstamp, dvce_created_tstamp,
+        useragent)
     LIMIT 1
   ) AS a
 ) AS u

@@ -40,6 +40,8 @@ FROM (
   WHERE domain_userid <> ''
     AND domain_sessionidx IS NOT NULL
     AND dvce_created_tstamp IS NOT NULL
+    AND {{.scratch_schema}}.f_event_is_kept(app_id, collector_tstamp, dvce_created_tstamp,
+      useragent)
 ) AS b
 CROSS JOIN (SELECT COUNT(*) AS cookies FROM {{.scratch_schema}}.touched_cookies) AS t
 CROSS JOIN (SELECT COUNT(*) AS events FROM {{.scratch_schema}}.events_this_run) AS e
