@@ -16,7 +16,7 @@
 -- previews, and HTTP libraries (curl, wget, python-, go-http-client, okhttp, httpclient).
 
 CREATE OR REPLACE FUNCTION {{.scratch_schema}}.f_event_is_kept(
-  VARCHAR(255), TIMESTAMP, TIMESTAMP, VARCHAR(1000)
+  VARCHAR(255), TIMESTAMP, TIMESTAMP, VARCHAR(1000) -- sqlrunner: allow parse-error (sqlglot)
 )
 RETURNS BOOLEAN
 IMMUTABLE
