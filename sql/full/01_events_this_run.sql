@@ -119,7 +119,13 @@ SELECT
   dvce_type,
   dvce_ismobile,
   dvce_screenwidth,
-  dvce_screenheight
+  dvce_screenheight,
+  doc_width,
+  doc_height,
+  br_viewwidth,
+  br_viewheight,
+  pp_xoffset_max,
+  pp_yoffset_max
 FROM ranked_copies
 WHERE copy_rank = 1;
 
@@ -153,7 +159,9 @@ WITH used_events AS (
     event,
     collector_tstamp,
     dvce_created_tstamp,
-    etl_tstamp
+    etl_tstamp,
+    pp_xoffset_max,
+    pp_yoffset_max
   FROM {{.atomic_schema}}.events AS a
   WHERE domain_userid IS NOT NULL
     AND domain_userid <> ''
@@ -181,7 +189,9 @@ WITH used_events AS (
     event,
     collector_tstamp,
     dvce_created_tstamp,
-    etl_tstamp
+    etl_tstamp,
+    pp_xoffset_max,
+    pp_yoffset_max
   FROM {{.scratch_schema}}.duplicate_events
 ),
 
@@ -317,7 +327,10 @@ SELECT
   CASE WHEN later_events IS NULL
     THEN first_event_collector_tstamp END AS first_event_collector_tstamp,
   CASE WHEN later_events IS NULL
-    THEN first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp
+    THEN first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp,
+  -- a page ping's furthest scroll offsets (page views' scroll depth)
+  pp_xoffset_max,
+  pp_yoffset_max
 FROM events_in_session_order;
 
 {{if ne .target_type "redshift"}}
