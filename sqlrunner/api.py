@@ -23,6 +23,7 @@ from sqlrunner.execute.executor import ExecutionSettings, Executor, Reporter, Si
 from sqlrunner.execute.results import RunResult
 from sqlrunner.execute.runlock import default_lock_name, lock_held
 from sqlrunner.execute.targets import connect, connection_for, resolve_targets
+from sqlrunner.modeloptions import normalise_options
 from sqlrunner.plan import RunPlan, build_plan, replan_target
 from sqlrunner.playbook import Playbook, load_playbook, plain
 from sqlrunner.render import Renderer, resolve_sql_root
@@ -88,7 +89,9 @@ def prepare(playbook_path: str, options: RunOptions,
     _remember_secrets(playbook, options, secrets)
     sql_root = resolve_sql_root(options.sql_root, playbook_path)
     started_at = datetime.now(UTC)  # one clock for the templates and the run record
-    return build_plan(playbook, cli_variables=options.variables, sql_root=sql_root,
+    # the web model's options (docs/model.md), checked before anything is rendered
+    variables = normalise_options(playbook_path, playbook.variables, options.variables)
+    return build_plan(playbook, cli_variables=variables, sql_root=sql_root,
                       from_step=options.from_step, run_query=options.run_query,
                       renderer=Renderer(sql_root=sql_root, started_at=started_at,
                                         missing=missing, secrets=secrets),

@@ -74,6 +74,8 @@ WITH ranked_copies AS (
     AND a.domain_userid <> ''
     AND a.domain_sessionidx IS NOT NULL
     AND a.dvce_created_tstamp IS NOT NULL
+    AND {{.scratch_schema}}.f_event_is_kept(a.app_id, a.collector_tstamp, a.dvce_created_tstamp,
+      a.useragent)
 )
 
 SELECT
@@ -117,7 +119,13 @@ SELECT
   dvce_type,
   dvce_ismobile,
   dvce_screenwidth,
-  dvce_screenheight
+  dvce_screenheight,
+  doc_width,
+  doc_height,
+  br_viewwidth,
+  br_viewheight,
+  pp_xoffset_max,
+  pp_yoffset_max
 FROM ranked_copies
 WHERE copy_rank = 1;
 
@@ -151,12 +159,16 @@ WITH used_events AS (
     event,
     collector_tstamp,
     dvce_created_tstamp,
-    etl_tstamp
+    etl_tstamp,
+    pp_xoffset_max,
+    pp_yoffset_max
   FROM {{.atomic_schema}}.events AS a
   WHERE domain_userid IS NOT NULL
     AND domain_userid <> ''
     AND domain_sessionidx IS NOT NULL
     AND dvce_created_tstamp IS NOT NULL
+    AND {{.scratch_schema}}.f_event_is_kept(a.app_id, a.collector_tstamp, a.dvce_created_tstamp,
+      a.useragent)
     AND NOT EXISTS (
       SELECT 1 FROM {{.scratch_schema}}.duplicate_events AS d WHERE d.event_id = a.event_id
     )
@@ -177,9 +189,30 @@ WITH used_events AS (
     event,
     collector_tstamp,
     dvce_created_tstamp,
-    etl_tstamp
+    etl_tstamp,
+    pp_xoffset_max,
+    pp_yoffset_max
   FROM {{.scratch_schema}}.duplicate_events
 ),
+
+{{if .max_session_days}}
+capped_events AS (
+  -- max_session_days: the events created at most {{.max_session_days}} days after the first
+  -- event of their session
+  SELECT *
+  FROM (
+    SELECT
+      *,
+      MIN(dvce_created_tstamp) OVER (
+        PARTITION BY domain_userid, domain_sessionidx
+        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+      ) AS session_first_dvce_created_tstamp
+    FROM used_events
+  ) AS e
+  WHERE dvce_created_tstamp
+    <= session_first_dvce_created_tstamp + INTERVAL '{{.max_session_days}} days'
+),
+{{end}}
 
 events_in_cookie_order AS (
   -- each event's position among all of its cookie's events
@@ -190,7 +223,7 @@ events_in_cookie_order AS (
       ORDER BY dvce_created_tstamp, collector_tstamp, event_id
       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS event_in_cookie_index
-  FROM used_events
+  FROM {{if .max_session_days}}capped_events{{else}}used_events{{end}}
 ),
 
 stitched_events AS (
@@ -294,7 +327,10 @@ SELECT
   CASE WHEN later_events IS NULL
     THEN first_event_collector_tstamp END AS first_event_collector_tstamp,
   CASE WHEN later_events IS NULL
-    THEN first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp
+    THEN first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp,
+  -- a page ping's furthest scroll offsets (page views' scroll depth)
+  pp_xoffset_max,
+  pp_yoffset_max
 FROM events_in_session_order;
 
 {{if ne .target_type "redshift"}}

@@ -63,7 +63,11 @@ SELECT
   a.dvce_type,
   a.dvce_ismobile,
   a.dvce_screenwidth,
-  a.dvce_screenheight
+  a.dvce_screenheight,
+  a.doc_width,
+  a.doc_height,
+  a.br_viewwidth,
+  a.br_viewheight
 FROM {{.atomic_schema}}.events AS a
 INNER JOIN detailed_events AS d
   ON d.event_id = a.event_id
@@ -115,7 +119,11 @@ SELECT
   u.dvce_type,
   u.dvce_ismobile,
   u.dvce_screenwidth,
-  u.dvce_screenheight
+  u.dvce_screenheight,
+  u.doc_width,
+  u.doc_height,
+  u.br_viewwidth,
+  u.br_viewheight
 FROM {{.scratch_schema}}.duplicate_events AS u;
 
 {{if ne .target_type "redshift"}}

@@ -28,6 +28,8 @@ FROM (
     WHERE domain_userid <> ''
       AND domain_sessionidx IS NOT NULL
       AND dvce_created_tstamp IS NOT NULL
+      AND {{.scratch_schema}}.f_event_is_kept(app_id, collector_tstamp, dvce_created_tstamp,
+        useragent)
     LIMIT 1
   ) AS a
 ) AS u
@@ -108,7 +110,13 @@ INSERT INTO {{.derived_schema}}.sessions (
   dvce_type,
   dvce_ismobile,
   dvce_screenwidth,
-  dvce_screenheight
+  dvce_screenheight,
+  first_page_title,
+  last_page_title,
+  absolute_time_in_s,
+  page_ping_count,
+  is_engaged,
+  default_channel_group
 )
 SELECT
   domain_userid,
@@ -156,7 +164,13 @@ SELECT
   dvce_type,
   dvce_ismobile,
   dvce_screenwidth,
-  dvce_screenheight
+  dvce_screenheight,
+  first_page_title,
+  last_page_title,
+  absolute_time_in_s,
+  page_ping_count,
+  is_engaged,
+  default_channel_group
 FROM {{.scratch_schema}}.sessions;
 
 INSERT INTO {{.derived_schema}}.page_views (
@@ -174,7 +188,47 @@ INSERT INTO {{.derived_schema}}.page_views (
   dvce_max_tstamp,
   page_ping_count,
   event_count,
-  time_engaged_in_s
+  time_engaged_in_s,
+  domain_sessionid,
+  app_id,
+  absolute_time_in_s,
+  horizontal_pixels_scrolled,
+  vertical_pixels_scrolled,
+  horizontal_percentage_scrolled,
+  vertical_percentage_scrolled,
+  doc_width,
+  doc_height,
+  br_viewwidth,
+  br_viewheight,
+  refr_urlhost,
+  refr_urlpath,
+  refr_medium,
+  refr_source,
+  refr_term,
+  mkt_medium,
+  mkt_source,
+  mkt_term,
+  mkt_content,
+  mkt_campaign,
+  geo_country,
+  geo_region,
+  geo_city,
+  geo_zipcode,
+  geo_latitude,
+  geo_longitude,
+  geo_timezone,
+  br_family,
+  br_name,
+  br_version,
+  br_lang,
+  os_family,
+  os_name,
+  os_timezone,
+  dvce_type,
+  dvce_ismobile,
+  dvce_screenwidth,
+  dvce_screenheight,
+  default_channel_group
 )
 SELECT
   page_view_id,
@@ -191,7 +245,47 @@ SELECT
   dvce_max_tstamp,
   page_ping_count,
   event_count,
-  time_engaged_in_s
+  time_engaged_in_s,
+  domain_sessionid,
+  app_id,
+  absolute_time_in_s,
+  horizontal_pixels_scrolled,
+  vertical_pixels_scrolled,
+  horizontal_percentage_scrolled,
+  vertical_percentage_scrolled,
+  doc_width,
+  doc_height,
+  br_viewwidth,
+  br_viewheight,
+  refr_urlhost,
+  refr_urlpath,
+  refr_medium,
+  refr_source,
+  refr_term,
+  mkt_medium,
+  mkt_source,
+  mkt_term,
+  mkt_content,
+  mkt_campaign,
+  geo_country,
+  geo_region,
+  geo_city,
+  geo_zipcode,
+  geo_latitude,
+  geo_longitude,
+  geo_timezone,
+  br_family,
+  br_name,
+  br_version,
+  br_lang,
+  os_family,
+  os_name,
+  os_timezone,
+  dvce_type,
+  dvce_ismobile,
+  dvce_screenwidth,
+  dvce_screenheight,
+  default_channel_group
 FROM {{.scratch_schema}}.page_views;
 
 INSERT INTO {{.derived_schema}}.visitors (
@@ -218,7 +312,8 @@ INSERT INTO {{.derived_schema}}.visitors (
   refr_medium,
   refr_term,
   refr_urlhost,
-  refr_urlpath
+  refr_urlpath,
+  default_channel_group
 )
 SELECT
   domain_userid,
@@ -244,7 +339,8 @@ SELECT
   refr_medium,
   refr_term,
   refr_urlhost,
-  refr_urlpath
+  refr_urlpath,
+  default_channel_group
 FROM {{.scratch_schema}}.visitors;
 
 INSERT INTO {{.derived_schema}}.cookie_id_to_user_id_map (

@@ -130,6 +130,9 @@ ranked_copies AS (
     SELECT *, 1 AS is_rival FROM rival_copies
 {{end}}
   ) AS copies
+  -- the model's options (sql/setup/06_event_filter.sql): a copy that fails them is ignored
+  WHERE {{.scratch_schema}}.f_event_is_kept(app_id, collector_tstamp, dvce_created_tstamp,
+    useragent)
 ),
 
 used_events AS (
@@ -159,6 +162,26 @@ event_keys AS (
   FROM used_events
 ),
 
+{{if .max_session_days}}
+capped_keys AS (
+  -- max_session_days: the events created at most {{.max_session_days}} days after the first
+  -- event of their session (as sql/full/01_events_this_run.sql; the join at the end drops
+  -- the others)
+  SELECT *
+  FROM (
+    SELECT
+      *,
+      MIN(dvce_created_tstamp) OVER (
+        PARTITION BY domain_userid, domain_sessionidx
+        ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+      ) AS session_first_dvce_created_tstamp
+    FROM event_keys
+  ) AS e
+  WHERE dvce_created_tstamp
+    <= session_first_dvce_created_tstamp + INTERVAL '{{.max_session_days}} days'
+),
+{{end}}
+
 events_in_cookie_order AS (
   -- each event's position among all of its cookie's events
   SELECT
@@ -168,7 +191,7 @@ events_in_cookie_order AS (
       ORDER BY dvce_created_tstamp, collector_tstamp, event_order_id
       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS event_in_cookie_index
-  FROM event_keys
+  FROM {{if .max_session_days}}capped_keys{{else}}event_keys{{end}}
 ),
 
 stitched_events AS (

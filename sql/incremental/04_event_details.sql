@@ -52,7 +52,11 @@ SELECT
   dvce_type,
   dvce_ismobile,
   dvce_screenwidth,
-  dvce_screenheight
+  dvce_screenheight,
+  doc_width,
+  doc_height,
+  br_viewwidth,
+  br_viewheight
 FROM {{.scratch_schema}}.events_this_run
 WHERE event_in_session_index = 1
   OR event_in_session_index = session_event_count

@@ -46,7 +46,9 @@ ping_intervals AS (
     FLOOR(DATE_PART('epoch', DATE_TRUNC('second', dvce_created_tstamp)) / {{.heartbeat}})
       AS ping_interval,
     COUNT(*) AS page_ping_count,
-    MAX(dvce_created_tstamp) AS dvce_max_tstamp
+    MAX(dvce_created_tstamp) AS dvce_max_tstamp,
+    MAX(pp_xoffset_max) AS pp_xoffset_max,
+    MAX(pp_yoffset_max) AS pp_yoffset_max
   FROM {{.scratch_schema}}.events_this_run
   WHERE event = 'page_ping'
     AND page_view_in_session_index > 0
@@ -61,7 +63,12 @@ page_view_pings AS (
     page_view_in_session_index,
     SUM(page_ping_count) AS page_ping_count,
     COUNT(*) AS ping_interval_count,
-    MAX(dvce_max_tstamp) AS dvce_max_tstamp
+    MAX(dvce_max_tstamp) AS dvce_max_tstamp,
+    -- the furthest the pings scrolled (0 for a negative overscroll; NULL if none said)
+    CASE WHEN MAX(pp_xoffset_max) < 0 THEN 0
+      ELSE CAST(MAX(pp_xoffset_max) AS BIGINT) END AS horizontal_pixels_scrolled,
+    CASE WHEN MAX(pp_yoffset_max) < 0 THEN 0
+      ELSE CAST(MAX(pp_yoffset_max) AS BIGINT) END AS vertical_pixels_scrolled
   FROM ping_intervals
   GROUP BY 1, 2, 3
 )
@@ -84,7 +91,56 @@ SELECT
   1 + COALESCE(p.page_ping_count, 0) AS event_count,
   CASE WHEN p.ping_interval_count IS NULL THEN 0
     ELSE {{.heartbeat}} * (p.ping_interval_count - 1) + {{.min_visit_length}}
-  END AS time_engaged_in_s
+  END AS time_engaged_in_s,
+  -- columns added for analysts (docs/model.md)
+  d.domain_sessionid,
+  d.app_id,
+  CASE WHEN p.dvce_max_tstamp > v.dvce_created_tstamp
+    THEN CAST(DATE_PART('epoch', DATE_TRUNC('second', p.dvce_max_tstamp))
+      - DATE_PART('epoch', DATE_TRUNC('second', v.dvce_created_tstamp)) AS BIGINT)
+    ELSE 0 END AS absolute_time_in_s,
+  p.horizontal_pixels_scrolled,
+  p.vertical_pixels_scrolled,
+  CASE WHEN d.doc_width > 0 THEN LEAST(100,
+    (p.horizontal_pixels_scrolled + COALESCE(d.br_viewwidth, 0)) * 100 / d.doc_width)
+  END AS horizontal_percentage_scrolled,
+  CASE WHEN d.doc_height > 0 THEN LEAST(100,
+    (p.vertical_pixels_scrolled + COALESCE(d.br_viewheight, 0)) * 100 / d.doc_height)
+  END AS vertical_percentage_scrolled,
+  d.doc_width,
+  d.doc_height,
+  d.br_viewwidth,
+  d.br_viewheight,
+  d.refr_urlhost,
+  d.refr_urlpath,
+  d.refr_medium,
+  d.refr_source,
+  d.refr_term,
+  d.mkt_medium,
+  d.mkt_source,
+  d.mkt_term,
+  d.mkt_content,
+  d.mkt_campaign,
+  d.geo_country,
+  d.geo_region,
+  d.geo_city,
+  d.geo_zipcode,
+  d.geo_latitude,
+  d.geo_longitude,
+  d.geo_timezone,
+  d.br_family,
+  d.br_name,
+  d.br_version,
+  d.br_lang,
+  d.os_family,
+  d.os_name,
+  d.os_timezone,
+  d.dvce_type,
+  d.dvce_ismobile,
+  d.dvce_screenwidth,
+  d.dvce_screenheight,
+  {{.derived_schema}}.f_default_channel_group(d.mkt_medium, d.mkt_source, d.mkt_campaign,
+    d.refr_medium, d.refr_source) AS default_channel_group
 FROM page_view_events AS v
 INNER JOIN {{.scratch_schema}}.event_details AS d
   ON d.event_id = v.page_view_id

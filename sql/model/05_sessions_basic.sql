@@ -76,7 +76,12 @@ SELECT
   s.first_event_collector_tstamp,
   s.first_event_id,
   s.collector_tstamp AS last_event_collector_tstamp,
-  s.event_id AS last_event_id
+  s.event_id AS last_event_id,
+  -- columns added for analysts (docs/model.md)
+  f.page_title AS first_page_title,
+  l.page_title AS last_page_title,
+  {{.derived_schema}}.f_default_channel_group(f.mkt_medium, f.mkt_source, f.mkt_campaign,
+    f.refr_medium, f.refr_source) AS default_channel_group
 FROM last_events AS s
 INNER JOIN {{.scratch_schema}}.event_details AS f
   ON f.event_id = s.first_event_id

@@ -20,7 +20,8 @@ WITH session_engagement AS (
   SELECT
     domain_userid,
     domain_sessionidx,
-    SUM(time_engaged_in_s) AS time_engaged_in_s
+    SUM(time_engaged_in_s) AS time_engaged_in_s,
+    SUM(page_ping_count) AS page_ping_count
   FROM {{.scratch_schema}}.page_views
   GROUP BY domain_userid, domain_sessionidx
 )
@@ -71,7 +72,19 @@ SELECT
   s.dvce_type,
   s.dvce_ismobile,
   s.dvce_screenwidth,
-  s.dvce_screenheight
+  s.dvce_screenheight,
+  -- columns added for analysts (docs/model.md)
+  s.first_page_title,
+  s.last_page_title,
+  CAST(DATE_PART('epoch', DATE_TRUNC('second', s.dvce_max_tstamp))
+    - DATE_PART('epoch', DATE_TRUNC('second', s.dvce_min_tstamp)) AS BIGINT)
+    AS absolute_time_in_s,
+  COALESCE(e.page_ping_count, 0) AS page_ping_count,
+  -- engaged: two page views or more, or pings in two heartbeat intervals or more
+  CASE WHEN s.page_view_count >= 2
+      OR COALESCE(e.time_engaged_in_s, 0) >= {{.min_visit_length}} + {{.heartbeat}}
+    THEN TRUE ELSE FALSE END AS is_engaged,
+  s.default_channel_group
 FROM {{.scratch_schema}}.sessions_basic AS s
 LEFT JOIN session_engagement AS e
   ON e.domain_userid = s.domain_userid

@@ -59,7 +59,9 @@ visitor_sessions AS (
     MAX(CASE WHEN rank_by_first_event = 1 THEN refr_medium END) AS refr_medium,
     MAX(CASE WHEN rank_by_first_event = 1 THEN refr_term END) AS refr_term,
     MAX(CASE WHEN rank_by_first_event = 1 THEN refr_urlhost END) AS refr_urlhost,
-    MAX(CASE WHEN rank_by_first_event = 1 THEN refr_urlpath END) AS refr_urlpath
+    MAX(CASE WHEN rank_by_first_event = 1 THEN refr_urlpath END) AS refr_urlpath,
+    MAX(CASE WHEN rank_by_first_event = 1 THEN default_channel_group END)
+      AS default_channel_group
   FROM ranked_sessions
   GROUP BY domain_userid
 ),
@@ -97,7 +99,9 @@ SELECT
   v.refr_medium,
   v.refr_term,
   v.refr_urlhost,
-  v.refr_urlpath
+  v.refr_urlpath,
+  -- columns added for analysts (docs/model.md)
+  v.default_channel_group
 FROM visitor_sessions AS v
 LEFT JOIN visitor_engagement AS e
   ON e.domain_userid = v.domain_userid;

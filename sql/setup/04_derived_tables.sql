@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS {{.derived_schema}}.sessions (
   dvce_type            VARCHAR(50),
   dvce_ismobile        BOOLEAN,
   dvce_screenwidth     INT,
-  dvce_screenheight    INT
+  dvce_screenheight    INT,{{template "sessions_added_columns" .}}
 ){{if eq .target_type "redshift"}}
 DISTSTYLE KEY
 DISTKEY (domain_userid)
@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS {{.derived_schema}}.page_views (
   dvce_max_tstamp            TIMESTAMP,
   page_ping_count            BIGINT,
   event_count                BIGINT,
-  time_engaged_in_s          BIGINT
+  time_engaged_in_s          BIGINT,{{template "page_views_added_columns" .}}
 ){{if eq .target_type "redshift"}}
 DISTSTYLE KEY
 DISTKEY (domain_userid)
@@ -105,7 +105,7 @@ CREATE TABLE IF NOT EXISTS {{.derived_schema}}.visitors (
   refr_medium        VARCHAR(25),
   refr_term          VARCHAR(255),
   refr_urlhost       VARCHAR(255),
-  refr_urlpath       VARCHAR(6000)
+  refr_urlpath       VARCHAR(6000),{{template "visitors_added_columns" .}}
 ){{if eq .target_type "redshift"}}
 DISTSTYLE KEY
 DISTKEY (domain_userid)
@@ -119,7 +119,101 @@ CREATE TABLE IF NOT EXISTS {{.derived_schema}}.cookie_id_to_user_id_map (
 DISTSTYLE KEY
 DISTKEY (domain_userid)
 SORTKEY (domain_userid){{end}};
+
+-- The columns added for analysts (docs/model.md, "Columns added for analysts"), after the
+-- contract's, defined once for the tables above and for the migration below.
+{{define "sessions_added_columns"}}
+  first_page_title      VARCHAR(2000),
+  last_page_title       VARCHAR(2000),
+  absolute_time_in_s    BIGINT,
+  page_ping_count       BIGINT,
+  is_engaged            BOOLEAN,
+  default_channel_group VARCHAR(255){{end}}
+
+{{define "page_views_added_columns"}}
+  domain_sessionid               VARCHAR(128),
+  app_id                         VARCHAR(255),
+  absolute_time_in_s             BIGINT,
+  horizontal_pixels_scrolled     BIGINT,
+  vertical_pixels_scrolled       BIGINT,
+  horizontal_percentage_scrolled BIGINT,
+  vertical_percentage_scrolled   BIGINT,
+  doc_width                      INT,
+  doc_height                     INT,
+  br_viewwidth                   INT,
+  br_viewheight                  INT,
+  refr_urlhost                   VARCHAR(255),
+  refr_urlpath                   VARCHAR(6000),
+  refr_medium                    VARCHAR(25),
+  refr_source                    VARCHAR(50),
+  refr_term                      VARCHAR(255),
+  mkt_medium                     VARCHAR(255),
+  mkt_source                     VARCHAR(255),
+  mkt_term                       VARCHAR(255),
+  mkt_content                    VARCHAR(500),
+  mkt_campaign                   VARCHAR(255),
+  geo_country                    CHAR(2),
+  geo_region                     VARCHAR(3),
+  geo_city                       VARCHAR(75),
+  geo_zipcode                    VARCHAR(15),
+  geo_latitude                   DOUBLE PRECISION,
+  geo_longitude                  DOUBLE PRECISION,
+  geo_timezone                   VARCHAR(64),
+  br_family                      VARCHAR(50),
+  br_name                        VARCHAR(50),
+  br_version                     VARCHAR(50),
+  br_lang                        VARCHAR(255),
+  os_family                      VARCHAR(50),
+  os_name                        VARCHAR(50),
+  os_timezone                    VARCHAR(255),
+  dvce_type                      VARCHAR(50),
+  dvce_ismobile                  BOOLEAN,
+  dvce_screenwidth               INT,
+  dvce_screenheight              INT,
+  default_channel_group          VARCHAR(255){{end}}
+
+{{define "visitors_added_columns"}}
+  default_channel_group VARCHAR(255){{end}}
+
 {{if ne .target_type "redshift"}}
+-- An installation whose tables predate them: PostgreSQL adds the missing columns in place,
+-- NULL in the rows already there until a run rebuilds them. Only a missing column takes the
+-- table's lock (ALTER TABLE ... ADD COLUMN IF NOT EXISTS would take it on every run, and
+-- wait for every reader of the table). Redshift has no ADD COLUMN IF NOT EXISTS: there the
+-- commit's INSERT refuses a table without them, naming the column, and changes nothing
+-- (docs/model.md, "Columns added for analysts").
+DO $migrate$
+DECLARE
+  wanted RECORD;
+  definition TEXT;
+BEGIN
+  FOR wanted IN
+    SELECT 'sessions' AS table_name,
+      $columns${{template "sessions_added_columns" .}}$columns$ AS definitions
+    UNION ALL
+    SELECT 'page_views', $columns${{template "page_views_added_columns" .}}$columns$
+    UNION ALL
+    SELECT 'visitors', $columns${{template "visitors_added_columns" .}}$columns$
+  LOOP
+    -- one "name TYPE" a line
+    FOREACH definition IN ARRAY regexp_split_to_array(wanted.definitions, ',\s*\n')
+    LOOP
+      definition := btrim(definition, ' ' || chr(10) || chr(13));
+      IF definition <> '' AND NOT EXISTS (
+        SELECT 1
+        FROM information_schema.columns
+        WHERE table_schema = '{{.derived_schema}}'
+          AND table_name = wanted.table_name
+          AND column_name = split_part(definition, ' ', 1)
+      ) THEN
+        EXECUTE format('ALTER TABLE %I.%I ADD COLUMN %s', '{{.derived_schema}}',
+          wanted.table_name, definition);
+      END IF;
+    END LOOP;
+  END LOOP;
+END
+$migrate$;
+
 CREATE UNIQUE INDEX IF NOT EXISTS sessions_key_idx
   ON {{.derived_schema}}.sessions (domain_userid, domain_sessionidx);
 CREATE UNIQUE INDEX IF NOT EXISTS page_views_key_idx
