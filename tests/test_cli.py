@@ -7,8 +7,9 @@ import os
 import subprocess
 import sys
 
+import psycopg
 import pytest
-from conftest import query_one, target_yaml, wait_for_query
+from conftest import query_one, run_sql, target_yaml, wait_for_query
 
 from sqlrunner.cli import main
 
@@ -311,12 +312,15 @@ def test_query_output_off_a_terminal_is_never_cut(workdir, capsys):
 
 def test_a_lock_file_is_removed_when_the_database_lock_turned_the_run_away(workdir, database,
                                                                            tmp_path):
-    slow = workdir.sql("slow.sql", "SELECT pg_sleep(2);")
-    playbook = workdir.playbook(workdir.steps(("s", [("slow", slow)])))
-    first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook],
-                             cwd=workdir.root, stderr=subprocess.PIPE, text=True)
-    wait_for_query(database, "pg_sleep(2)")  # the first run holds the lock
-    lock = tmp_path / "other-host.lock"
-    assert main(_plain("-p", playbook, "--lock", str(lock))) == 3
-    assert not lock.exists()
+    run_sql(database, "CREATE TABLE gate (x int)")
+    held = workdir.sql("held.sql", "SELECT count(*) FROM gate;")
+    playbook = workdir.playbook(workdir.steps(("s", [("held", held)])))
+    with psycopg.connect(database) as gatekeeper:  # the first run waits here, lock held
+        gatekeeper.execute("LOCK TABLE gate")
+        first = subprocess.Popen([sys.executable, "-m", "sqlrunner", "-p", playbook],
+                                 cwd=workdir.root, stderr=subprocess.PIPE, text=True)
+        wait_for_query(database, "FROM gate")
+        lock = tmp_path / "other-host.lock"
+        assert main(_plain("-p", playbook, "--lock", str(lock))) == 3
+        assert not lock.exists()
     assert first.wait(timeout=60) == 0
