@@ -44,7 +44,8 @@ def wait_for_query(dsn: str, name: str, timeout: float = 60) -> None:
     while time.monotonic() < deadline:
         with psycopg.connect(dsn, autocommit=True) as conn:
             if conn.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                            "AND query LIKE %s", (f"%VALUES ('{name}')%",)).fetchone()[0]:
+                            "AND datname = current_database() AND query LIKE %s",
+                            (f"%VALUES ('{name}')%",)).fetchone()[0]:
                 return
         time.sleep(0.02)
     raise AssertionError(f"query {name} never ran")
