@@ -296,13 +296,15 @@ def run_sql(dsn: str, sql: str, params: Sequence[Any] | None = None) -> list[tup
 
 
 def wait_for_query(dsn: str, fragment: str, timeout: float = 60) -> None:
-    """Wait until a query holding ``fragment`` runs on the server (another session's):
+    """Wait until a query holding ``fragment`` runs in the database at ``dsn`` (another
+    session's, never another database's):
     what a test waits for before it meets a run mid-query, on a machine of any speed."""
     deadline = time.monotonic() + timeout
     with psycopg.connect(dsn, autocommit=True) as admin:
         while time.monotonic() < deadline:
             if admin.execute("SELECT 1 FROM pg_stat_activity WHERE state = 'active' AND "
-                             "query LIKE %s AND pid <> pg_backend_pid()",
+                             "datname = current_database() AND query LIKE %s AND "
+                             "pid <> pg_backend_pid()",
                              (f"%{fragment}%",)).fetchone():
                 return
             time.sleep(0.02)

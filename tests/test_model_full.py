@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import model_reference as reference
 import psycopg
 import pytest
-from conftest import new_database, run_sql
+from conftest import new_database, run_sql, suite_database_name
 from private_server import private_server
 from psycopg.rows import dict_row
 
@@ -515,7 +515,7 @@ def test_after_a_server_crash_the_next_run_rebuilds_the_emptied_work_tables(tmp_
     first = [as_dict(r) for r in generate_events(GeneratorConfig(events=800, seed=21))]
     second = [as_dict(r) for r in generate_events(GeneratorConfig(events=800, seed=22))]
     with private_server() as server:
-        database = server.create_database("full_crash")
+        database = server.create_database(suite_database_name("full_crash_"))
         load(database, first)
         run_full(database)
         load(database, second)

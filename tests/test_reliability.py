@@ -237,7 +237,8 @@ def _wait_for_query(admin: psycopg.Connection, fragment: str, timeout: float = 2
     while time.monotonic() < deadline:
         row = admin.execute(
             "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s "
-            "AND pid <> pg_backend_pid()", (f"%{fragment}%",)).fetchone()
+            "AND datname = current_database() AND pid <> pg_backend_pid()",
+            (f"%{fragment}%",)).fetchone()
         if row:
             return row[0]
         time.sleep(0.02)
@@ -328,6 +329,7 @@ def test_sigterm_cancels_on_the_server_and_records_the_run_interrupted(workdir, 
         assert proc.wait(timeout=20) == 130
         assert time.monotonic() - started < 10
         still = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                              "AND datname = current_database() "
                               "AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()")
         assert still.fetchone()[0] == 0
     assert not lock.exists()
