@@ -98,3 +98,31 @@ def test_a_duplicated_key_in_the_batch_fails_the_incremental_data_test(database)
                          variables={"run_id": run_id})
     assert again.exit_code == 6
     assert again.failed[0].failing_rows.rows == ((cookie, index, 2),)
+
+
+def test_an_event_moved_into_atomic_twice_fails_the_incremental_data_test(database):
+    """atomic_moved_once counts only this run's etl_tstamps (one index probe each), NULL
+    etl_tstamps among them: half the batch here has none."""
+    first, second = batches(75, count=2)
+    second = [{**e, "etl_tstamp": None} if i % 2 else e for i, e in enumerate(second)]
+    load(database, first)
+    assert run_playbook(SWITCH, target=database).exit_code == 0
+    load(database, second, LANDING)
+    result = run_playbook(INCREMENTAL, target=database)
+    assert result.exit_code == 0, result.errors
+    assert "atomic_moved_once" in passed_tests(result)
+    run_id = query_one(database, "SELECT run_id FROM derived.etl_tstamps "
+                                 "ORDER BY processed_at DESC LIMIT 1")
+    recorded = dict(run_sql(database, "SELECT etl_tstamp, event_count FROM derived.etl_tstamps "
+                                      "WHERE run_id = %s", (run_id,)))
+    dated = next(etl for etl in recorded if etl is not None)
+    for etl in (None, dated):  # a second copy of one moved event of each
+        run_sql(database, "INSERT INTO atomic.events SELECT * FROM atomic.events "
+                          "WHERE etl_tstamp IS NOT DISTINCT FROM %s LIMIT 1", (etl,))
+    again = run_playbook(INCREMENTAL, target=database, run_query="data_tests::atomic_moved_once",
+                         variables={"run_id": run_id})
+    assert again.exit_code == 6
+    failing = {etl: (moved, held) for etl, moved, held in again.failed[0].failing_rows.rows}
+    epoch = min(failing)  # NULL etl_tstamps are counted under 0001-01-01, as the manifest does
+    assert failing == {epoch: (recorded[None], recorded[None] + 1),
+                       dated: (recorded[dated], recorded[dated] + 1)}

@@ -123,14 +123,17 @@ def rows_a_run_must_read(atomic: list[dict], batch: list[dict]) -> int:
     """The rows of atomic (``atomic``: every event in it) that a run over ``batch`` has to
     read: every copy of a batch event_id (to find the touched cookies), every row of the
     cookies holding a usable copy of one (their history), and every copy of those rows'
-    event_ids (the rivals)."""
+    event_ids (the rivals); and after the move, every row of the batch's etl_tstamps (the
+    data test that atomic holds each moved event once, sql/tests/atomic_moved_once.sql)."""
     batch_ids = {e["event_id"] for e in batch}
     touched = {e["domain_userid"] for e in batch + atomic
                if e["event_id"] in batch_ids and reference.is_usable(e)}
     history_ids = {e["event_id"] for e in atomic if e["domain_userid"] in touched}
+    batch_etl_tstamps = {e["etl_tstamp"] for e in batch}
     return (sum(e["event_id"] in batch_ids for e in atomic)
             + sum(e["domain_userid"] in touched for e in atomic)
-            + sum(e["event_id"] in history_ids for e in atomic))
+            + sum(e["event_id"] in history_ids for e in atomic)
+            + sum(e["etl_tstamp"] in batch_etl_tstamps for e in atomic + batch))
 
 
 def assert_statistics_describe(rows_read: dict[str, int], pages_read: dict[str, int],

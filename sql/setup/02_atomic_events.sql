@@ -178,4 +178,8 @@ CREATE INDEX IF NOT EXISTS events_event_id_idx
   ON {{.atomic_schema}}.events (event_id);
 CREATE INDEX IF NOT EXISTS events_session_idx
   ON {{.atomic_schema}}.events (domain_userid, domain_sessionidx);
+-- the incremental mode's data test (sql/tests/atomic_moved_once.sql) counts the rows of this
+-- run's etl_tstamps only: without this index it would read all of atomic on every run
+CREATE INDEX IF NOT EXISTS events_etl_tstamp_idx
+  ON {{.atomic_schema}}.events (etl_tstamp);
 {{end}}

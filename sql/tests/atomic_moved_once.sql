@@ -18,15 +18,41 @@ WITH moved AS (
   GROUP BY 1
 ),
 held AS (
+  {{- if eq (or .recompute "all") "batch"}}
+  {{- if eq .target_type "redshift"}}
   SELECT
     COALESCE(a.etl_tstamp, CAST('0001-01-01 00:00:00' AS TIMESTAMP)) AS etl_tstamp,
     COUNT(*) AS held
   FROM {{.atomic_schema}}.events AS a
-  {{- if eq (or .recompute "all") "batch"}}
   WHERE COALESCE(a.etl_tstamp, CAST('0001-01-01 00:00:00' AS TIMESTAMP))
     IN (SELECT etl_tstamp FROM moved)
-  {{- end}}
   GROUP BY 1
+  {{- else}}
+  -- one probe of atomic's etl_tstamp index per etl_tstamp of this run (LATERAL), so that the
+  -- plan cannot become a scan of the history, whatever atomic's statistics
+  SELECT m.etl_tstamp, h.held
+  FROM moved AS m
+  CROSS JOIN LATERAL (
+    SELECT COUNT(*) AS held
+    FROM (
+      SELECT 1 AS one
+      FROM {{.atomic_schema}}.events AS a
+      WHERE a.etl_tstamp = m.etl_tstamp
+      UNION ALL
+      SELECT 1 AS one
+      FROM {{.atomic_schema}}.events AS a
+      WHERE a.etl_tstamp IS NULL
+        AND m.etl_tstamp = CAST('0001-01-01 00:00:00' AS TIMESTAMP)
+    ) AS copies
+  ) AS h
+  {{- end}}
+  {{- else}}
+  SELECT
+    COALESCE(a.etl_tstamp, CAST('0001-01-01 00:00:00' AS TIMESTAMP)) AS etl_tstamp,
+    COUNT(*) AS held
+  FROM {{.atomic_schema}}.events AS a
+  GROUP BY 1
+  {{- end}}
 )
 SELECT
   COALESCE(m.etl_tstamp, h.etl_tstamp) AS etl_tstamp,
