@@ -114,6 +114,15 @@ def warning(message: str) -> None:
     sys.stderr.write(f"sqlrunner: warning: {message}\n")
 
 
+def warn_unused_variables(plan: Any, given: dict[str, Any], secrets: SecretRegistry) -> None:
+    """Point out each ``--var``/``--var-file`` variable that nothing reads, with the closest
+    name that something does (every command that takes them: run, status, check)."""
+    from sqlrunner.api import unused_variable_warnings
+
+    for message in unused_variable_warnings(plan, given):
+        warning(secrets.mask(message))
+
+
 def run_command(command: Command, argv: list[str]) -> int:
     """Run a command and map what ends it to SQL Runner's exit code: the one place."""
     secrets = SecretRegistry()
