@@ -52,6 +52,10 @@ def test_at_80_columns_names_are_whole_and_one_target_has_no_column(workdir, dat
     playbook = workdir.playbook(workdir.steps((LONG_STEP, files)))
     text = _live_run(playbook)
     assert max(len(line) for line in text.splitlines()) <= 80
+    # The first line says where the run goes, as the plain log's does.
+    params = workdir.params
+    first = f"{params['host']}:{params['port']}/{params['dbname']} as user {params['user']}"
+    assert " ".join(text.split()).startswith(f"target db: {first} (chosen by the playbook")
     headers, rows = _table_rows(text)
     assert headers == ["step", "query", "state", "seconds", "rows"]
     assert sorted(row[1] for row in rows) == sorted(LONG_QUERIES)

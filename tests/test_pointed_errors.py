@@ -75,7 +75,7 @@ def test_a_port_that_is_not_a_number_is_a_setup_error_naming_its_line(workdir, c
     name = [] if command in ("run", "dry-run") else [command]
     assert main([*name, "-p", playbook, *COMMANDS[command]]) == 5
     err = capsys.readouterr().err
-    assert f"playbook.yml:2: target 'db': port '{port}' is not a number" in err
+    assert f"playbook.yml:5: target 'db': port '{port}' is not a number" in err
     assert "QUERY FAILURE" not in err
 
 
