@@ -15,7 +15,12 @@ import sys
 import pytest
 from conftest import NEVER_CREATED, query_one, run_sql, suite_database_name, target_yaml
 
-from sqlrunner.execute.targets import LIBPQ_SERVER_ENV, TARGET_ENV, resolve_targets
+from sqlrunner.execute.targets import (
+    LIBPQ_SERVER_ENV,
+    TARGET_ENV,
+    describe_target,
+    resolve_targets,
+)
 from sqlrunner.playbook import TargetSpec
 
 EMBEDDED_TARGET = "  - name: warehouse\n    type: embedded\n"
@@ -121,6 +126,15 @@ def test_with_nothing_configured_an_embedded_target_stays_embedded(monkeypatch):
     monkeypatch.setenv("PGDATABASE", "elsewhere")
     (target,) = resolve_targets((TargetSpec(name="w", type="embedded", line=3),))
     assert (target.type, target.database) == ("postgres", "elsewhere")
+
+
+def test_a_target_without_a_username_says_so_rather_than_naming_an_empty_user():
+    target = TargetSpec(name="w", type="postgres", line=2, host="db.example", port="5432",
+                        database="snowplow")
+    assert describe_target(target) == "db.example:5432/snowplow with no username"
+    assert describe_target(TargetSpec(name="w", type="redshift", line=2, host="r.example",
+                                      port="5439", database="dev", options={"iam": True})
+                           ) == "r.example:5439/dev as user from IAM"
 
 
 def test_generate_loads_where_the_environment_points(workdir, db_params):

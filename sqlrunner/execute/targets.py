@@ -178,7 +178,7 @@ def describe_target(target: TargetSpec, embedded_dir: str | None = None) -> str:
                 f"{target.database or embedded.DATABASE} as user {embedded.SUPERUSER}")
     user = target.username or ("from IAM" if target.options.get("iam") is True else "")
     return (f"{target.host or ''}:{target.port or 5432}/{target.database or ''} "
-            f"as user {user}")
+            + (f"as user {user}" if user else "with no username"))
 
 
 def target_lines(targets: tuple[TargetSpec, ...], embedded_dir: str | None = None
