@@ -22,7 +22,12 @@ from sqlrunner.execute.checkpoints import UNFINISHED, CheckpointStore, RunRecord
 from sqlrunner.execute.executor import ExecutionSettings, Executor, Reporter, SilentReporter
 from sqlrunner.execute.results import RunResult
 from sqlrunner.execute.runlock import default_lock_name, lock_held
-from sqlrunner.execute.targets import connect, connection_for, resolve_targets
+from sqlrunner.execute.targets import (
+    connect,
+    connection_for,
+    resolve_targets,
+    target_from_dsn,
+)
 from sqlrunner.modeloptions import normalise_options
 from sqlrunner.plan import RunPlan, build_plan, replan_target
 from sqlrunner.playbook import Playbook, load_playbook, plain
@@ -79,13 +84,22 @@ def _remember_secrets(playbook: Playbook, options: RunOptions,
 
 
 def prepare(playbook_path: str, options: RunOptions,
-            secrets: SecretRegistry | None = None) -> RunPlan:
-    """Load, validate and render: a plan, or an error before any SQL is sent."""
+            secrets: SecretRegistry | None = None, *, stand_in: str | None = None
+            ) -> RunPlan:
+    """Load, validate and render: a plan, or an error before any SQL is sent.
+
+    The targets are those the one rule chooses (:func:`resolve_targets`). With
+    ``stand_in`` (a DSN never contacted: the portability check), the rule still checks
+    them as for a run, and then every target of the playbook is rendered for the
+    stand-in under its own name, so that the steps of each (``targets:``) are rendered.
+    """
     secrets = secrets if secrets is not None else SecretRegistry()
     missing = options.template_missing
     playbook: Playbook = load_playbook(playbook_path, options.variables, missing=missing)
-    playbook = replace(playbook, targets=resolve_targets(playbook.targets, options.target,
-                                                         playbook.path))
+    targets = resolve_targets(playbook.targets, options.target, playbook.path)
+    if stand_in is not None:
+        targets = tuple(target_from_dsn(stand_in, target.name) for target in playbook.targets)
+    playbook = replace(playbook, targets=targets)
     _remember_secrets(playbook, options, secrets)
     sql_root = resolve_sql_root(options.sql_root, playbook_path)
     started_at = datetime.now(UTC)  # one clock for the templates and the run record

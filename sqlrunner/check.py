@@ -313,12 +313,16 @@ def check_plan(plan: RunPlan, dialect: str) -> list[Finding]:
 
 def prepare_for(playbook_path: str, dialect: str, variables: Mapping[str, Any] | None = None,
                 sql_root: str | None = None, template_missing: str = "error") -> RunPlan:
-    """Render ``playbook_path`` for a (never contacted) target of ``dialect``."""
+    """Render ``playbook_path`` for ``dialect``: each of its targets, under its own name,
+    as a (never contacted) target of that engine, so that every step is checked, the
+    steps of one target (``targets:``) too. The targets are first checked by the rule of
+    every command, so that a target a run would refuse (``port: abc``) is the same setup
+    error here."""
     from sqlrunner.api import RunOptions, prepare
 
-    options = RunOptions(variables=variables, target=CHECK_TARGETS[dialect_named(dialect)],
-                         sql_root=sql_root, template_missing=template_missing)
-    return prepare(playbook_path, options)
+    options = RunOptions(variables=variables, sql_root=sql_root,
+                         template_missing=template_missing)
+    return prepare(playbook_path, options, stand_in=CHECK_TARGETS[dialect_named(dialect)])
 
 
 def check_playbook(playbook_path: str, dialect: str = "redshift",

@@ -16,6 +16,9 @@ EXIT_QUERY = 6
 EXIT_TARGET_AND_QUERY = 7
 EXIT_NOTHING_RAN = 8
 EXIT_INTERRUPTED = 130
+# The reader of the output went away (``sqlrunner status | head``): what a shell reports
+# for a command that SIGPIPE ended (128 + 13).
+EXIT_OUTPUT_CLOSED = 141
 EXIT_FINDINGS = 1  # sqlrunner check: the playbook is not portable
 
 
@@ -178,6 +181,8 @@ def exit_code_for(error: BaseException) -> int:
     """SQL Runner's exit code for an error that ends a command."""
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED
+    if isinstance(error, BrokenPipeError):
+        return EXIT_OUTPUT_CLOSED
     if isinstance(error, SqlRunnerError):
         return error.exit_code
     raise TypeError(f"no exit code for {type(error).__name__}") from error

@@ -324,3 +324,23 @@ def test_a_lock_file_is_removed_when_the_database_lock_turned_the_run_away(workd
         assert main(_plain("-p", playbook, "--lock", str(lock))) == 3
         assert not lock.exists()
     assert first.wait(timeout=60) == 0
+
+
+@pytest.mark.no_database
+def test_output_read_by_a_reader_that_stopped_ends_quietly(workdir):
+    """``sqlrunner check ... | head``: the reader gone, the command ends as one that SIGPIPE
+    ended (141), with no traceback."""
+    from sqlrunner.errors import EXIT_OUTPUT_CLOSED
+
+    sql = workdir.sql("t.sql", "".join(f"SELECT now() AS t{n};\n" for n in range(200)))
+    playbook = workdir.playbook(workdir.steps(("s", [("t", sql)])))
+    read, write = os.pipe()
+    os.close(read)  # nobody reads: the first write fails
+    try:
+        done = subprocess.run([sys.executable, "-m", "sqlrunner", "check", "-p", playbook],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120,
+                              cwd=workdir.root)
+    finally:
+        os.close(write)
+    assert done.returncode == EXIT_OUTPUT_CLOSED
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr

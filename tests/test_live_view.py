@@ -12,6 +12,7 @@ import sys
 import time
 
 import psycopg
+from conftest import target_yaml
 from rich.console import Console
 
 from sqlrunner.api import run_playbook
@@ -52,10 +53,27 @@ def test_at_80_columns_names_are_whole_and_one_target_has_no_column(workdir, dat
     playbook = workdir.playbook(workdir.steps((LONG_STEP, files)))
     text = _live_run(playbook)
     assert max(len(line) for line in text.splitlines()) <= 80
+    # The first line says where the run goes, as the plain log's does.
+    params = workdir.params
+    first = f"{params['host']}:{params['port']}/{params['dbname']} as user {params['user']}"
+    assert " ".join(text.split()).startswith(f"target db: {first} (chosen by the playbook")
     headers, rows = _table_rows(text)
     assert headers == ["step", "query", "state", "seconds", "rows"]
     assert sorted(row[1] for row in rows) == sorted(LONG_QUERIES)
     assert {row[0] for row in rows} == {LONG_STEP}
+
+
+def test_with_two_targets_the_target_column_shows_each_name_whole(workdir, database):
+    names = ("warehouse_primary_eu_west_1", "warehouse_primary_eu_west_2")
+    files = [(name, workdir.sql(f"{name}.sql", "SELECT 1;")) for name in LONG_QUERIES]
+    playbook = workdir.playbook(workdir.steps((LONG_STEP, files)), targets="".join(
+        target_yaml(workdir.params, name=name) for name in names))
+    text = _live_run(playbook)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    headers, rows = _table_rows(text)
+    assert headers == ["target", "step", "query", "state", "seconds", "rows"]
+    assert sorted((row[0], row[2]) for row in rows) == sorted(
+        (name, query) for name in names for query in LONG_QUERIES)
 
 
 def test_the_rows_column_counts_as_psql_does(workdir, database):

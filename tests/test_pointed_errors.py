@@ -58,18 +58,40 @@ def test_an_upsert_whose_query_returns_its_keys_runs(workdir, database):
     assert query_one(database, "SELECT n FROM public.merged") == 2
 
 
+# Every command that reads a playbook's targets refuses such a target as a run does.
+COMMANDS = {"run": ("--progress", "plain"), "dry-run": ("--dry-run",), "status": (),
+            "check": ()}
+
+
 @pytest.mark.no_database
+@pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("port", ["abc", "5432x", "0", "70000"])
 def test_a_port_that_is_not_a_number_is_a_setup_error_naming_its_line(workdir, capsys,
-                                                                        port):
+                                                                        port, command):
     sql = workdir.sql("t.sql", "SELECT 1;")
     targets = target_yaml(workdir.params).replace(f"port: {workdir.params.get('port', '5432')}",
                                                   f"port: {port}")
     playbook = workdir.playbook(workdir.steps(("s", [("t", sql)])), targets=targets)
-    assert main(_plain("-p", playbook)) == 5
+    name = [] if command in ("run", "dry-run") else [command]
+    assert main([*name, "-p", playbook, *COMMANDS[command]]) == 5
     err = capsys.readouterr().err
-    assert f"playbook.yml:2: target 'db': port '{port}' is not a number" in err
+    assert f"playbook.yml:5: target 'db': port '{port}' is not a number" in err
     assert "QUERY FAILURE" not in err
+
+
+@pytest.mark.no_database
+def test_check_names_the_playbook_line_of_a_missing_file_of_any_targets_step(workdir, capsys):
+    """The portability check renders every target's steps: a step of the second target alone
+    (``targets:``) is checked too, its missing file named as a run names it."""
+    sql = workdir.sql("t.sql", "SELECT 1;")
+    targets = target_yaml(workdir.params) + target_yaml(workdir.params, name="other")
+    playbook = workdir.playbook(
+        workdir.steps(("s", [("t", sql)]))
+        + "  - name: other_only\n    targets: [other]\n    queries:\n"
+          "      - name: gone\n        file: sql/gone.sql\n", targets=targets)
+    assert main(["check", "-p", playbook]) == 5
+    assert ("playbook.yml:27: step 'other_only', query 'gone': SQL file not found: "
+            "sql/gone.sql") in capsys.readouterr().err
 
 
 def test_a_misspelt_variable_is_pointed_out_and_the_run_goes_on(workdir, database, capsys):
@@ -81,6 +103,17 @@ def test_a_misspelt_variable_is_pointed_out_and_the_run_goes_on(workdir, databas
     assert ("sqlrunner: warning: variable 'derived_shema' is used by no template and not "
             "by the playbook; did you mean 'derived_schema'?") in err
     assert query_one(database, "SELECT to_regclass('derived_t') IS NOT NULL") is True
+
+
+@pytest.mark.no_database
+@pytest.mark.parametrize("command", ["status", "check"])
+def test_every_command_taking_var_points_out_a_misspelt_one(workdir, capsys, command):
+    sql = workdir.sql("t.sql", "SELECT '{{.derived_schema}}';")
+    playbook = workdir.playbook(workdir.steps(("s", [("t", sql)]), template=True),
+                                variables="  derived_schema: derived\n")
+    main([command, "-p", playbook, "--var", "derived_shema=mine"])
+    assert ("sqlrunner: warning: variable 'derived_shema' is used by no template and not "
+            "by the playbook; did you mean 'derived_schema'?") in capsys.readouterr().err
 
 
 def test_a_used_variable_from_a_var_file_draws_no_warning(workdir, database, capsys):

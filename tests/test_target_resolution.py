@@ -1,5 +1,6 @@
-"""Where a command goes: one rule for run, status, generate and demo, checked with real
-environment variables in subprocesses, against a database of the test's own.
+"""Where a command goes: one rule for run, status, check, generate and demo, checked with
+real environment variables (in subprocesses, or set in the test's own process), against a
+database of the test's own.
 
 --target, then SQLRUNNER_TARGET, then libpq's environment (PGHOST, PGDATABASE,
 PGSERVICE...), then the playbook's targets; an embedded target yields to the environment.
@@ -12,9 +13,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import NEVER_CREATED, query_one, run_sql, target_yaml
+from conftest import NEVER_CREATED, query_one, run_sql, suite_database_name, target_yaml
 
-from sqlrunner.execute.targets import LIBPQ_SERVER_ENV, TARGET_ENV, resolve_targets
+from sqlrunner.execute.targets import (
+    LIBPQ_SERVER_ENV,
+    TARGET_ENV,
+    describe_target,
+    resolve_targets,
+)
 from sqlrunner.playbook import TargetSpec
 
 EMBEDDED_TARGET = "  - name: warehouse\n    type: embedded\n"
@@ -122,6 +128,15 @@ def test_with_nothing_configured_an_embedded_target_stays_embedded(monkeypatch):
     assert (target.type, target.database) == ("postgres", "elsewhere")
 
 
+def test_a_target_without_a_username_says_so_rather_than_naming_an_empty_user():
+    target = TargetSpec(name="w", type="postgres", line=2, host="db.example", port="5432",
+                        database="snowplow")
+    assert describe_target(target) == "db.example:5432/snowplow with no username"
+    assert describe_target(TargetSpec(name="w", type="redshift", line=2, host="r.example",
+                                      port="5439", database="dev", options={"iam": True})
+                           ) == "r.example:5439/dev as user from IAM"
+
+
 def test_generate_loads_where_the_environment_points(workdir, db_params):
     env = clean_env(**libpq_env(db_params))
     done = sqlrunner(["generate", "--events", "300"], env, workdir.root)
@@ -161,6 +176,71 @@ def test_generate_refuses_a_batch_outside_the_stream(batch, capsys):
     assert main(["generate", "--batches", "3", "--batch", batch, "--target",
                  "host=/nonexistent"]) == 2
     assert "--batch" in capsys.readouterr().err
+
+
+def test_a_dry_run_first_says_where_each_target_goes_and_which_rule_chose_it(workdir,
+                                                                            db_params):
+    playbook = make_playbook(workdir, EMBEDDED_TARGET)
+    done = sqlrunner(["-p", playbook, "--dry-run"], clean_env(**libpq_env(db_params)),
+                     workdir.root)
+    assert done.returncode == 0, done.stderr
+    first = done.stderr.splitlines()[0]
+    assert first.startswith(f"dry run: target warehouse: {db_params['host']}:"
+                            f"{db_params['port']}/{db_params['dbname']} as user "
+                            f"{db_params['user']} (chosen by libpq's environment")
+    assert SECRET not in done.stderr + done.stdout
+
+
+@pytest.mark.no_database
+def test_check_renders_the_steps_of_every_target_of_the_playbook(workdir, capsys):
+    """Not one stand-in target named like the first: a step of the second target alone is
+    checked too, and templates see each target's own name."""
+    plain = workdir.sql("plain.sql", "SELECT 1;")
+    other = workdir.sql("other.sql", "-- {{.target_name}}\nCREATE TABLE t (id SERIAL);\n")
+    targets = target_yaml(workdir.params) + target_yaml(workdir.params, name="other")
+    playbook = workdir.playbook(
+        workdir.steps(("s", [("plain", plain)]))
+        + "  - name: other_only\n    targets: [other]\n    queries:\n"
+          f"      - name: other\n        file: {other}\n        template: true\n",
+        targets=targets)
+    from sqlrunner.cli import main
+
+    assert main(["check", "-p", playbook, "--dialect", "redshift"]) == 1
+    assert "sql/other.sql:2:" in capsys.readouterr().out
+    from sqlrunner.check import prepare_for
+
+    plan = prepare_for(playbook, "redshift")
+    assert [(t.target.name, t.target.type) for t in plan.targets] == [
+        ("db", "redshift"), ("other", "redshift")]
+    (query,) = plan.targets[1].queries[1:]
+    assert query.sql.startswith("-- other\n")
+
+
+def test_the_demo_goes_where_the_environment_points_in_a_database_of_its_own(
+        db_params, database, monkeypatch, capsys, tmp_path):
+    from sqlrunner.cli import demo, main
+
+    own = suite_database_name("demo_")
+    monkeypatch.setattr(demo, "DEMO_DATABASE", own)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(TARGET_ENV, raising=False)
+    for variable, value in libpq_env(db_params).items():
+        monkeypatch.setenv(variable, value)
+    try:
+        assert main(["demo", "--events", "600", "--batches", "2"]) == 0
+        err = capsys.readouterr().err
+        assert err.startswith(
+            f"sqlrunner demo: target target: {db_params['host']}:{db_params['port']}/{own} "
+            f"as user {db_params['user']} (chosen by libpq's environment (PGHOST, PGPORT, "
+            "PGDATABASE, PGUSER); the demo's own database on that server)")
+        assert SECRET not in err
+        own_dsn = workdir_dsn({**db_params, "dbname": own})
+        assert query_one(own_dsn, "SELECT count(*) FROM atomic.events") == 600
+        # The database PGDATABASE names is left alone.
+        assert query_one(database, "SELECT to_regnamespace('atomic') IS NULL") is True
+    finally:
+        run_sql(workdir_dsn({**db_params, "dbname": "postgres"}),
+                f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)')
 
 
 def workdir_dsn(params: dict[str, str]) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 
-from sqlrunner.cli.options import ArgumentParser, variables
+from sqlrunner.cli.options import ArgumentParser, variables, warn_unused_variables
 from sqlrunner.errors import EXIT_FINDINGS, EXIT_OK
 from sqlrunner.secrets import SecretRegistry
 
@@ -44,6 +44,8 @@ def command(argv: list[str], secrets: SecretRegistry) -> int:
     templated: set[str] = set()
     for dialect in dialects:
         plan = prepare_for(args.playbook, dialect, found_variables, args.sqlroot)
+        if dialect == dialects[0]:
+            warn_unused_variables(plan, found_variables, secrets)
         if plan.render_errors:
             for error in plan.render_errors:
                 sys.stderr.write(f"sqlrunner: error: {error}\n")

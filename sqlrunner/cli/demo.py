@@ -69,12 +69,17 @@ def demo_database(server_dsn: str, fresh: bool) -> str:
 
 def server_dsn(target: str | None, embedded_dir: str | None) -> tuple[str, bool]:
     """The server to use, by the rule of every command: ``--target``, ``SQLRUNNER_TARGET``,
-    libpq's environment, else the embedded server (its line goes to stderr); its DSN, and
-    whether it is the embedded server."""
+    libpq's environment, else the embedded server; its DSN, and whether it is the embedded
+    server. Its line on stderr names the database the demo works in, its own on that
+    server, not the one the rule names (which the demo leaves alone)."""
+    from dataclasses import replace
+
     from sqlrunner.execute import targets
 
     (resolved,) = targets.resolve_targets((), target)
-    for line in targets.target_lines((resolved,), embedded_dir):
+    shown = replace(resolved, database=DEMO_DATABASE,
+                    chosen_by=f"{resolved.chosen_by}; the demo's own database on that server")
+    for line in targets.target_lines((shown,), embedded_dir):
         sys.stderr.write(f"sqlrunner demo: {line}\n")
     return targets.server_dsn(resolved, embedded_dir), resolved.type == "embedded"
 

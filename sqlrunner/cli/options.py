@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -114,6 +115,15 @@ def warning(message: str) -> None:
     sys.stderr.write(f"sqlrunner: warning: {message}\n")
 
 
+def warn_unused_variables(plan: Any, given: dict[str, Any], secrets: SecretRegistry) -> None:
+    """Point out each ``--var``/``--var-file`` variable that nothing reads, with the closest
+    name that something does (every command that takes them: run, status, check)."""
+    from sqlrunner.api import unused_variable_warnings
+
+    for message in unused_variable_warnings(plan, given):
+        warning(secrets.mask(message))
+
+
 def run_command(command: Command, argv: list[str]) -> int:
     """Run a command and map what ends it to SQL Runner's exit code: the one place."""
     secrets = SecretRegistry()
@@ -125,3 +135,20 @@ def run_command(command: Command, argv: list[str]) -> int:
     except KeyboardInterrupt as err:
         error("interrupted")
         return exit_code_for(err)
+    except BrokenPipeError as err:
+        # Whoever read the output stopped (``| head``): end quietly, as a command that
+        # SIGPIPE ended, with no traceback and no error about flushing at exit.
+        _discard_output()
+        return exit_code_for(err)
+
+
+def _discard_output() -> None:
+    """Point stdout and stderr at /dev/null, so that nothing more is written to a pipe
+    nobody reads (Python flushes both at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):
+            pass  # not a real file (a test's capture): nothing to flush there
+    os.close(devnull)

@@ -17,7 +17,7 @@ from sqlrunner.cli.options import (
     run_options,
     seconds,
     variables,
-    warning,
+    warn_unused_variables,
 )
 from sqlrunner.errors import (
     EXIT_LOCK_EXISTS,
@@ -143,8 +143,7 @@ def command(argv: list[str], secrets: SecretRegistry) -> int:
 
     options = run_options(args, variables=variables(args))
     plan = api.prepare(args.playbook, options, secrets)
-    for message in api.unused_variable_warnings(plan, options.variables or {}):
-        warning(secrets.mask(message))
+    warn_unused_variables(plan, options.variables or {}, secrets)
 
     if args.fill_templates:
         return _fill_templates(plan, args.format, secrets)
@@ -215,7 +214,11 @@ def _fill_templates(plan: Any, output_format: str, secrets: SecretRegistry) -> i
 def _dry_run(plan: Any, options: Any, secrets: SecretRegistry) -> int:
     """Everything rendered; check each target once and say what would run."""
     from sqlrunner import api
+    from sqlrunner.report import target_lines
 
+    # Where the run would go, and which rule chose it, first: what a dry run is for.
+    for line in target_lines(plan, options.embedded_dir):
+        sys.stderr.write(f"dry run: {line}\n")
     queries = sum(len(t.queries) for t in plan.targets)
     sys.stderr.write(f"dry run: {queries} queries rendered without error\n")
     for check in api.check_reachability(plan, options, secrets):

@@ -8,7 +8,13 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from sqlrunner.cli.options import ArgumentParser, non_negative_int, run_options, variables
+from sqlrunner.cli.options import (
+    ArgumentParser,
+    non_negative_int,
+    run_options,
+    variables,
+    warn_unused_variables,
+)
 from sqlrunner.errors import EXIT_OK
 from sqlrunner.secrets import SecretRegistry
 
@@ -71,6 +77,7 @@ def command(argv: list[str], secrets: SecretRegistry) -> int:
     args = parser.parse_args(argv)
     options = run_options(args, variables=variables(args))
     plan = api.prepare(args.playbook, options, secrets)
+    warn_unused_variables(plan, options.variables or {}, secrets)
     # Each target's section starts with where it went and which rule chose it.
     for heading, status in zip(target_lines(plan, args.embedded_dir),
                                api.status(plan, options, args.limit), strict=True):

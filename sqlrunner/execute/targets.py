@@ -129,7 +129,7 @@ def resolve_targets(targets: tuple[TargetSpec, ...], dsn: str | None = None,
     what it leaves unset, a password for one). With no targets at all (``generate``,
     ``demo``) the fallback is the embedded server. Each target returned says in
     ``chosen_by`` which rule chose it. A playbook target's ``port`` that is not a number
-    is a :class:`TargetError` naming its line.
+    is a :class:`TargetError` naming the line of its ``port:``.
     """
     targets = targets or (TargetSpec(name="target", type="embedded", line=0),)
     name = targets[0].name
@@ -155,7 +155,8 @@ def resolve_targets(targets: tuple[TargetSpec, ...], dsn: str | None = None,
         else:
             if target.port is not None and not _is_port(target.port):
                 raise TargetError(f"target {target.name!r}: port {target.port!r} is not a "
-                                  "number", file=playbook_path, line=target.line)
+                                  "number", file=playbook_path,
+                                  line=target.port_line or target.line)
             chosen_by = f"the playbook (line {target.line})"
             if environment:
                 chosen_by += (f"; {', '.join(environment)} ignored: the playbook names "
@@ -177,7 +178,7 @@ def describe_target(target: TargetSpec, embedded_dir: str | None = None) -> str:
                 f"{target.database or embedded.DATABASE} as user {embedded.SUPERUSER}")
     user = target.username or ("from IAM" if target.options.get("iam") is True else "")
     return (f"{target.host or ''}:{target.port or 5432}/{target.database or ''} "
-            f"as user {user}")
+            + (f"as user {user}" if user else "with no username"))
 
 
 def target_lines(targets: tuple[TargetSpec, ...], embedded_dir: str | None = None

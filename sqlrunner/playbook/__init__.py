@@ -78,6 +78,7 @@ class TargetSpec:
     ssl: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
     chosen_by: str = ""  # which rule chose this database (--target, PG*, the playbook...)
+    port_line: int = 0  # the line of its port: key, where an error about the port points
 
     @property
     def dialect(self) -> str:
@@ -288,6 +289,7 @@ def _target(raw: Any, line: int, path: str) -> TargetSpec:
         password=values.get("password"),
         ssl=bool(values.get("ssl")),
         options=extras,
+        port_line=entry.line_of("port"),
     )
 
 
