@@ -230,7 +230,7 @@ def test_the_demo_goes_where_the_environment_points_in_a_database_of_its_own(
         assert main(["demo", "--events", "600", "--batches", "2"]) == 0
         err = capsys.readouterr().err
         assert err.startswith(
-            f"sqlrunner demo: target target: {db_params['host']}:{db_params['port']}/{own} "
+            f"sqlrunner demo: target: {db_params['host']}:{db_params['port']}/{own} "
             f"as user {db_params['user']} (chosen by libpq's environment (PGHOST, PGPORT, "
             "PGDATABASE, PGUSER); the demo's own database on that server)")
         assert SECRET not in err

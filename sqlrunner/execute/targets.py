@@ -183,8 +183,10 @@ def describe_target(target: TargetSpec, embedded_dir: str | None = None) -> str:
 
 def target_lines(targets: tuple[TargetSpec, ...], embedded_dir: str | None = None
                  ) -> list[str]:
-    """One line per target: its name, where it goes, and which rule chose it."""
-    return [f"target {target.name}: {describe_target(target, embedded_dir)}"
+    """One line per target: its name, where it goes, and which rule chose it (a command
+    without a playbook has one target, named "target", said once)."""
+    return [("target" if target.name == "target" else f"target {target.name}")
+            + f": {describe_target(target, embedded_dir)}"
             + (f" (chosen by {target.chosen_by})" if target.chosen_by else "")
             for target in targets]
 
