@@ -25,9 +25,9 @@ def _recorded(database: str, sql: str) -> dict | None:
                      datetime.now(UTC), False, StateSettings())
     state.open()
     try:
-        text, after = state.checkpointed(sql, "step", "query", "q.sql", "digest")
-        assert after is None
-        run_sql(database, text)
+        books = state.checkpointed(sql, "step", "query", "q.sql", "digest")
+        assert books.after is None
+        run_sql(database, books.text)
         recorded = query_one(database, "SELECT unlogged_tables FROM sqlrunner.run_queries")
     finally:
         state.close()
