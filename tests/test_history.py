@@ -204,6 +204,41 @@ def test_a_store_made_before_the_history_gets_its_table_on_the_next_run(
     assert "no query recorded" in "\n".join(_text(playbook, capsys))
 
 
+def test_history_rows_ride_along_with_the_next_checkpoint(workdir, database, monkeypatch):
+    # Every row carried by the next checkpoint (not batched): while the third query runs,
+    # the first one's row is stored, carried by the second query's transaction.
+    monkeypatch.setattr("sqlrunner.execute.state.HISTORY_BATCH", 1)
+    run_sql(database, "CREATE TABLE t (x int)")
+    five = workdir.sql("five.sql", "INSERT INTO t SELECT g FROM generate_series(1, 5) AS g;")
+    two = workdir.sql("two.sql", "INSERT INTO t VALUES (6), (7);")
+    seen = workdir.sql("seen.sql", "SELECT count(*) FROM sqlrunner.query_history "
+                                   "HAVING count(*) <> 1;")
+    three = workdir.sql("three.sql", "INSERT INTO t VALUES (8), (9), (10);")
+    playbook = workdir.playbook(
+        workdir.steps(("a", [("five", five)]), ("b", [("two", two)])) +
+        f"  - name: c\n    queries:\n      - name: seen\n        file: {seen}\n"
+        "        assert: no_rows\n" + workdir.steps(("d", [("three", three)])))
+    result = run_playbook(playbook)
+    assert result.exit_code == 0, result.errors
+    # the rows of each file's own last statement, with a checkpoint and a history row after it
+    assert {q.query: q.rows for q in result.queries} == {"five": 5, "two": 2, "seen": 0,
+                                                          "three": 3}
+    assert sorted(run_sql(database, "SELECT query, row_count FROM sqlrunner.query_history")) == [
+        ("five", 5), ("seen", 0), ("three", 3), ("two", 2)]
+
+
+def test_rows_a_failed_query_carried_are_written_by_the_next_carrier(workdir, database,
+                                                                     monkeypatch):
+    monkeypatch.setattr("sqlrunner.execute.state.HISTORY_BATCH", 1)
+    run_sql(database, "CREATE TABLE t (x int)")
+    one = workdir.sql("one.sql", "INSERT INTO t VALUES (1);")
+    bad = workdir.sql("bad.sql", "INSERT INTO t VALUES (2); SELECT 1/0;")
+    playbook = workdir.playbook(workdir.steps(("a", [("one", one)]), ("b", [("bad", bad)])))
+    assert run_playbook(playbook, retries=0).exit_code == 6
+    assert sorted(run_sql(database, "SELECT query, status FROM sqlrunner.query_history")) == [
+        ("bad", "failed"), ("one", "succeeded")]
+
+
 def test_runs_without_checkpoints_record_no_history(workdir, database, capsys):
     sql = workdir.sql("one.sql", "SELECT 1;")
     playbook = workdir.playbook(workdir.steps(("s", [("one", sql)])))

@@ -3,10 +3,11 @@
 One row per execution of a query in ``query_history``, in the runner's schema beside the
 checkpoints. A row is known only once its query has returned (its rows come back with
 it), so it is not written with the query's own checkpoint, which travels ahead in the
-same text: it waits in memory and rides along with the next checkpoint the run writes
-(the same round trip and transaction), or with the record of the run's end. A failed
-query's row is written so too, by whatever commits next. History costs no round trip
-of its own; a crash can lose the rows still waiting (the last query or so).
+same text: it waits in memory and rides along with a later checkpoint of the run (in its
+round trip and transaction), once 64 rows wait or the oldest has waited a second, or with
+the record of the run's end (state.py). A failed query's row is written so too, by
+whatever commits next. History costs no round trip of its own; a crash can lose the rows
+still waiting (at most about a second's worth).
 
 A carried row whose carrier's outcome is unknown (a lost connection) is carried again:
 it may then be stored twice, identically, and reading takes each distinct row once.
@@ -52,12 +53,15 @@ def history_values(store: CheckpointStore, run_id: str, attempt: int, result: Qu
     parenthesised list of literals (``started_at`` in UTC without tzinfo, as the
     checkpoints keep time)."""
     ended_at = started_at + timedelta(seconds=max(result.seconds, 0.0))
-    rows = result.rows if result.rows is None or result.rows >= 0 else None
-    error = result.error.splitlines()[0][:_ERROR_CHARS] if result.error else None
-    values = (run_id, result.target[:256], attempt, result.step[:256], result.query[:256],
-              result.file[:1024], result.status, started_at, ended_at, rows, result.retries,
-              error)
-    return "(" + ", ".join(store.literal(v) for v in values) + ")"
+    literal = store.literal
+    # Numbers written as they are: psycopg's quoting costs more than the rest of the row.
+    rows = f"{result.rows:d}" if result.rows is not None and result.rows >= 0 else "NULL"
+    error = (literal(result.error.splitlines()[0][:_ERROR_CHARS]) if result.error
+             else "NULL")
+    return (f"({literal(run_id)}, {literal(result.target[:256])}, {attempt:d}, "
+            f"{literal(result.step[:256])}, {literal(result.query[:256])}, "
+            f"{literal(result.file[:1024])}, {literal(result.status)}, {literal(started_at)}, "
+            f"{literal(ended_at)}, {rows}, {result.retries:d}, {error})")
 
 
 def history_insert(store: CheckpointStore, rows: list[str]) -> str:
