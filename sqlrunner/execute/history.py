@@ -4,10 +4,11 @@ One row per execution of a query in ``query_history``, in the runner's schema be
 checkpoints. A row is known only once its query has returned (its rows come back with
 it), so it is not written with the query's own checkpoint, which travels ahead in the
 same text: it waits in memory and rides along with a later checkpoint of the run (in its
-round trip and transaction), once 64 rows wait or the oldest has waited a second, or with
-the record of the run's end (state.py). A failed query's row is written so too, by
-whatever commits next. History costs no round trip of its own; a crash can lose the rows
-still waiting (at most about a second's worth).
+round trip and transaction): the next one, unless rows left less than a second ago (then
+once 64 wait), or the record of the run's end (state.py). A failed query's row is written
+so too, by whatever commits next. History costs no round trip of its own; a crash loses
+the rows still waiting or riding with the queries it stops (the last query's, or about
+a second's worth).
 
 A carried row whose carrier's outcome is unknown (a lost connection) is carried again:
 it may then be stored twice, identically, and reading takes each distinct row once.

@@ -36,9 +36,9 @@ from sqlrunner.execute.targets import Connection, connect
 from sqlrunner.sqltext.shape import ONE_TRANSACTION, RUNS_ALONE, transaction_shape
 
 DONE, GONE = "done", "gone"
-# History rows wait for a checkpoint to carry them until this many wait or the oldest has
-# waited this long (seconds): a run of many quick queries writes them in batches, a run of
-# slow ones with each next checkpoint; the run's end record takes the rest.
+# A checkpoint carries the history rows waiting when this many wait or the last carrier
+# left this long ago (seconds): a run of slow queries writes each row with the next
+# checkpoint, a run of many quick ones in batches; the run's end record takes the rest.
 HISTORY_BATCH, HISTORY_WAIT = 64, 1.0
 # A file that can build an unlogged table says so (CREATE UNLOGGED TABLE, SELECT INTO
 # UNLOGGED) or empties one to fill it again (TRUNCATE); only its checkpoint looks.
@@ -99,7 +99,7 @@ class RunState:
         self.attempt = 1  # the run's attempt: a resumed run's is its record's attempts
         self._backends: list[int] = []  # every bookkeeping backend this run had
         self._history: list[str] = []  # history rows waiting for a carrier (history.py)
-        self._history_since = 0.0  # when the oldest of them began to wait (monotonic)
+        self._history_carried = -HISTORY_WAIT  # when rows last left (time.monotonic)
         self._history_lock = threading.Lock()
 
     @property
@@ -248,26 +248,24 @@ class RunState:
             return
         row = history_values(self.store, self.run_id, self.attempt, result, started_at)
         with self._history_lock:
-            if not self._history:
-                self._history_since = time.monotonic()
             self._history.append(row)
 
     def carry_again(self, carried: tuple[str, ...]) -> None:
         """History rows whose carrier did not commit (or may not have): they wait again."""
         if carried:
             with self._history_lock:
-                if not self._history:
-                    self._history_since = time.monotonic()
                 self._history[:0] = carried
 
     def _take_history(self, every: bool = False) -> tuple[str, ...]:
-        """The rows waiting, when ``every`` or enough of them have waited long enough."""
+        """The rows waiting, when ``every``, or enough wait, or the last left long ago."""
+        now = time.monotonic()
         with self._history_lock:
             if not self._history or not (
                     every or len(self._history) >= HISTORY_BATCH
-                    or time.monotonic() - self._history_since >= HISTORY_WAIT):
+                    or now - self._history_carried >= HISTORY_WAIT):
                 return ()
             carried, self._history = tuple(self._history), []
+            self._history_carried = now
         return carried
 
     def drop_emptied_tables(self, step: str, query: str, digest: str, sql: str) -> None:
