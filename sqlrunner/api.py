@@ -9,27 +9,29 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
 from sqlrunner.errors import PlaybookError, SqlRunnerError, UsageError, first_line
 from sqlrunner.execute.checkpoints import UNFINISHED, CheckpointStore, RunRecord
 from sqlrunner.execute.executor import ExecutionSettings, Executor, Reporter, SilentReporter
+from sqlrunner.execute.history import RunHistory, read_history, run_history
 from sqlrunner.execute.results import RunResult
 from sqlrunner.execute.runlock import default_lock_name, lock_held
 from sqlrunner.execute.targets import (
+    Connection,
     connect,
     connection_for,
     resolve_targets,
     target_from_dsn,
 )
 from sqlrunner.modeloptions import normalise_options
-from sqlrunner.plan import RunPlan, build_plan, replan_target
+from sqlrunner.plan import RunPlan, TargetPlan, build_plan, replan_target
 from sqlrunner.playbook import Playbook, load_playbook, plain
 from sqlrunner.render import Renderer, resolve_sql_root
 from sqlrunner.secrets import SecretRegistry
@@ -218,39 +220,95 @@ class TargetStatus:
     lock_held: bool | None = None  # whether a run holds the playbook's lock there now
 
 
-def status(plan: RunPlan, options: RunOptions, limit: int = 10) -> list[TargetStatus]:
-    """``sqlrunner status``: the run records of ``plan``'s playbook on every target, and
-    where an unfinished one stopped."""
-    playbook = os.path.realpath(plan.playbook.path)
-    statuses = []
+@dataclass(frozen=True)
+class TargetHistory:
+    """The recent runs on one target with their steps and queries, the slowest first."""
+
+    target: str
+    runs: tuple[RunHistory, ...]
+    error: str | None = None
+    recorded: bool = True  # False: the store has no history table (made by an older version)
+    lock_held: bool | None = None  # whether a run holds the playbook's lock there now
+
+
+T = TypeVar("T")
+# Reads one target's records: (connection, its store, how it was reached, its plan).
+_Reader = Callable[[psycopg.Connection, CheckpointStore, Connection, TargetPlan], T]
+
+
+def _read_targets(plan: RunPlan, options: RunOptions, read: _Reader[T],
+                  failed: Callable[[str, str], T]) -> list[T]:
+    """``read`` on every target of ``plan``; ``failed(target, error)`` where a target
+    cannot be read."""
+    found = []
     for target_plan in plan.targets:
         name = target_plan.target.name
         if target_plan.init_error:
-            statuses.append(TargetStatus(name, (), error=target_plan.init_error))
+            found.append(failed(name, target_plan.init_error))
             continue
         try:
             connection = connection_for(target_plan.target, options.embedded_dir)
             with connect(connection) as conn:
                 store = CheckpointStore(conn, options.state_schema)
-                runs = (tuple(store.recent_runs(playbook, name, limit)) if store.has_runs()
-                        else ())
-                done: list[str] = []
-                next_query = None
-                gone: list[str] = []
-                latest = next((r for r in runs if r.mode == "full"), None)
-                if latest is not None and latest.status in UNFINISHED:
-                    recorded = store.checkpoints(latest.run_id, name, connection.dialect)
-                    gone = sorted({f"{step}/{query}" for step, query, _ in recorded.gone})
-                    for query in target_plan.queries:
-                        key = (query.step, query.query)
-                        if key in recorded.done:
-                            done.append(f"{query.step}/{query.query}")
-                        elif next_query is None:
-                            next_query = f"{query.step}/{query.query}"
-                held = lock_held(conn, connection.dialect,
-                                 plan.playbook.lock or default_lock_name(playbook), name)
-                statuses.append(TargetStatus(name, runs, tuple(done), next_query,
-                                             gone=tuple(gone), lock_held=held))
+                found.append(read(conn, store, connection, target_plan))
         except (SqlRunnerError, psycopg.Error) as err:
-            statuses.append(TargetStatus(name, (), error=first_line(err)))
-    return statuses
+            found.append(failed(name, first_line(err)))
+    return found
+
+
+def _lock_held(plan: RunPlan, conn: psycopg.Connection, connection: Connection,
+               target: str) -> bool | None:
+    """Whether a run holds ``plan``'s playbook's lock on ``target`` now."""
+    lock = plan.playbook.lock or default_lock_name(os.path.realpath(plan.playbook.path))
+    return lock_held(conn, connection.dialect, lock, target)
+
+
+def status(plan: RunPlan, options: RunOptions, limit: int = 10) -> list[TargetStatus]:
+    """``sqlrunner status``: the run records of ``plan``'s playbook on every target, and
+    where an unfinished one stopped."""
+    playbook = os.path.realpath(plan.playbook.path)
+
+    def read(conn: psycopg.Connection, store: CheckpointStore, connection: Connection,
+             target_plan: TargetPlan) -> TargetStatus:
+        name = target_plan.target.name
+        runs = tuple(store.recent_runs(playbook, name, limit)) if store.has_runs() else ()
+        done: list[str] = []
+        next_query = None
+        gone: list[str] = []
+        latest = next((r for r in runs if r.mode == "full"), None)
+        if latest is not None and latest.status in UNFINISHED:
+            recorded = store.checkpoints(latest.run_id, name, connection.dialect)
+            gone = sorted({f"{step}/{query}" for step, query, _ in recorded.gone})
+            for query in target_plan.queries:
+                key = (query.step, query.query)
+                if key in recorded.done:
+                    done.append(f"{query.step}/{query.query}")
+                elif next_query is None:
+                    next_query = f"{query.step}/{query.query}"
+        return TargetStatus(name, runs, tuple(done), next_query, gone=tuple(gone),
+                            lock_held=_lock_held(plan, conn, connection, name))
+
+    return _read_targets(plan, options, read,
+                         lambda name, error: TargetStatus(name, (), error=error))
+
+
+def history(plan: RunPlan, options: RunOptions, limit: int = 10) -> list[TargetHistory]:
+    """``sqlrunner status --history``: the latest ``limit`` runs of ``plan``'s playbook on
+    every target, newest first, each with its steps and queries the slowest first."""
+    playbook = os.path.realpath(plan.playbook.path)
+
+    def read(conn: psycopg.Connection, store: CheckpointStore, connection: Connection,
+             target_plan: TargetPlan) -> TargetHistory:
+        name = target_plan.target.name
+        held = _lock_held(plan, conn, connection, name)
+        if not store.has_runs():
+            return TargetHistory(name, (), lock_held=held)
+        runs = store.recent_runs(playbook, name, limit)
+        recorded = store.has_runs("query_history")
+        entries = (read_history(store, name, [r.run_id for r in runs]) if recorded
+                   else {r.run_id: [] for r in runs})
+        return TargetHistory(name, tuple(run_history(r, entries[r.run_id]) for r in runs),
+                             recorded=recorded, lock_held=held)
+
+    return _read_targets(plan, options, read,
+                         lambda name, error: TargetHistory(name, (), error=error))

@@ -25,9 +25,9 @@ def _recorded(database: str, sql: str) -> dict | None:
                      datetime.now(UTC), False, StateSettings())
     state.open()
     try:
-        text, after = state.checkpointed(sql, "step", "query", "q.sql", "digest")
-        assert after is None
-        run_sql(database, text)
+        books = state.checkpointed(sql, "step", "query", "q.sql", "digest")
+        assert books.after is None
+        run_sql(database, books.text)
         recorded = query_one(database, "SELECT unlogged_tables FROM sqlrunner.run_queries")
     finally:
         state.close()
@@ -100,3 +100,11 @@ def test_a_user_who_cannot_complete_an_administrators_store_still_runs(workdir):
         assert result.exit_code == 0, result.errors
         assert query_one(database, "SELECT count(*) FROM sqlrunner.run_queries") == 1
         assert query_one(database, "SELECT count(*) FROM out") == 1
+        # the history table the administrator made and did not grant: the run keeps none
+        assert query_one(database, "SELECT count(*) FROM sqlrunner.query_history") == 0
+        # a store without it, which this user cannot add to: runs go on without history
+        run_sql(database, "DROP TABLE sqlrunner.query_history")
+        again = run_playbook(playbook, target=dsn)
+        assert again.exit_code == 0, again.errors
+        assert query_one(database, "SELECT count(*) FROM out") == 2
+        assert query_one(database, "SELECT to_regclass('sqlrunner.query_history')") is None

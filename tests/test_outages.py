@@ -56,6 +56,15 @@ def wait_for_log(log: Path, text: str, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+def history(dsn: str) -> Counter:
+    """How many times the run's history shows each query succeeded (read as
+    ``status --history`` reads it: a row carried again after a lost connection once)."""
+    with psycopg.connect(dsn) as conn:
+        return Counter(r[0] for r in conn.execute(
+            "SELECT DISTINCT query, attempt, started_at, ended_at, row_count "
+            "FROM sqlrunner.query_history WHERE status = 'succeeded'"))
+
+
 def finished_run(proc: subprocess.Popen, log: Path) -> str:
     """Wait for the run; its log, after checking it exited 0."""
     code = proc.wait(timeout=180)
@@ -71,6 +80,7 @@ def test_a_server_restart_during_a_run_is_ridden_out_and_every_query_applies_onc
     text = finished_run(proc, log)
     assert "reconnected" in text
     assert effects(target) == EVERY_QUERY
+    assert history(target) == EVERY_QUERY
     with psycopg.connect(target) as conn:
         assert conn.execute("SELECT status FROM sqlrunner.runs").fetchall() == [("succeeded",)]
 
@@ -84,6 +94,7 @@ def test_a_server_crash_during_a_run_is_ridden_out_and_every_query_applies_once(
     text = finished_run(proc, log)
     assert "reconnected" in text
     assert effects(target) == EVERY_QUERY
+    assert history(target) == EVERY_QUERY
 
 
 def test_a_crash_between_two_queries_and_a_killed_postmaster_are_ridden_out(

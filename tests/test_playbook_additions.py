@@ -214,6 +214,27 @@ def test_a_failing_data_test_shows_its_offending_row_and_stops_its_target(
     assert "later" not in done_in(two_databases["two"])
 
 
+def test_a_failing_data_test_shows_at_most_10_offending_rows_and_counts_them_all(
+        workdir, database, tmp_path, capsys):
+    run_sql(database, "CREATE TABLE done (q text); INSERT INTO done SELECT 'k' || g "
+                      "FROM generate_series(1, 25) AS g, generate_series(1, 2)")
+    unique = workdir.sql("unique.sql", "SELECT q, count(*) AS copies FROM done "
+                                       "GROUP BY q HAVING count(*) > 1 ORDER BY q;")
+    playbook = workdir.playbook(f"  - name: tests\n    queries:\n      - name: unique_q\n"
+                                f"        file: {unique}\n        assert: no_rows\n")
+    report = tmp_path / "report.json"
+    assert main(["--playbook", playbook, "--report", str(report), "--progress", "plain"]) == 6
+    log = capsys.readouterr().err
+    assert "it returned 25 rows; the first: q=k1, copies=2" in log
+    # the offending rows under the failure (each log line starts with its time)
+    shown = [line.split()[1] for line in log.splitlines() if line.endswith(" | 2")]
+    assert shown == sorted(f"k{g}" for g in range(1, 26))[:10]
+    (record,) = json.loads(report.read_text())["queries"]
+    failing = record["failing_rows"]
+    assert len(failing["rows"]) == 10 and failing["total"] == 25
+    assert failing["rows"][0] == ["k1", 2]
+
+
 def test_a_failing_data_test_with_continue_on_error_lets_the_run_go_on(workdir, database):
     run_sql(database, "CREATE TABLE done (q text); INSERT INTO done VALUES ('dup'), ('dup')")
     result = run_playbook(workdir.playbook(data_test_steps(workdir, optional=True)))

@@ -94,7 +94,7 @@ def test_where_a_query_can_write_to_another_server_every_checkpoint_waits_for_th
                      datetime.now(UTC), False, StateSettings())
     state.open()
     try:
-        sql, _ = state.checkpointed("SELECT 1", "step", "query", "q.sql", "digest")
+        sql = state.checkpointed("SELECT 1", "step", "query", "q.sql", "digest").text
     finally:
         state.close()
     assert ("synchronous_commit" in sql) is (extension is None)

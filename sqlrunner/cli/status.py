@@ -1,5 +1,7 @@
 """``sqlrunner status -p PLAYBOOK``: where each target goes, its recent runs (a table with a
-header for every column; a run whose process is gone shows as died), and where one stopped."""
+header for every column; a run whose process is gone shows as died), and where one stopped.
+With ``--history``, each run's steps and queries with their durations, the slowest first
+(``--format json`` for tools; see history.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from sqlrunner.cli.options import (
     variables,
     warn_unused_variables,
 )
-from sqlrunner.errors import EXIT_OK
+from sqlrunner.errors import EXIT_OK, UsageError
 from sqlrunner.secrets import SecretRegistry
 
 HEADERS = ("RUN", "STATUS", "RAN", "STARTED (UTC)", "ENDED (UTC)", "ATTEMPTS", "HOST", "PID")
@@ -48,11 +50,12 @@ def run_state(run: Any, lock_held: bool | None) -> str:
     return run.status
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Lines of a plain table: a header for every column, columns as wide as their text."""
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]],
+          right: frozenset[str] = frozenset({"ATTEMPTS", "PID"})) -> list[str]:
+    """Lines of a plain table: a header for every column, columns as wide as their text
+    (those headed by a name in ``right`` aligned to the right)."""
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows,
                                                                          strict=True)]
-    right = {"ATTEMPTS", "PID"}
     return ["  ".join(cell.rjust(width) if header in right else cell.ljust(width)
                       for cell, width, header in zip(line, widths, headers, strict=True)
                       ).rstrip()
@@ -73,11 +76,25 @@ def command(argv: list[str], secrets: SecretRegistry) -> int:
     parser.add_argument("--sqlroot", "-sqlroot", dest="sql_root", metavar="SQLROOT")
     parser.add_argument("--state-schema", dest="state_schema", default="sqlrunner")
     parser.add_argument("--embedded-dir", dest="embedded_dir")
-    parser.add_argument("--limit", type=non_negative_int, default=10)
+    parser.add_argument("--limit", type=non_negative_int, default=10,
+                        help="how many recent runs to show (default 10)")
+    parser.add_argument("--history", action="store_true",
+                        help="each run's steps and queries with their durations, rows and "
+                             "status, the slowest first")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="with --history: json prints one JSON document for tools")
     args = parser.parse_args(argv)
+    if args.format == "json" and not args.history:
+        raise UsageError("--format json goes with --history")
     options = run_options(args, variables=variables(args))
     plan = api.prepare(args.playbook, options, secrets)
     warn_unused_variables(plan, options.variables or {}, secrets)
+    if args.history:
+        from sqlrunner.cli.history import print_history
+
+        print_history(target_lines(plan, args.embedded_dir),
+                      api.history(plan, options, args.limit), args.format)
+        return EXIT_OK
     # Each target's section starts with where it went and which rule chose it.
     for heading, status in zip(target_lines(plan, args.embedded_dir),
                                api.status(plan, options, args.limit), strict=True):

@@ -28,6 +28,8 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 
+from sqlrunner.execute.history import HISTORY_TABLE
+
 DEFAULT_SCHEMA = "sqlrunner"
 RUNNING, SUCCEEDED, FAILED, INTERRUPTED, ABANDONED = (
     "running", "succeeded", "failed", "interrupted", "abandoned")
@@ -76,8 +78,11 @@ CREATE TABLE IF NOT EXISTS {schema}.run_backends (
     run_id       varchar(32)  NOT NULL,
     backend_pid  integer      NOT NULL
 );
-"""
+""" + HISTORY_TABLE
 _TABLE_NAMES = ("runs", "run_queries", "locks", "run_backends")
+# Tables added after the first release: a store made before gets them on first use, and
+# works without them where it cannot create them.
+_ADDED_TABLES = ("query_history",)
 # Columns added after the first release: a store made before gets them on first use.
 _ADDED_COLUMNS = {
     "run_queries.unlogged_tables": "varchar(65535)",
@@ -187,9 +192,14 @@ class CheckpointStore:
         self.tracks_unlogged = True
         self.tracks_lock_name = True
         self.has_lock_record = True
+        self.tracks_history = True  # the query_history table (sqlrunner status --history)
 
     def _q(self, template: str) -> str:
         return template.replace("{schema}", self._schema_sql)
+
+    def qualified(self, template: str) -> str:
+        """``template`` with ``{schema}`` replaced by the store's schema, quoted."""
+        return self._q(template)
 
     def literal(self, value: object) -> str:
         """``value`` as a SQL literal, quoted by psycopg (a plain string, which it would
@@ -209,7 +219,7 @@ class CheckpointStore:
         additions are missing and cannot be made, the store works without them.
         """
         present = self._present()
-        if present >= {*_TABLE_NAMES, *_ADDED_COLUMNS}:
+        if present >= {*_TABLE_NAMES, *_ADDED_TABLES, *_ADDED_COLUMNS}:
             return
         if not present >= set(_TABLE_NAMES):
             try:
@@ -221,6 +231,11 @@ class CheckpointStore:
                 # record (a run that loses its connection then stops, not reconnects).
                 self.has_lock_record = "locks" in present
             present = self._present()
+        if "query_history" not in present:
+            self._add_history_table()
+            # Still not there for this user: someone else's table it may not write to.
+            if self.tracks_history and "query_history" not in self._present():
+                self.tracks_history = False
         for column, column_type in _ADDED_COLUMNS.items():
             if column in present:
                 continue
@@ -237,13 +252,16 @@ class CheckpointStore:
                     self.tracks_unlogged = False
 
     def _present(self) -> set[str]:
-        """The store's tables that exist, and the :data:`_ADDED_COLUMNS` that do."""
+        """The store's tables that exist, and the :data:`_ADDED_COLUMNS` that do (the
+        history table only when this user may write to it: a run must not fail on it)."""
         # The catalogs (Redshift has them too), not information_schema: on a new
         # connection its views cost milliseconds, and this runs at every start.
-        names = ", ".join(f"'{name}'" for name in _TABLE_NAMES)
+        names = ", ".join(f"'{name}'" for name in (*_TABLE_NAMES, *_ADDED_TABLES))
         rows = self.conn.execute(
             "SELECT c.relname FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n "
             f"ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname IN ({names}) "
+            "AND (c.relname <> 'query_history' OR has_table_privilege("
+            "quote_ident(n.nspname) || '.' || quote_ident(c.relname), 'INSERT')) "
             "UNION ALL SELECT c.relname || '.' || a.attname FROM pg_catalog.pg_attribute AS a "
             "JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid "
             "JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
@@ -252,6 +270,17 @@ class CheckpointStore:
             "AND NOT a.attisdropped",
             (self.schema, self.schema)).fetchall()
         return {r[0] for r in rows}
+
+    def _add_history_table(self) -> None:
+        """A store made by an earlier version gets the history table; one this user cannot
+        complete (an administrator's) works without it: runs keep no history."""
+        try:
+            with self.conn.transaction():
+                self.conn.execute(self._q(HISTORY_TABLE))
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
+            pass  # another run created it meanwhile
+        except psycopg.errors.InsufficientPrivilege:
+            self.tracks_history = False
 
     def _create_tables(self) -> None:
         for attempt in range(3):
@@ -265,11 +294,12 @@ class CheckpointStore:
                     raise
 
 
-    def has_runs(self) -> bool:
-        """Whether the run records exist (``sqlrunner status`` creates nothing)."""
+    def has_runs(self, table: str = "runs") -> bool:
+        """Whether the run records (or the store's ``table``) exist (``sqlrunner status``
+        creates nothing)."""
         return bool(self.conn.execute(
             "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = %s AND table_name = 'runs'", (self.schema,)).fetchone()[0])
+            "WHERE table_schema = %s AND table_name = %s", (self.schema, table)).fetchone()[0])
 
     def latest_run(self, playbook: str, target: str, mode: str = "full") -> RunRecord | None:
         """The most recent run of ``playbook`` on ``target`` in ``mode``, if any."""
@@ -340,10 +370,11 @@ class CheckpointStore:
             f"attempts = attempts + 1 WHERE run_id = {self.literal(run.run_id)} "
             f"AND target = {self.literal(run.target)}"))
 
-    def finish_run(self, run_id: str, target: str, status: str) -> None:
-        """Record how a run ended."""
+    def finish_run(self, run_id: str, target: str, status: str,
+                   along: str | None = None) -> None:
+        """Record how a run ended (with the statement ``along``, in the same transaction)."""
         now = utc_now()
-        self.conn.execute(self._q(
+        self.conn.execute((f"{along};\n" if along else "") + self._q(
             f"UPDATE {{schema}}.runs SET status = {self.literal(status)}, "
             f"updated_at = {self.literal(now)}, ended_at = {self.literal(now)} "
             f"WHERE run_id = {self.literal(run_id)} AND target = {self.literal(target)}"))

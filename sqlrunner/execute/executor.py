@@ -42,7 +42,7 @@ from sqlrunner.errors import (
     first_line,
 )
 from sqlrunner.execute import rowcounts
-from sqlrunner.execute.checkpoints import fingerprint
+from sqlrunner.execute.checkpoints import fingerprint, utc_now
 from sqlrunner.execute.datatest import SHOWN_ROWS, check_no_rows, offending_table
 from sqlrunner.execute.results import (
     DONE_BEFORE,
@@ -63,7 +63,7 @@ from sqlrunner.execute.retry import (
     is_connection_loss,
     is_unavailable,
 )
-from sqlrunner.execute.state import DONE, GONE, RunState, StateSettings
+from sqlrunner.execute.state import DONE, GONE, Bookkeeping, RunState, StateSettings
 from sqlrunner.execute.targets import Connection, ConnectionPool, connection_for
 from sqlrunner.plan import RunPlan, StepPlan, TargetPlan
 from sqlrunner.render import RenderedQuery
@@ -160,6 +160,9 @@ class Executor:
         self._positions: dict[tuple[str, str, str], int] = {}  # a query's place in results
         self._losses: dict[tuple[str, str, str], int] = {}  # connections lost per query
         self._lost_errors: dict[tuple[str, str, str], BaseException] = {}  # till settled
+        # When a query whose connection was lost started (UTC) and ran until the loss: its
+        # history if it turns out to have committed.
+        self._lost_timing: dict[tuple[str, str, str], tuple[datetime, float]] = {}
         self._dialects = {tp.target.name: tp.target.dialect for tp in plan.targets}
         self._digests: dict[str, str] = {}
 
@@ -659,7 +662,7 @@ class Executor:
         checkpoint = (state.checkpoint_of(query.step, query.query, digest)
                       if may_skip and state is not None else None)
         if checkpoint == DONE:
-            return self._done(query)
+            return self._done(query, state)
         if checkpoint == GONE:
             self.reporter.note(query.target, f"{query.step}/{query.query}: an unlogged table "
                                              "it built is empty or gone: running it again")
@@ -670,7 +673,7 @@ class Executor:
             self._record(result)
             return result
         self.reporter.query_started(query)
-        started = time.perf_counter()
+        started, began = time.perf_counter(), utc_now()
         offset, length = 0, len(sql)  # where the file's SQL lies in the text sent
         if query.upsert is not None:
             try:
@@ -681,9 +684,9 @@ class Executor:
                 return result
             sql, offset, length = wrapped.text, wrapped.select_offset, wrapped.select_length
         # A data test's checkpoint is written only once its rows are judged.
-        text, after = (state.checkpointed(sql, query.step, query.query, query.file, digest,
-                                          alone=bool(query.settings.get("assert")))
-                       if state is not None else (sql, None))
+        books = (state.checkpointed(sql, query.step, query.query, query.file, digest,
+                                    alone=bool(query.settings.get("assert")))
+                 if state is not None else Bookkeeping(sql, None, 0, ()))
         policy = self._policy(query)
         losses = self._losses.get(key, 0)
         retries = losses
@@ -695,7 +698,7 @@ class Executor:
                                          wait)
 
         def attempt(number: int) -> _Sent:
-            return self._attempt(pool, query, text, after, state, fresh=number > 1)
+            return self._attempt(pool, query, books, state, fresh=number > 1)
 
         cancelled = False
         try:
@@ -717,6 +720,9 @@ class Executor:
                 with self._lock:
                     self._losses[key] = retries + 1
                     self._lost_errors[key] = lost.error
+                    self._lost_timing[key] = (began, time.perf_counter() - started)
+                if state is not None:  # stored twice if they did commit: read once
+                    state.carry_again(books.carried)
                 self.reporter.query_retrying(query, retries + 1,
                                              self.secrets.mask(first_line(lost.error)), None)
                 return None
@@ -739,6 +745,10 @@ class Executor:
         if cancelled and self._cancelled.is_set() and not self._timed_out:
             # Ctrl-C (or SIGTERM) cancelled it: interrupted, not failed.
             result = replace(result, status=INTERRUPTED)
+        if state is not None:
+            if result.status != SUCCEEDED:
+                state.carry_again(books.carried)
+            state.record_history(result, began)
         self._record(result)
         return result
 
@@ -747,7 +757,7 @@ class Executor:
         if self._cancelled.wait(seconds):
             raise Cancelled("the run was cancelled")
 
-    def _done(self, query: RenderedQuery) -> QueryResult:
+    def _done(self, query: RenderedQuery, state: RunState | None) -> QueryResult:
         """A query the checkpoints record as done: its result in this run if it has one;
         succeeded if this run lost its connection after it committed; else done in the
         run being resumed."""
@@ -756,15 +766,19 @@ class Executor:
         if result is not None and result.status != FAILED:
             return result
         if key in self._losses:
+            began, seconds = self._lost_timing.pop(key, (utc_now(), 0.0))
             result = QueryResult.of(query, SUCCEEDED, retries=self._losses[key],
+                                    seconds=seconds,
                                     note="committed before its connection was lost")
+            if state is not None:
+                state.record_history(result, began)
         else:
             result = self._skipped(query, DONE_BEFORE)
         self._record(result)
         return result
 
-    def _attempt(self, pool: ConnectionPool, query: RenderedQuery, text: str,
-                 after: str | None, state: RunState | None, fresh: bool) -> _Sent:
+    def _attempt(self, pool: ConnectionPool, query: RenderedQuery, books: Bookkeeping,
+                 state: RunState | None, fresh: bool) -> _Sent:
         try:
             conn = pool.acquire(fresh=fresh)
         except (SqlRunnerError, psycopg.Error) as err:
@@ -780,8 +794,7 @@ class Executor:
                         conn.execute(statement)
                     sent = True
                     data_test = query.settings.get("assert") is not None
-                    rows, output = self._send(conn, text,
-                                              checkpointed=state is not None and not after,
+                    rows, output = self._send(conn, books.text, books.trailing,
                                               data_test=data_test)
                     _require_idle(conn)
                     if data_test:
@@ -800,9 +813,9 @@ class Executor:
             raise
         finally:
             pool.release(conn)
-        if after is not None and state is not None:
+        if books.after is not None and state is not None:
             try:
-                state.write(after)
+                state.write(books.after)
             except psycopg.Error as err:
                 # The file ran (it runs alone, and may run again): its checkpoint waits for
                 # the reconnection.
@@ -811,20 +824,20 @@ class Executor:
                 raise
         return _Sent(rows, output)
 
-    def _send(self, conn: psycopg.Connection, sql: str, checkpointed: bool,
+    def _send(self, conn: psycopg.Connection, sql: str, trailing: int,
               data_test: bool = False) -> tuple[int | None, QueryOutput | None]:
         """Send ``sql`` whole; the rows of the file's last statement, and its output if asked
         (for a data test: the first rows of its last SELECT, and how many it returned).
 
-        With a checkpoint appended, the file's own last statement is the one before it.
+        The last ``trailing`` statements are the runner's (a checkpoint, history rows), not
+        the file's.
         """
         output = None
         if not self.settings.show_query_output and not data_test and rowcounts.can_drop_rows():
             counts = rowcounts.send_counting_rows(conn, sql)
         else:
             counts, output = self._send_with_cursor(conn, sql, data_test)
-        if checkpointed:
-            counts.pop()
+        del counts[len(counts) - trailing:]
         # The rows of the last statement that has a count, as psql shows it (CREATE TABLE
         # AS, INSERT, UPDATE, DELETE, a SELECT), past trailing ANALYZE, COMMIT, DROP...;
         # -1 when none has one.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,11 +29,17 @@ from sqlrunner.execute.checkpoints import (
     CheckpointStore,
     RunRecord,
 )
+from sqlrunner.execute.history import history_insert, history_values
+from sqlrunner.execute.results import QueryResult
 from sqlrunner.execute.runlock import RunLock
 from sqlrunner.execute.targets import Connection, connect
 from sqlrunner.sqltext.shape import ONE_TRANSACTION, RUNS_ALONE, transaction_shape
 
 DONE, GONE = "done", "gone"
+# A checkpoint carries the history rows waiting when this many wait or the last carrier
+# left this long ago (seconds): a run of slow queries writes each row with the next
+# checkpoint, a run of many quick ones in batches; the run's end record takes the rest.
+HISTORY_BATCH, HISTORY_WAIT = 64, 1.0
 # A file that can build an unlogged table says so (CREATE UNLOGGED TABLE, SELECT INTO
 # UNLOGGED) or empties one to fill it again (TRUNCATE); only its checkpoint looks.
 # A file that drops a table says so too: its checkpoint records what it released.
@@ -41,6 +48,19 @@ _MAY_BUILD_UNLOGGED = re.compile(r"\b(?:unlogged|truncate|drop)\b", re.IGNORECAS
 _CREATES_UNLOGGED = re.compile(
     r"\bcreate\s+unlogged\s+table\s+(?:if\s+not\s+exists\s+)?"
     r"(?:(?:\w+|\"[^\"]+\")\s*\.\s*)?(\w+|\"[^\"]+\")", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Bookkeeping:
+    """What goes with a query: the ``text`` to send (its SQL, then its checkpoint and the
+    history rows it carries, when they can go along: ``trailing`` statements that are
+    not the file's), or the statement to write ``after`` it; and the history rows
+    ``carried``, waiting again if the query does not commit."""
+
+    text: str
+    after: str | None
+    trailing: int
+    carried: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -76,7 +96,11 @@ class RunState:
         self.store: CheckpointStore | None = None
         self.lock: RunLock | None = None
         self.lazy_read_only = False
+        self.attempt = 1  # the run's attempt: a resumed run's is its record's attempts
         self._backends: list[int] = []  # every bookkeeping backend this run had
+        self._history: list[str] = []  # history rows waiting for a carrier (history.py)
+        self._history_carried = -HISTORY_WAIT  # when rows last left (time.monotonic)
+        self._history_lock = threading.Lock()
 
     @property
     def done(self) -> dict[tuple[str, str], set[str]]:
@@ -114,6 +138,7 @@ class RunState:
         previous = None if self.partial else self._run_to_resume(mode)
         if previous is not None and previous.status in UNFINISHED:
             self.resumed = previous
+            self.attempt = previous.attempts + 1
             self.run_id = previous.run_id
             self.started_at = previous.started_at.replace(tzinfo=UTC)
             self.checkpoints = self.store.checkpoints(previous.run_id, self.target,
@@ -159,6 +184,7 @@ class RunState:
             self.store = CheckpointStore(self.conn, self.settings.schema)
             self.store.tracks_unlogged = previous.tracks_unlogged
             self.store.has_lock_record = previous.has_lock_record
+            self.store.tracks_history = previous.tracks_history
             self.lock.reacquire(self.store, self._backends)
         self.checkpoints = self.store.checkpoints(self.run_id, self.target, self.dialect)
 
@@ -195,9 +221,10 @@ class RunState:
         return GONE if (step, query, digest) in self.checkpoints.gone else DONE
 
     def checkpointed(self, sql: str, step: str, query: str, file: str,
-                     digest: str, alone: bool = False) -> tuple[str, str | None]:
-        """The text to send, and a checkpoint to write afterwards if it cannot go along
-        (``alone``: never along, as for a data test, done only once its rows are judged)."""
+                     digest: str, alone: bool = False) -> Bookkeeping:
+        """What to send for a query, and what to write after it when its checkpoint cannot
+        go along (``alone``: never along, as for a data test, done only once its rows are
+        judged). The history rows waiting go with the checkpoint."""
         assert self.store is not None
         shape = RUNS_ALONE if alone else transaction_shape(sql, self.dialect)
         checkpoint = self.store.checkpoint_sql(
@@ -205,10 +232,41 @@ class RunState:
             lazy_if_read_only=self.lazy_read_only and shape == ONE_TRANSACTION,
             record_unlogged=(self.dialect == "postgres" and shape == ONE_TRANSACTION
                              and _MAY_BUILD_UNLOGGED.search(sql) is not None))
+        carried = self._take_history()
+        if carried:
+            # After the checkpoint: its lazy commit looks whether the file wrote anything.
+            checkpoint += ";\n" + history_insert(self.store, list(carried))
         if shape == RUNS_ALONE:
-            return sql, checkpoint
+            return Bookkeeping(sql, checkpoint, 0, carried)
         # A newline ends a trailing -- comment; the semicolon ends the last statement.
-        return f"{sql}\n;\n{checkpoint}", None
+        return Bookkeeping(f"{sql}\n;\n{checkpoint}", None, 2 if carried else 1, carried)
+
+    def record_history(self, result: QueryResult, started_at: datetime) -> None:
+        """Keep a finished query's history row until a checkpoint or the run's end takes
+        it (``started_at``: UTC, without tzinfo)."""
+        if self.store is None or not self.store.tracks_history:
+            return
+        row = history_values(self.store, self.run_id, self.attempt, result, started_at)
+        with self._history_lock:
+            self._history.append(row)
+
+    def carry_again(self, carried: tuple[str, ...]) -> None:
+        """History rows whose carrier did not commit (or may not have): they wait again."""
+        if carried:
+            with self._history_lock:
+                self._history[:0] = carried
+
+    def _take_history(self, every: bool = False) -> tuple[str, ...]:
+        """The rows waiting, when ``every``, or enough wait, or the last left long ago."""
+        now = time.monotonic()
+        with self._history_lock:
+            if not self._history or not (
+                    every or len(self._history) >= HISTORY_BATCH
+                    or now - self._history_carried >= HISTORY_WAIT):
+                return ()
+            carried, self._history = tuple(self._history), []
+            self._history_carried = now
+        return carried
 
     def drop_emptied_tables(self, step: str, query: str, digest: str, sql: str) -> None:
         """Before a query runs again because a crash emptied its unlogged tables: drop the
@@ -233,7 +291,13 @@ class RunState:
         if self.store is None or self.conn is None or self.conn.closed:
             return
         status = INTERRUPTED if interrupted else FAILED if failed else SUCCEEDED
-        self.store.finish_run(self.run_id, self.target, status)
+        carried = self._take_history(every=True)
+        try:
+            self.store.finish_run(self.run_id, self.target, status, along=history_insert(
+                self.store, list(carried)) if carried else None)
+        except BaseException:
+            self.carry_again(carried)
+            raise
         if self.partial and status == SUCCEEDED:
             # A --from-step/--run-query run that succeeds finishes the job by hand: an
             # unfinished full run must not be resumed later and repeat that work.
