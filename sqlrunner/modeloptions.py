@@ -72,7 +72,8 @@ OPTIONS = (
 
 _ATOMIC_TYPES = {name: kind.replace(" NOT NULL", "") for name, kind in COLUMN_DEFINITIONS}
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
-_SQL_TYPE = re.compile(r"[A-Za-z][A-Za-z ]*(\(\s*\d+(\s*,\s*\d+)?\s*\))?")
+# on one line: setup's migration reads the columns' definitions a line each
+_SQL_TYPE = re.compile(r"[A-Za-z][A-Za-z ]*(\( *\d+( *, *\d+)? *\))?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MAX_NAME = 63  # PostgreSQL's identifier limit (Redshift's is 127)
 # a passthrough given as an expression without a type

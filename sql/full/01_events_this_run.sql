@@ -12,6 +12,8 @@
 --   has the count on every event), session_start_tstamp, session_end_tstamp,
 --   max_etl_tstamp, first_event_id, first_event_collector_tstamp,
 --   first_event_dvce_created_tstamp
+-- and, for each conversion of the options, cv_<name>_event_value: the event's value when it
+-- meets the conversion's condition (0 for a NULL value), else NULL.
 -- Event order is (dvce_created_tstamp, collector_tstamp, event_id), event_id byte-wise.
 -- The other columns of an event are read from atomic by the event details step.
 --
@@ -51,6 +53,7 @@ ANALYZE {{.scratch_schema}}.duplicated_event_ids;
 
 -- the used copy of each of them (the first collected of its usable copies; copies that tie
 -- on all four tstamps carry the same payload), with the columns of the event details step
+-- (the options' passthroughs evaluated on it) and its conversions' values
 {{if eq .target_type "redshift"}}
 CREATE TABLE {{.scratch_schema}}.duplicate_events
 DISTSTYLE KEY
@@ -125,7 +128,14 @@ SELECT
   br_viewwidth,
   br_viewheight,
   pp_xoffset_max,
-  pp_yoffset_max
+  pp_yoffset_max{{range $i, $p := .page_view_passthroughs}},
+  CAST(({{$p.sql}}) AS {{$p.type}}) AS page_view_passthrough_{{$i}}{{end}}
+{{- range $i, $p := .session_passthroughs}},
+  CAST(({{$p.sql}}) AS {{$p.type}}) AS session_passthrough_{{$i}}{{end}}
+{{- range $i, $p := .visitor_passthroughs}},
+  CAST(({{$p.sql}}) AS {{$p.type}}) AS visitor_passthrough_{{$i}}{{end}}{{range .conversions}},
+  CASE WHEN ({{.condition}}) THEN COALESCE(CAST(({{.value}}) AS DECIMAL(38, 6)), 0) END
+    AS cv_{{.name}}_event_value{{end}}
 FROM ranked_copies
 WHERE copy_rank = 1;
 
@@ -161,7 +171,9 @@ WITH used_events AS (
     dvce_created_tstamp,
     etl_tstamp,
     pp_xoffset_max,
-    pp_yoffset_max
+    pp_yoffset_max{{range .conversions}},
+    CASE WHEN ({{.condition}}) THEN COALESCE(CAST(({{.value}}) AS DECIMAL(38, 6)), 0) END
+      AS cv_{{.name}}_event_value{{end}}
   FROM {{.atomic_schema}}.events AS a
   WHERE domain_userid IS NOT NULL
     AND domain_userid <> ''
@@ -191,7 +203,8 @@ WITH used_events AS (
     dvce_created_tstamp,
     etl_tstamp,
     pp_xoffset_max,
-    pp_yoffset_max
+    pp_yoffset_max{{range .conversions}},
+    cv_{{.name}}_event_value{{end}}
   FROM {{.scratch_schema}}.duplicate_events
 ),
 
@@ -328,9 +341,11 @@ SELECT
     THEN first_event_collector_tstamp END AS first_event_collector_tstamp,
   CASE WHEN later_events IS NULL
     THEN first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp,
-  -- a page ping's furthest scroll offsets (page views' scroll depth)
+  -- a page ping's furthest scroll offsets (page views' scroll depth), and the value of
+  -- each of the options' conversions when the event converts (else NULL)
   pp_xoffset_max,
-  pp_yoffset_max
+  pp_yoffset_max{{range .conversions}},
+  cv_{{.name}}_event_value{{end}}
 FROM events_in_session_order;
 
 {{if ne .target_type "redshift"}}
