@@ -84,6 +84,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
     table.extend(_statistics_rows(results.get("statistics", {})))
     table.extend(_runner_rows(results.get("runner", {})))
     table.extend(_split_rows(results.get("split", {})))
+    table.extend(_options_rows(results.get("options", {})))
 
     parallel = overhead.get("parallel")
     if parallel:
@@ -248,6 +249,20 @@ def _split_rows(section: dict[str, Any]) -> list[Row]:
                 f"{_fig(seconds['halves_in_series'])} = "
                 f"{section['series_over_whole']['median']:.2f}×)", "", "< 1×",
                 section["halves_over_whole"]["median"] < 1.0)]
+
+
+def _options_rows(section: dict[str, Any]) -> list[Row]:
+    """Issue 16: every model option on against the defaults, same data, same rounds."""
+    if "full_ratio" not in section:
+        return []
+    history = section["history"]
+    return [Row(f"{label} on {history:,} events, every option on against the defaults",
+                f"{_fig(section[f'{kind}_every_option'])} against "
+                f"{_fig(section[f'{kind}_defaults'])} = {section[f'{kind}_ratio']['median']:.2f}× "
+                f"({section[f'{kind}_ratio']['min']:.2f}–{section[f'{kind}_ratio']['max']:.2f})",
+                "", "≤ 1.3×", section[f"{kind}_ratio"]["median"] <= 1.3)
+            for kind, label in (("full", "full rebuild"),
+                                ("incremental", f"incremental run, {section['batch']:.0%} batch,"))]
 
 
 def format_table(table: list[Row]) -> str:
