@@ -519,6 +519,17 @@ BAD_OPTIONS = [
         {"session_passthroughs": [{"sql": "1", "alias": "x", "type": "INT); DROP"}]},
         "--var session_passthroughs: type must be a SQL type",
     ),
+    (
+        {"visitor_passthroughs": [{"sql": "1", "alias": "order"}]},
+        "--var visitor_passthroughs: alias 'order' is a reserved SQL word",
+    ),
+    (
+        {
+            "session_passthroughs": [{"sql": "1", "alias": "cv_buy_value"}],
+            "conversions": [{"name": "buy", "condition": "TRUE"}],
+        },
+        "--var session_passthroughs: alias 'cv_buy_value' is a column of one of the conversions",
+    ),
 ]
 
 
