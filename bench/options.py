@@ -1,11 +1,12 @@
 """The cost of the model's options (issue 16): the 1% incremental batch and the full rebuild
-with every option on, against the same runs with the defaults, on the same data set.
+with every option on, and with every option but the bot filter, against the same runs with
+the defaults, on the same data set.
 
 Every option is on with values that keep nearly every event (every app_id the generator
 makes, a start date before its events, the bot filter, 30 days late allowed, sessions capped
 at 30 days), so that the runs do the same work plus the options' own: the event filter's
 tests, the session cap's window, three passthroughs per table and two conversions. Per
-round, in a shuffled order, for each of "defaults" and "every option": a fresh clone of the
+round, in a shuffled order, for each of the three: a fresh clone of the
 incremental section's data set (data.py), 1% of the history moved into landing, one
 incremental run, then the full rebuild of the same data in the same clone (as the
 incremental section does after its 1% batch). Ratios are taken within a round. The first
@@ -49,15 +50,23 @@ conversions:
   - {name: cart_add, condition: "event = 'struct' AND se_action = 'add'", value: se_value}
   - {name: form_submit, condition: "se_category = 'form' AND se_action = 'submit'"}
 """
-MODES = ("defaults", "every_option")
+# the bot filter apart too: its regular expression over every event's useragent is most of
+# the options' cost in the full rebuild
+WITHOUT_BOTS = EVERY_OPTION.replace("ua_bot_filter: true", "ua_bot_filter: false")
+VARIABLES = {"defaults": None, "every_option": EVERY_OPTION,
+             "every_option_but_ua_bot_filter": WITHOUT_BOTS}
+MODES = tuple(VARIABLES)
 
 
 def measure(server_dsn: str, work: Path, history: int, seed: int, runs: int,
             regenerate: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Incremental and full seconds by mode, and the ratios every option / defaults."""
     template = data.template(server_dsn, history, seed, regenerate, log)
-    var_file = work / "every_option.yml"
-    var_file.write_text(EVERY_OPTION, encoding="utf-8")
+    var_files = {}
+    for mode, text in VARIABLES.items():
+        if text is not None:
+            var_files[mode] = work / f"{mode}.yml"
+            var_files[mode].write_text(text, encoding="utf-8")
     report = work / "options.json"
     loads = round(BATCH * data.LOADS_PER_HISTORY)
     seconds: dict[str, dict[str, list[float]]] = {m: defaultdict(list) for m in MODES}
@@ -66,7 +75,7 @@ def measure(server_dsn: str, work: Path, history: int, seed: int, runs: int,
         modes = list(MODES)
         order.shuffle(modes)
         for mode in modes:
-            extra = ("--var-file", str(var_file)) if mode == "every_option" else ()
+            extra = ("--var-file", str(var_files[mode])) if mode in var_files else ()
             with fresh_database(server_dsn, f"options_{history}", template) as dsn:
                 data.move_to_landing(dsn, loads)
                 run = run_playbook(PLAYBOOK, dsn, report, *extra)
@@ -81,7 +90,7 @@ def measure(server_dsn: str, work: Path, history: int, seed: int, runs: int,
         "options": EVERY_OPTION,
         **{f"{kind}_{mode}": Figure.of(seconds[mode][kind]).to_json()
            for mode in MODES for kind in ("incremental", "full")},
-        **{f"{kind}_ratio": paired(seconds["every_option"][kind],
-                                   seconds["defaults"][kind]).to_json()
-           for kind in ("incremental", "full")},
+        **{f"{kind}_ratio{'' if mode == 'every_option' else '_' + mode}": paired(
+            seconds[mode][kind], seconds["defaults"][kind]).to_json()
+           for mode in MODES[1:] for kind in ("incremental", "full")},
     }

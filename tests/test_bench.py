@@ -188,6 +188,10 @@ def test_table_judges_the_options_cost_against_the_defaults():
     table = rows({"options": section})
     assert [(row.what.split(" on ")[0], row.verdict) for row in table] == [
         ("full rebuild", "holds"), ("incremental run, 1% batch,", "MISSED")]
+    mode = "every_option_but_ua_bot_filter"  # shown, not judged
+    for kind in ("full", "incremental"):
+        section |= {f"{kind}_{mode}": _figure(1.1), f"{kind}_ratio_{mode}": _figure(1.1)}
+    assert [row.verdict for row in rows({"options": section})] == ["holds", "MISSED", "", ""]
     # the options the section runs with pass the model's own checks
     from sqlrunner.modeloptions import normalise_options
     from sqlrunner.playbook.yaml12 import load_yaml
