@@ -25,10 +25,33 @@
 DROP TABLE IF EXISTS {{.scratch_schema}}.duplicated_event_ids;
 DROP TABLE IF EXISTS {{.scratch_schema}}.duplicate_events;
 DROP TABLE IF EXISTS {{.scratch_schema}}.events_this_run;
+DROP TABLE IF EXISTS {{.scratch_schema}}.bot_useragents;
 {{if ne .target_type "redshift"}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
 -- compiling these plans takes longer than it saves
 SET LOCAL jit = off;
+{{end}}
+
+{{if .ua_bot_filter}}
+-- ua_bot_filter: the useragents of atomic that match the bot pattern, each matched once
+-- (a data set holds far fewer useragents than events); the big read below leaves out
+-- their events by an anti-join instead of matching every event's useragent
+{{if eq .target_type "redshift"}}
+CREATE TABLE {{.scratch_schema}}.bot_useragents
+DISTSTYLE ALL
+AS
+{{else}}
+CREATE UNLOGGED TABLE {{.scratch_schema}}.bot_useragents AS
+{{end}}
+SELECT useragent
+FROM (
+  SELECT DISTINCT useragent FROM {{.atomic_schema}}.events WHERE useragent IS NOT NULL
+) AS u
+WHERE {{.scratch_schema}}.f_useragent_is_bot(useragent);
+
+{{if ne .target_type "redshift"}}
+ANALYZE {{.scratch_schema}}.bot_useragents;
+{{end}}
 {{end}}
 
 -- the event_ids with more than one copy, usable or not (PostgreSQL reads them from
@@ -179,8 +202,14 @@ WITH used_events AS (
     AND domain_userid <> ''
     AND domain_sessionidx IS NOT NULL
     AND dvce_created_tstamp IS NOT NULL
+    -- the options' rules; the bot pattern through bot_useragents (a NULL useragent is no bot)
     AND {{.scratch_schema}}.f_event_is_kept(a.app_id, a.collector_tstamp, a.dvce_created_tstamp,
-      a.useragent)
+      NULL)
+{{if .ua_bot_filter}}
+    AND NOT EXISTS (
+      SELECT 1 FROM {{.scratch_schema}}.bot_useragents AS b WHERE b.useragent = a.useragent
+    )
+{{end}}
     AND NOT EXISTS (
       SELECT 1 FROM {{.scratch_schema}}.duplicate_events AS d WHERE d.event_id = a.event_id
     )
