@@ -45,7 +45,13 @@ CREATE UNLOGGED TABLE {{.scratch_schema}}.bot_useragents AS
 {{end}}
 SELECT useragent
 FROM (
-  SELECT DISTINCT useragent FROM {{.atomic_schema}}.events WHERE useragent IS NOT NULL
+  SELECT DISTINCT useragent
+  FROM {{.atomic_schema}}.events
+  WHERE useragent IS NOT NULL
+{{if ne .target_type "redshift"}}
+  -- a fence: without it PostgreSQL tests the pattern on every event before the DISTINCT
+  OFFSET 0
+{{end}}
 ) AS u
 WHERE {{.scratch_schema}}.f_useragent_is_bot(useragent);
 
