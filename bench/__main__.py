@@ -5,6 +5,7 @@
     python -m bench --only overhead,full    # some sections only
     python -m bench --only statistics       # issue 14: 10 batches on tables nobody analyses
     python -m bench --only runner,split     # issue 18: the runner against --baseline; halves
+    python -m bench --only options          # issue 16: every model option on against none
 
 Results go to ``docs/benchmarks/<size>.json`` and ``docs/benchmarks/<size>-*.png``.
 Each benchmark uses a fresh database, created and dropped through ``--dsn`` (a
@@ -32,6 +33,7 @@ from bench import (
     full_rebuild,
     generator,
     incremental,
+    options,
     output,
     overhead,
     runner_changes,
@@ -40,7 +42,8 @@ from bench import (
 )
 from bench.db import DEFAULT_DSN, ROOT, drop_all, server_version
 
-SECTIONS = ("overhead", "generator", "full", "incremental", "statistics", "runner", "split")
+SECTIONS = ("overhead", "generator", "full", "incremental", "statistics", "runner", "split",
+            "options")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Size:
     statistics_rounds: int = 3
     runner_rounds: int = 12  # issue 18: this runner against the --baseline commit's
     split_rounds: int = 3  # issue 18: a window pass whole, in two halves
+    options_rounds: int = 3  # issue 16: every model option on against the defaults
 
 
 SIZES = {
@@ -180,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
             log("a window pass, whole and in halves (per-query variables)")
             results["split"] = split.measure(args.dsn, work, size.histories[0], args.seed,
                                              size.split_rounds, args.regenerate, log=log)
+        if "options" in sections:
+            log("the model's options: every option on against the defaults")
+            results["options"] = options.measure(args.dsn, work, size.histories[0], args.seed,
+                                                 size.options_rounds, args.regenerate, log=log)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["data_seconds"] = round(sum(data.BUILT.values()), 1)
     table = output.rows(results)

@@ -43,11 +43,12 @@ def available() -> str | None:
     return None
 
 
-def run_playbook(playbook: Path, dsn: str, report: Path) -> dict[str, Any]:
-    """One run as a child process: wall seconds, peak RSS, and per-step seconds."""
+def run_playbook(playbook: Path, dsn: str, report: Path, *extra: str) -> dict[str, Any]:
+    """One run as a child process (``extra``: more arguments, e.g. ``--var-file``): wall
+    seconds, peak RSS, and per-step seconds."""
     done = process.run(process.runner_command(
-        "-p", str(playbook), "--target", dsn, "--progress", "plain", "--report", str(report)),
-        env=process.runner_env(), cwd=ROOT, memory=True)
+        "-p", str(playbook), "--target", dsn, "--progress", "plain", "--report", str(report),
+        *extra), env=process.runner_env(), cwd=ROOT, memory=True)
     result = json.loads(report.read_text())
     if result["exit_code"] != 0:
         raise RuntimeError(f"{playbook.name} failed: {done.stderr[-2000:]}")

@@ -84,6 +84,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
     table.extend(_statistics_rows(results.get("statistics", {})))
     table.extend(_runner_rows(results.get("runner", {})))
     table.extend(_split_rows(results.get("split", {})))
+    table.extend(_options_rows(results.get("options", {})))
 
     parallel = overhead.get("parallel")
     if parallel:
@@ -248,6 +249,28 @@ def _split_rows(section: dict[str, Any]) -> list[Row]:
                 f"{_fig(seconds['halves_in_series'])} = "
                 f"{section['series_over_whole']['median']:.2f}×)", "", "< 1×",
                 section["halves_over_whole"]["median"] < 1.0)]
+
+
+def _options_rows(section: dict[str, Any]) -> list[Row]:
+    """Issue 16: every model option on against the defaults, same data, same rounds."""
+    if "full_ratio" not in section:
+        return []
+    history = section["history"]
+    table = []
+    for mode, what in (("every_option", "every option on"),
+                       ("every_option_but_ua_bot_filter", "every option but ua_bot_filter")):
+        for kind, label in (("full", "full rebuild"),
+                            ("incremental", f"incremental run, {section['batch']:.0%} batch,")):
+            ratio = section.get(f"{kind}_ratio" + ("" if mode == "every_option" else f"_{mode}"))
+            if ratio is None:
+                continue
+            table.append(Row(
+                f"{label} on {history:,} events, {what} against the defaults",
+                f"{_fig(section[f'{kind}_{mode}'])} against {_fig(section[f'{kind}_defaults'])}"
+                f" = {ratio['median']:.2f}× ({ratio['min']:.2f}–{ratio['max']:.2f})",
+                "", "≤ 1.3×" if mode == "every_option" else "",
+                ratio["median"] <= 1.3 if mode == "every_option" else None))
+    return table
 
 
 def format_table(table: list[Row]) -> str:

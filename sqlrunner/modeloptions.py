@@ -72,8 +72,24 @@ OPTIONS = (
 
 _ATOMIC_TYPES = {name: kind.replace(" NOT NULL", "") for name, kind in COLUMN_DEFINITIONS}
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
-_SQL_TYPE = re.compile(r"[A-Za-z][A-Za-z ]*(\(\s*\d+(\s*,\s*\d+)?\s*\))?")
+# on one line: setup's migration reads the columns' definitions a line each
+_SQL_TYPE = re.compile(r"[A-Za-z][A-Za-z ]*(\( *\d+( *, *\d+)? *\))?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# PostgreSQL's reserved key words (those no column may be named without quotes; the model
+# does not quote the options' names)
+_RESERVED = frozenset(
+    """
+    all analyse analyze and any array as asc asymmetric authorization binary both case cast
+    check collate collation column concurrently constraint create cross current_catalog
+    current_date current_role current_schema current_time current_timestamp current_user
+    default deferrable desc distinct do else end except false fetch for foreign freeze from
+    full grant group having ilike in initially inner intersect into is isnull join lateral
+    leading left like limit localtime localtimestamp natural not notnull null offset on only
+    or order outer overlaps placing primary references returning right select session_user
+    similar some symmetric table tablesample then to trailing true union unique user using
+    variadic verbose when where window with
+""".split()
+)
 _MAX_NAME = 63  # PostgreSQL's identifier limit (Redshift's is 127)
 # a passthrough given as an expression without a type
 DEFAULT_PASSTHROUGH_TYPE = "VARCHAR(65535)"
@@ -104,14 +120,31 @@ def normalise_options(
         try:
             checked[name] = _CHECKS[name](merged.get(name, _DEFAULTS[name]))
         except OptionError as err:
-            if name in given:
-                raise PlaybookError(f"--var {name}: {err}") from None
-            raise PlaybookError(
-                f"variable {name}: {err}",
-                file=playbook_path,
-                line=_variable_line(playbook_path, name),
-            ) from None
+            raise _refused(name, str(err), given, playbook_path) from None
+    clash = _session_clash(checked["session_passthroughs"], checked["conversions"])
+    if clash:
+        message = f"alias {clash!r} is a column of one of the conversions"
+        raise _refused("session_passthroughs", message, given, playbook_path)
     return {**given, **checked}
+
+
+def _refused(name: str, message: str, given: Mapping[str, Any], path: str) -> PlaybookError:
+    """The error naming the variable, and the playbook line when it is the playbook's."""
+    if name in given:
+        return PlaybookError(f"--var {name}: {message}")
+    return PlaybookError(
+        f"variable {name}: {message}", file=path, line=_variable_line(path, name)
+    )
+
+
+def _session_clash(passthroughs: list[dict[str, str]], conversions: list[dict[str, str]]) -> str:
+    """A session passthrough's alias that one of the conversions' columns also takes."""
+    columns = {
+        f"cv_{c['name']}_{part}"
+        for c in conversions
+        for part in ("volume", "value", "converted", "first_tstamp")
+    }
+    return next((p["alias"] for p in passthroughs if p["alias"] in columns), "")
 
 
 def _variable_line(path: str, name: str) -> int | None:
@@ -199,6 +232,8 @@ def _identifier(value: Any, what: str, prefix: str = "", suffix: str = "") -> st
         raise OptionError(
             f"{what} must be a lower-case SQL identifier ([a-z_][a-z0-9_]*), got {value!r}"
         )
+    if not prefix and value in _RESERVED:
+        raise OptionError(f"{what} {value!r} is a reserved SQL word")
     if len(prefix + value + suffix) > _MAX_NAME:
         raise OptionError(
             f"{what} {value!r} is too long: {prefix}{value}{suffix} is over {_MAX_NAME} characters"

@@ -176,3 +176,25 @@ def test_table_judges_issue_18s_runner_against_its_baseline_and_the_split():
                     "(issue 18)"] == "MISSED"
     assert verdicts["a window pass over 1,000 events, two halves in parallel (per-query "
                     "variables) against one query"] == "holds"
+
+
+def test_table_judges_the_options_cost_against_the_defaults():
+    from bench.options import EVERY_OPTION
+
+    section = {"history": 1_000_000, "batch": 0.01}
+    for kind, ratio in (("full", 1.2), ("incremental", 1.4)):
+        section |= {f"{kind}_every_option": _figure(ratio), f"{kind}_defaults": _figure(1.0),
+                    f"{kind}_ratio": _figure(ratio)}
+    table = rows({"options": section})
+    assert [(row.what.split(" on ")[0], row.verdict) for row in table] == [
+        ("full rebuild", "holds"), ("incremental run, 1% batch,", "MISSED")]
+    mode = "every_option_but_ua_bot_filter"  # shown, not judged
+    for kind in ("full", "incremental"):
+        section |= {f"{kind}_{mode}": _figure(1.1), f"{kind}_ratio_{mode}": _figure(1.1)}
+    assert [row.verdict for row in rows({"options": section})] == ["holds", "MISSED", "", ""]
+    # the options the section runs with pass the model's own checks
+    from sqlrunner.modeloptions import normalise_options
+    from sqlrunner.playbook.yaml12 import load_yaml
+
+    checked = normalise_options("p.yml", {"conversions": []}, load_yaml(EVERY_OPTION, "f"))
+    assert [c["name"] for c in checked["conversions"]] == ["cart_add", "form_submit"]

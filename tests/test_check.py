@@ -408,3 +408,15 @@ def test_the_model_ships_its_three_playbooks():
 def test_every_shipped_playbook_passes_the_check(playbook, dialect):
     findings = check_playbook(str(playbook), dialect)
     assert findings == [], "\n".join(str(f) for f in findings)
+
+
+@pytest.mark.parametrize("playbook", SHIPPED, ids=lambda p: p.name)
+@pytest.mark.parametrize("dialect", ["redshift", "postgres"])
+def test_every_shipped_playbook_passes_the_check_with_every_option_on(playbook, dialect):
+    from test_model_options import EVERY_OPTION  # (docs/model.md, "Options")
+
+    findings = check_playbook(str(playbook), dialect, variables=EVERY_OPTION)
+    assert findings == [], "\n".join(str(f) for f in findings)
+    plan = check.prepare_for(str(playbook), dialect, EVERY_OPTION)
+    rendered = "".join(q.sql or "" for t in plan.targets for q in t.queries)
+    assert "cv_cart_add_first_tstamp" in rendered  # the options did reach the SQL

@@ -26,6 +26,9 @@ def test_the_demo_models_every_batch_and_shows_the_tables(
         assert main(["demo", "--events", "3000", "--batches", "3", "--target", server_dsn]) == 0
         out = capsys.readouterr().out
         assert "derived.sessions" in out and "the busiest sessions" in out
+        # columns for analysts: channel grouping, engagement, scroll depth
+        assert "sessions by channel" in out and "avg_scrolled_pct" in out
+        assert "channel" in out.split("the busiest sessions")[1].splitlines()[2]
         assert "3,000" in out  # every event reached atomic.events
         assert query_one(server_dsn, DATABASE_OID, (own,)) is not None
     finally:

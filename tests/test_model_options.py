@@ -10,10 +10,12 @@ import os
 import random
 from collections import defaultdict
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import model_reference as reference
 import psycopg
 import pytest
+from conftest import run_sql
 from test_model_full import (
     T0,
     assert_invariants,
@@ -35,6 +37,8 @@ from sqlrunner.cli import main
 from sqlrunner.errors import PlaybookError
 
 pytestmark = pytest.mark.slow  # not in the quick subset (-m "not slow")
+
+MICRO = Decimal("0.000001")  # a conversion's value is DECIMAL(38, 6)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PLAYBOOKS = os.path.join(ROOT, "playbooks")
@@ -58,12 +62,65 @@ BROWSERS = (
     "(KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1",
     None,
 )
+# the passthroughs and conversions, each with its value in Python (over an event's columns)
+COLUMNS_OPTIONS = {
+    "page_view_passthroughs": [
+        "page_urlquery",
+        {"sql": "LENGTH(page_urlpath) * 2", "alias": "path_length_2", "type": "INT"},
+    ],
+    "session_passthroughs": [
+        "useragent",
+        {"sql": "UPPER(br_family)", "alias": "browser_upper"},  # the default type
+    ],
+    "visitor_passthroughs": [
+        {
+            "sql": "COALESCE(mkt_source, refr_source)",
+            "alias": "first_source",
+            "type": "VARCHAR(255)",
+        },
+        {"sql": "dvce_ismobile", "alias": "first_on_mobile", "type": "BOOLEAN"},  # no MAX
+    ],
+    "conversions": [
+        {
+            "name": "cart_add",
+            "condition": "event = 'struct' AND se_action = 'add'",
+            "value": "se_value",
+        },
+        {"name": "form_submit", "condition": "se_category = 'form'"},  # no value: 0
+    ],
+}
+PASSTHROUGH_VALUES = {
+    "page_views": {
+        "page_urlquery": lambda e: e["page_urlquery"],
+        "path_length_2": lambda e: None if e["page_urlpath"] is None else 2 * len(
+            e["page_urlpath"]
+        ),
+    },
+    "sessions": {
+        "useragent": lambda e: e["useragent"],
+        "browser_upper": lambda e: None if e["br_family"] is None else e["br_family"].upper(),
+    },
+    "visitors": {
+        "first_source": lambda e: (
+            e["mkt_source"] if e["mkt_source"] is not None else e["refr_source"]
+        ),
+        "first_on_mobile": lambda e: e["dvce_ismobile"],
+    },
+}
+CONVERSIONS = {  # name: (condition, value)
+    "cart_add": (
+        lambda e: e["event"] == "struct" and e["se_action"] == "add",
+        lambda e: e["se_value"],
+    ),
+    "form_submit": (lambda e: e["se_category"] == "form", lambda e: 0),
+}
 EVERY_OPTION = {
     "app_ids": ["site", "app2"],
     "start_date": "2024-03-05",
     "ua_bot_filter": True,
     "days_late_allowed": 2,
     "max_session_days": 1,
+    **COLUMNS_OPTIONS,
 }
 
 
@@ -106,6 +163,43 @@ def kept(events: list[dict], options: dict) -> list[dict]:
         for e in used
         if e["dvce_created_tstamp"] <= first[(e["domain_userid"], e["domain_sessionidx"])] + cap
     ]
+
+
+def assert_option_columns(tables: reference.DerivedTables, events: list[dict]) -> None:
+    """The passthroughs and conversions of COLUMNS_OPTIONS in ``tables`` are their rules
+    over ``events`` (the events the options keep): a page view's from its page_view event, a
+    session's from its first event, a visitor's from its first event, conversions over the
+    session's events."""
+    used = sorted(reference.used_events(events), key=reference.event_order)
+    sessions: dict[tuple, list[dict]] = defaultdict(list)
+    for e in used:
+        sessions[(e["domain_userid"], e["domain_sessionidx"])].append(e)
+    first_of_cookie: dict[str, dict] = {}
+    for e in used:
+        first_of_cookie.setdefault(e["domain_userid"], e)
+    page_view_events = {e["event_id"]: e for e in used if e["event"] == "page_view"}
+    assert set(tables.page_views) == set(page_view_events)
+    for view_id, view in tables.page_views.items():
+        for alias, value in PASSTHROUGH_VALUES["page_views"].items():
+            assert view[alias] == value(page_view_events[view_id]), (view_id, alias)
+    assert set(tables.sessions) == set(sessions)
+    for key, session in tables.sessions.items():
+        for alias, value in PASSTHROUGH_VALUES["sessions"].items():
+            assert session[alias] == value(sessions[key][0]), (key, alias)
+        for name, (condition, value) in CONVERSIONS.items():
+            hits = [e for e in sessions[key] if condition(e)]
+            amounts = [Decimal(repr(float(value(e) or 0))).quantize(MICRO) for e in hits]
+            assert session[f"cv_{name}_volume"] == len(hits), (key, name)
+            assert session[f"cv_{name}_value"] == sum(amounts, Decimal(0)), (key, name)
+            assert session[f"cv_{name}_converted"] is bool(hits), (key, name)
+            assert session[f"cv_{name}_first_tstamp"] == (
+                min(e["collector_tstamp"] for e in hits) if hits else None
+            ), (key, name)
+            if hits:
+                assert session["is_engaged"] is True, key
+    for cookie, visitor in tables.visitors.items():
+        for alias, value in PASSTHROUGH_VALUES["visitors"].items():
+            assert visitor[alias] == value(first_of_cookie[cookie]), (cookie, alias)
 
 
 def run(playbook: str, dsn: str, **options: object) -> None:
@@ -217,7 +311,9 @@ def test_generated_events_with_every_option_match_the_rules(database, seed):
     events = varied([e for b in generated(seed, events=2000, batches=1) for e in b], seed)
     load(database, events)
     run(FULL, database, **EVERY_OPTION)
-    assert_invariants(assert_matches_reference(database, kept(events, EVERY_OPTION)))
+    tables = assert_matches_reference(database, kept(events, EVERY_OPTION))
+    assert_invariants(tables)
+    assert_option_columns(tables, kept(events, EVERY_OPTION))
 
 
 # -- incremental equals full, with the options on --------------------------------------------
@@ -231,11 +327,29 @@ def test_incremental_with_every_option_equals_the_full_mode(database, seed):
         load(database, batch, LANDING)
         loaded += batch
         run(INCREMENTAL, database, **EVERY_OPTION)
-        assert_matches_reference(database, kept(loaded, EVERY_OPTION))
+        tables = assert_matches_reference(database, kept(loaded, EVERY_OPTION))
+        assert_option_columns(tables, kept(loaded, EVERY_OPTION))
     assert_moved_exactly(database, loaded)
     incremental = derived_tables(database)
     run(FULL, database, **EVERY_OPTION)
     assert derived_tables(database) == incremental
+
+
+def test_incremental_with_passthroughs_and_conversions_equals_the_full_mode(database):
+    # the filters off, so that most events are kept and many sessions convert
+    loaded: list[dict] = []
+    for batch in generated(47, events=2500, batches=5):
+        load(database, batch, LANDING)
+        loaded += batch
+        run(INCREMENTAL, database, **COLUMNS_OPTIONS)
+        tables = assert_matches_reference(database, loaded)
+        assert_option_columns(tables, loaded)
+    for name in CONVERSIONS:
+        assert any(s[f"cv_{name}_converted"] for s in tables.sessions.values()), name
+    assert any(v["first_on_mobile"] for v in tables.visitors.values())
+    assert any(v["page_urlquery"] for v in tables.page_views.values())
+    run(FULL, database, **COLUMNS_OPTIONS)
+    assert derived_tables(database) == tables
 
 
 def test_late_events_and_sessions_spanning_batches_with_every_option(database):
@@ -246,16 +360,39 @@ def test_late_events_and_sessions_spanning_batches_with_every_option(database):
         event("page_view", 60, app_id="other"),
         event("page_view", 90, useragent=BOTS[0]),
     ]
-    late = event("page_view", -3600, page_urlpath="/late")  # becomes the session's first
+    events += [
+        event("struct", 40, se_category="cart", se_action="add", se_value=19.99),
+        event("struct", 50, se_category="form", se_action="submit"),
+    ]
+    # becomes the session's (and the visitor's) first event, and converts
+    late = event(
+        "page_view", -3600, page_urlpath="/late", mkt_source="news", br_family="Chrome",
+        useragent="late agent", dvce_ismobile=True,
+    )
+    late_cart = event("struct", -3000, se_category="cart", se_action="add", se_value=5.5)
     options = {**EVERY_OPTION, "start_date": "2024-02-01"}
     loaded: list[dict] = []
-    for index, batch in enumerate(([events[0], events[2]], events[1:2] + events[3:], [late])):
+    batches = ([events[0], events[2], events[5]], events[1:2] + events[3:5] + events[6:],
+               [late, late_cart])
+    for index, batch in enumerate(batches):
         batch = with_etl(batch, T0 + timedelta(days=1 + index))
         load(database, batch, LANDING)
         loaded += batch
         run(INCREMENTAL, database, **options)
-        assert_matches_reference(database, kept(loaded, options))
-    assert derived_tables(database).sessions[("c1", 1)]["landing_page_path"] == "/late"
+        tables = assert_matches_reference(database, kept(loaded, options))
+        assert_option_columns(tables, kept(loaded, options))
+    session = tables.sessions[("c1", 1)]
+    assert session["landing_page_path"] == "/late"
+    assert (session["browser_upper"], session["useragent"]) == ("CHROME", "late agent")
+    assert (session["cv_cart_add_volume"], session["cv_cart_add_value"]) == (2, Decimal("25.49"))
+    assert session["cv_cart_add_first_tstamp"] == late_cart["collector_tstamp"]
+    assert (session["cv_form_submit_volume"], session["cv_form_submit_value"]) == (1, 0)
+    assert (tables.visitors["c1"]["first_source"], tables.visitors["c1"]["first_on_mobile"]) == (
+        "news",
+        True,
+    )
+    run(FULL, database, **options)
+    assert derived_tables(database) == tables
 
 
 def test_full_to_incremental_with_every_option(database):
@@ -263,9 +400,13 @@ def test_full_to_incremental_with_every_option(database):
     load(database, history)
     load(database, first, LANDING)
     run(SWITCH, database, **EVERY_OPTION)
-    assert_matches_reference(database, kept(history, EVERY_OPTION))
+    tables = assert_matches_reference(database, kept(history, EVERY_OPTION))
+    assert_option_columns(tables, kept(history, EVERY_OPTION))
     run(INCREMENTAL, database, **EVERY_OPTION)
-    assert_matches_reference(database, kept(history + first, EVERY_OPTION))
+    tables = assert_matches_reference(database, kept(history + first, EVERY_OPTION))
+    assert_option_columns(tables, kept(history + first, EVERY_OPTION))
+    run(FULL, database, **EVERY_OPTION)
+    assert derived_tables(database) == tables
 
 
 def test_with_the_defaults_a_full_rebuild_after_incremental_runs_changes_nothing(database):
@@ -273,6 +414,69 @@ def test_with_the_defaults_a_full_rebuild_after_incremental_runs_changes_nothing
         load(database, batch, LANDING)
         run(INCREMENTAL, database)
     assert_a_full_rebuild_gives_the_same(database)
+
+
+# -- passthroughs and conversions ------------------------------------------------------------
+
+
+def test_conversions_make_a_session_engaged_and_leave_the_other_columns_alone(database):
+    events = [
+        event("page_view", 0),
+        event("struct", 1, se_category="cart", se_action="add", se_value=None),
+        event("page_view", 3600, domain_sessionidx=2),
+    ]
+    load(database, events)
+    run(FULL, database)
+    without = derived_tables(database)
+    assert without.sessions[("c1", 1)]["is_engaged"] is False
+    run(FULL, database, **COLUMNS_OPTIONS)
+    tables = derived_tables(database)
+    assert_option_columns(tables, events)
+    first, second = tables.sessions[("c1", 1)], tables.sessions[("c1", 2)]
+    # a converting event without a value counts, with 0
+    assert (first["cv_cart_add_volume"], first["cv_cart_add_value"]) == (1, 0)
+    assert first["is_engaged"] is True and second["is_engaged"] is False
+    assert (second["cv_cart_add_volume"], second["cv_cart_add_converted"]) == (0, False)
+    assert second["cv_cart_add_first_tstamp"] is None
+    # every other column as without the options, is_engaged or'ed with the conversions
+    for old_rows, new_rows in (
+        (without.sessions, tables.sessions),
+        (without.page_views, tables.page_views),
+        (without.visitors, tables.visitors),
+    ):
+        for key, old in old_rows.items():
+            new = {column: new_rows[key][column] for column in old}
+            if "is_engaged" in old:
+                converted = new_rows[key]["cv_cart_add_converted"]
+                old = {**old, "is_engaged": old["is_engaged"] or converted}
+            assert new == old, key
+
+
+def test_options_added_later_add_their_columns_to_the_existing_tables(database):
+    events = [event("page_view", 0, page_urlquery="q=1"), event("page_view", 10)]
+    load(database, events[:1], LANDING)
+    run(INCREMENTAL, database)  # the tables, without the options' columns
+    load(database, events[1:], LANDING)
+    run(INCREMENTAL, database, **COLUMNS_OPTIONS)
+    tables = derived_tables(database)
+    assert_option_columns(tables, events)
+    assert tables.page_views[events[0]["event_id"]]["page_urlquery"] == "q=1"
+    types = dict(
+        run_sql(
+            database,
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'derived' AND table_name = 'sessions' "
+            "AND column_name IN ('browser_upper', 'cv_cart_add_value', 'cv_cart_add_converted')",
+        )
+    )
+    assert types == {
+        "browser_upper": "character varying",
+        "cv_cart_add_value": "numeric",
+        "cv_cart_add_converted": "boolean",
+    }
+    run(INCREMENTAL, database)  # options removed: their columns stay, and nothing fails
+    run(FULL, database)
+    assert derived_tables(database).sessions[("c1", 1)]["cv_cart_add_volume"] is None
 
 
 # -- bad options: refused before any SQL runs -------------------------------------------------
@@ -298,6 +502,33 @@ BAD_OPTIONS = [
     (
         {"conversions": [{"condition": "event = 'page_view'"}]},
         "--var conversions: a conversion without a name",
+    ),
+    (
+        {"conversions": [{"name": "Buy!", "condition": "TRUE"}]},
+        "--var conversions: a conversion's name must be a lower-case SQL identifier",
+    ),
+    (
+        {"conversions": [{"name": "buy", "condition": "TRUE; DROP TABLE atomic.events"}]},
+        "--var conversions: condition may not hold a ';'",
+    ),
+    (
+        {"page_view_passthroughs": [{"sql": "1", "alias": "page_title"}]},
+        "--var page_view_passthroughs: alias 'page_title' is a column of the table already",
+    ),
+    (
+        {"session_passthroughs": [{"sql": "1", "alias": "x", "type": "INT); DROP"}]},
+        "--var session_passthroughs: type must be a SQL type",
+    ),
+    (
+        {"visitor_passthroughs": [{"sql": "1", "alias": "order"}]},
+        "--var visitor_passthroughs: alias 'order' is a reserved SQL word",
+    ),
+    (
+        {
+            "session_passthroughs": [{"sql": "1", "alias": "cv_buy_value"}],
+            "conversions": [{"name": "buy", "condition": "TRUE"}],
+        },
+        "--var session_passthroughs: alias 'cv_buy_value' is a column of one of the conversions",
     ),
 ]
 

@@ -12,6 +12,8 @@
 --   has the count on every event), session_start_tstamp, session_end_tstamp,
 --   max_etl_tstamp, first_event_id, first_event_collector_tstamp,
 --   first_event_dvce_created_tstamp
+-- and, for each conversion of the options, cv_<name>_event_value: the event's value when it
+-- meets the conversion's condition (0 for a NULL value), else NULL.
 -- Event order is (dvce_created_tstamp, collector_tstamp, event_id), event_id byte-wise.
 -- The other columns of an event are read from atomic by the event details step.
 --
@@ -23,10 +25,39 @@
 DROP TABLE IF EXISTS {{.scratch_schema}}.duplicated_event_ids;
 DROP TABLE IF EXISTS {{.scratch_schema}}.duplicate_events;
 DROP TABLE IF EXISTS {{.scratch_schema}}.events_this_run;
+DROP TABLE IF EXISTS {{.scratch_schema}}.bot_useragents;
 {{if ne .target_type "redshift"}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
 -- compiling these plans takes longer than it saves
 SET LOCAL jit = off;
+{{end}}
+
+{{if .ua_bot_filter}}
+-- ua_bot_filter: the useragents of atomic that match the bot pattern, each matched once
+-- (a data set holds far fewer useragents than events); the big read below leaves out
+-- their events by an anti-join instead of matching every event's useragent
+{{if eq .target_type "redshift"}}
+CREATE TABLE {{.scratch_schema}}.bot_useragents
+DISTSTYLE ALL
+AS
+{{else}}
+CREATE UNLOGGED TABLE {{.scratch_schema}}.bot_useragents AS
+{{end}}
+SELECT useragent
+FROM (
+  SELECT DISTINCT useragent
+  FROM {{.atomic_schema}}.events
+  WHERE useragent IS NOT NULL
+{{if ne .target_type "redshift"}}
+  -- a fence: without it PostgreSQL tests the pattern on every event before the DISTINCT
+  OFFSET 0
+{{end}}
+) AS u
+WHERE {{.scratch_schema}}.f_useragent_is_bot(useragent);
+
+{{if ne .target_type "redshift"}}
+ANALYZE {{.scratch_schema}}.bot_useragents;
+{{end}}
 {{end}}
 
 -- the event_ids with more than one copy, usable or not (PostgreSQL reads them from
@@ -51,6 +82,7 @@ ANALYZE {{.scratch_schema}}.duplicated_event_ids;
 
 -- the used copy of each of them (the first collected of its usable copies; copies that tie
 -- on all four tstamps carry the same payload), with the columns of the event details step
+-- (the options' passthroughs evaluated on it) and its conversions' values
 {{if eq .target_type "redshift"}}
 CREATE TABLE {{.scratch_schema}}.duplicate_events
 DISTSTYLE KEY
@@ -125,7 +157,14 @@ SELECT
   br_viewwidth,
   br_viewheight,
   pp_xoffset_max,
-  pp_yoffset_max
+  pp_yoffset_max{{range $i, $p := .page_view_passthroughs}},
+  CAST(({{$p.sql}}) AS {{$p.type}}) AS page_view_passthrough_{{$i}}{{end}}
+{{- range $i, $p := .session_passthroughs}},
+  CAST(({{$p.sql}}) AS {{$p.type}}) AS session_passthrough_{{$i}}{{end}}
+{{- range $i, $p := .visitor_passthroughs}},
+  CAST(({{$p.sql}}) AS {{$p.type}}) AS visitor_passthrough_{{$i}}{{end}}{{range .conversions}},
+  CASE WHEN ({{.condition}}) THEN COALESCE(CAST(({{.value}}) AS DECIMAL(38, 6)), 0) END
+    AS cv_{{.name}}_event_value{{end}}
 FROM ranked_copies
 WHERE copy_rank = 1;
 
@@ -161,14 +200,22 @@ WITH used_events AS (
     dvce_created_tstamp,
     etl_tstamp,
     pp_xoffset_max,
-    pp_yoffset_max
+    pp_yoffset_max{{range .conversions}},
+    CASE WHEN ({{.condition}}) THEN COALESCE(CAST(({{.value}}) AS DECIMAL(38, 6)), 0) END
+      AS cv_{{.name}}_event_value{{end}}
   FROM {{.atomic_schema}}.events AS a
   WHERE domain_userid IS NOT NULL
     AND domain_userid <> ''
     AND domain_sessionidx IS NOT NULL
     AND dvce_created_tstamp IS NOT NULL
+    -- the options' rules; the bot pattern through bot_useragents (a NULL useragent is no bot)
     AND {{.scratch_schema}}.f_event_is_kept(a.app_id, a.collector_tstamp, a.dvce_created_tstamp,
-      a.useragent)
+      NULL)
+{{if .ua_bot_filter}}
+    AND NOT EXISTS (
+      SELECT 1 FROM {{.scratch_schema}}.bot_useragents AS b WHERE b.useragent = a.useragent
+    )
+{{end}}
     AND NOT EXISTS (
       SELECT 1 FROM {{.scratch_schema}}.duplicate_events AS d WHERE d.event_id = a.event_id
     )
@@ -191,7 +238,8 @@ WITH used_events AS (
     dvce_created_tstamp,
     etl_tstamp,
     pp_xoffset_max,
-    pp_yoffset_max
+    pp_yoffset_max{{range .conversions}},
+    cv_{{.name}}_event_value{{end}}
   FROM {{.scratch_schema}}.duplicate_events
 ),
 
@@ -328,9 +376,11 @@ SELECT
     THEN first_event_collector_tstamp END AS first_event_collector_tstamp,
   CASE WHEN later_events IS NULL
     THEN first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp,
-  -- a page ping's furthest scroll offsets (page views' scroll depth)
+  -- a page ping's furthest scroll offsets (page views' scroll depth), and the value of
+  -- each of the options' conversions when the event converts (else NULL)
   pp_xoffset_max,
-  pp_yoffset_max
+  pp_yoffset_max{{range .conversions}},
+  cv_{{.name}}_event_value{{end}}
 FROM events_in_session_order;
 
 {{if ne .target_type "redshift"}}

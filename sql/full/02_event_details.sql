@@ -4,6 +4,10 @@
 -- events of each session, and every page_view event), one row per event_id. An event_id
 -- with a single copy in atomic is joined to it; the used copies of the others are in
 -- duplicate_events already (01_events_this_run.sql), so nothing here ranks copies.
+-- The options' passthroughs (docs/model.md, "Options") are evaluated here on every one of
+-- these events, each list into numbered columns (page_view_passthrough_0, ...,
+-- session_passthrough_0, ..., visitor_passthrough_0, ...) cast to its type; the derived
+-- tables take them from the page view's event, the session's first and the visitor's first.
 
 DROP TABLE IF EXISTS {{.scratch_schema}}.event_details;
 {{if eq .target_type "redshift"}}
@@ -19,8 +23,9 @@ SET LOCAL jit = off;
 CREATE UNLOGGED TABLE {{.scratch_schema}}.event_details AS
 {{end}}
 WITH detailed_events AS (
-  -- the events whose other columns the derived tables read
-  SELECT domain_userid, event_id
+  -- the events whose other columns the derived tables read (named apart from atomic's
+  -- columns, which the options' passthroughs name unqualified)
+  SELECT domain_userid AS detailed_domain_userid, event_id AS detailed_event_id
   FROM {{.scratch_schema}}.events_this_run
   WHERE event_in_session_index = 1
     OR event_in_session_index = session_event_count
@@ -29,8 +34,8 @@ WITH detailed_events AS (
 
 -- those with a single copy in atomic: that copy
 SELECT
-  d.domain_userid,
-  d.event_id,
+  d.detailed_domain_userid AS domain_userid,
+  d.detailed_event_id AS event_id,
   a.domain_sessionid,
   a.app_id,
   a.geo_country,
@@ -67,18 +72,25 @@ SELECT
   a.doc_width,
   a.doc_height,
   a.br_viewwidth,
-  a.br_viewheight
+  a.br_viewheight{{range $i, $p := .page_view_passthroughs}},
+  CAST(({{$p.sql}}) AS {{$p.type}}) AS page_view_passthrough_{{$i}}{{end}}
+{{- range $i, $p := .session_passthroughs}},
+  CAST(({{$p.sql}}) AS {{$p.type}}) AS session_passthrough_{{$i}}{{end}}
+{{- range $i, $p := .visitor_passthroughs}},
+  CAST(({{$p.sql}}) AS {{$p.type}}) AS visitor_passthrough_{{$i}}{{end}}
 FROM {{.atomic_schema}}.events AS a
 INNER JOIN detailed_events AS d
-  ON d.event_id = a.event_id
+  ON d.detailed_event_id = a.event_id
 {{if eq .target_type "redshift"}}
   -- the same cookie (an event_id is used once): on Redshift it keeps the join on each
   -- slice, both sides being distributed by cookie. Not on PostgreSQL, whose planner
   -- would take the two conditions as independent and expect almost no rows.
-  AND d.domain_userid = a.domain_userid
+  AND d.detailed_domain_userid = a.domain_userid
 {{end}}
 WHERE NOT EXISTS (
-  SELECT 1 FROM {{.scratch_schema}}.duplicated_event_ids AS u WHERE u.event_id = d.event_id
+  SELECT 1
+  FROM {{.scratch_schema}}.duplicated_event_ids AS u
+  WHERE u.event_id = d.detailed_event_id
 )
 
 UNION ALL
@@ -123,7 +135,12 @@ SELECT
   u.doc_width,
   u.doc_height,
   u.br_viewwidth,
-  u.br_viewheight
+  u.br_viewheight{{range $i, $p := .page_view_passthroughs}},
+  u.page_view_passthrough_{{$i}}{{end}}
+{{- range $i, $p := .session_passthroughs}},
+  u.session_passthrough_{{$i}}{{end}}
+{{- range $i, $p := .visitor_passthroughs}},
+  u.visitor_passthrough_{{$i}}{{end}}
 FROM {{.scratch_schema}}.duplicate_events AS u;
 
 {{if ne .target_type "redshift"}}

@@ -116,7 +116,7 @@ INSERT INTO {{.derived_schema}}.sessions (
   absolute_time_in_s,
   page_ping_count,
   is_engaged,
-  default_channel_group
+  default_channel_group{{template "session_option_columns" .}}
 )
 SELECT
   domain_userid,
@@ -170,7 +170,7 @@ SELECT
   absolute_time_in_s,
   page_ping_count,
   is_engaged,
-  default_channel_group
+  default_channel_group{{template "session_option_columns" .}}
 FROM {{.scratch_schema}}.sessions;
 
 INSERT INTO {{.derived_schema}}.page_views (
@@ -228,7 +228,7 @@ INSERT INTO {{.derived_schema}}.page_views (
   dvce_ismobile,
   dvce_screenwidth,
   dvce_screenheight,
-  default_channel_group
+  default_channel_group{{template "option_columns" .page_view_passthroughs}}
 )
 SELECT
   page_view_id,
@@ -285,7 +285,7 @@ SELECT
   dvce_ismobile,
   dvce_screenwidth,
   dvce_screenheight,
-  default_channel_group
+  default_channel_group{{template "option_columns" .page_view_passthroughs}}
 FROM {{.scratch_schema}}.page_views;
 
 INSERT INTO {{.derived_schema}}.visitors (
@@ -313,7 +313,7 @@ INSERT INTO {{.derived_schema}}.visitors (
   refr_term,
   refr_urlhost,
   refr_urlpath,
-  default_channel_group
+  default_channel_group{{template "option_columns" .visitor_passthroughs}}
 )
 SELECT
   domain_userid,
@@ -340,7 +340,7 @@ SELECT
   refr_term,
   refr_urlhost,
   refr_urlpath,
-  default_channel_group
+  default_channel_group{{template "option_columns" .visitor_passthroughs}}
 FROM {{.scratch_schema}}.visitors;
 
 INSERT INTO {{.derived_schema}}.cookie_id_to_user_id_map (
@@ -371,3 +371,14 @@ ANALYZE {{.derived_schema}}.sessions (domain_userid, domain_sessionidx);
 ANALYZE {{.derived_schema}}.page_views (page_view_id, domain_userid, domain_sessionidx);
 ANALYZE {{.derived_schema}}.visitors (domain_userid);
 ANALYZE {{.derived_schema}}.cookie_id_to_user_id_map (domain_userid);
+
+-- The options' columns (docs/model.md, "Options"), in the column lists above: each
+-- passthrough's alias, and on sessions each conversion's four columns.
+{{define "option_columns"}}{{range .}},
+  {{.alias}}{{end}}{{end}}
+{{define "session_option_columns"}}{{template "option_columns" .session_passthroughs}}
+{{- range .conversions}},
+  cv_{{.name}}_volume,
+  cv_{{.name}}_value,
+  cv_{{.name}}_converted,
+  cv_{{.name}}_first_tstamp{{end}}{{end}}

@@ -14,7 +14,9 @@
 --   event_in_session_index, session_event_count, page_view_in_session_index, and on each
 --   session's last event only (NULL on the others) session_start_tstamp,
 --   session_end_tstamp, max_etl_tstamp, first_event_id, first_event_collector_tstamp,
---   first_event_dvce_created_tstamp.
+--   first_event_dvce_created_tstamp
+-- and, for each conversion of the options (docs/model.md, "Options"), cv_<name>_event_value:
+-- the event's value when it meets the conversion's condition (0 for a NULL value), else NULL.
 --
 -- The used copy of an event_id is chosen among all of its usable copies, wherever they are:
 -- those of touched cookies (their events in atomic, found through atomic's cookie index,
@@ -136,8 +138,12 @@ ranked_copies AS (
 ),
 
 used_events AS (
-  -- the used copy of each event_id, when a touched cookie holds it (every column)
-  SELECT *
+  -- the used copy of each event_id, when a touched cookie holds it (every column), with the
+  -- value of each of the options' conversions when it converts (else NULL)
+  SELECT
+    *{{range .conversions}},
+    CASE WHEN ({{.condition}}) THEN COALESCE(CAST(({{.value}}) AS DECIMAL(38, 6)), 0) END
+      AS cv_{{.name}}_event_value{{end}}
   FROM ranked_copies
   WHERE is_used
 ),
@@ -423,6 +429,8 @@ SELECT
     THEN p.first_event_collector_tstamp END AS first_event_collector_tstamp,
   CASE WHEN p.event_in_session_index = p.session_event_count
     THEN p.first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp
+  {{- range .conversions}},
+  u.cv_{{.name}}_event_value{{end}}
 FROM used_events AS u
 INNER JOIN events_in_session_order AS p
   ON p.event_id = u.event_id;

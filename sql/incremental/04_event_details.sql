@@ -2,7 +2,8 @@
 -- holds every column of the used events: the columns the derived tables read from the
 -- first and last events of each session and from every page_view event, one row per
 -- event_id, as sql/full/02_event_details.sql builds it in the full mode (where
--- events_this_run holds keys only and these columns are fetched from atomic).
+-- events_this_run holds keys only and these columns are fetched from atomic). The options'
+-- passthroughs are evaluated here too, as numbered columns (page_view_passthrough_0, ...).
 
 DROP TABLE IF EXISTS {{.scratch_schema}}.event_details;
 {{if eq .target_type "redshift"}}
@@ -56,7 +57,12 @@ SELECT
   doc_width,
   doc_height,
   br_viewwidth,
-  br_viewheight
+  br_viewheight{{range $i, $p := .page_view_passthroughs}},
+  CAST(({{$p.sql}}) AS {{$p.type}}) AS page_view_passthrough_{{$i}}{{end}}
+{{- range $i, $p := .session_passthroughs}},
+  CAST(({{$p.sql}}) AS {{$p.type}}) AS session_passthrough_{{$i}}{{end}}
+{{- range $i, $p := .visitor_passthroughs}},
+  CAST(({{$p.sql}}) AS {{$p.type}}) AS visitor_passthrough_{{$i}}{{end}}
 FROM {{.scratch_schema}}.events_this_run
 WHERE event_in_session_index = 1
   OR event_in_session_index = session_event_count

@@ -139,8 +139,11 @@ SELECT
   d.dvce_ismobile,
   d.dvce_screenwidth,
   d.dvce_screenheight,
+  -- (then the options' passthroughs, evaluated on the page view's event)
   {{.derived_schema}}.f_default_channel_group(d.mkt_medium, d.mkt_source, d.mkt_campaign,
     d.refr_medium, d.refr_source) AS default_channel_group
+  {{- range $i, $p := .page_view_passthroughs}},
+  d.page_view_passthrough_{{$i}} AS {{$p.alias}}{{end}}
 FROM page_view_events AS v
 INNER JOIN {{.scratch_schema}}.event_details AS d
   ON d.event_id = v.page_view_id

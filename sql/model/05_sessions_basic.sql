@@ -25,7 +25,23 @@ WITH last_events AS (
   SELECT *
   FROM {{.scratch_schema}}.events_this_run
   WHERE event_in_session_index = session_event_count
-)
+){{if .conversions}},
+
+session_conversions AS (
+  -- the options' conversions of each session with one: its converting events, their
+  -- values' sum and the first one's collector_tstamp
+  SELECT
+    domain_userid,
+    domain_sessionidx{{range .conversions}},
+    COUNT(cv_{{.name}}_event_value) AS cv_{{.name}}_volume,
+    SUM(cv_{{.name}}_event_value) AS cv_{{.name}}_value,
+    MIN(CASE WHEN cv_{{.name}}_event_value IS NOT NULL THEN collector_tstamp END)
+      AS cv_{{.name}}_first_tstamp{{end}}
+  FROM {{.scratch_schema}}.events_this_run
+  WHERE {{range $i, $c := .conversions}}{{if $i}}
+    OR {{end}}cv_{{$c.name}}_event_value IS NOT NULL{{end}}
+  GROUP BY domain_userid, domain_sessionidx
+){{end}}
 
 SELECT
   s.domain_userid,
@@ -80,8 +96,18 @@ SELECT
   -- columns added for analysts (docs/model.md)
   f.page_title AS first_page_title,
   l.page_title AS last_page_title,
+  -- (then the options' passthroughs, evaluated on the session's first event (the
+  -- visitors' are the first session's), and conversions (0, 0 and NULL without one))
   {{.derived_schema}}.f_default_channel_group(f.mkt_medium, f.mkt_source, f.mkt_campaign,
     f.refr_medium, f.refr_source) AS default_channel_group
+  {{- range $i, $p := .session_passthroughs}},
+  f.session_passthrough_{{$i}}{{end}}
+  {{- range $i, $p := .visitor_passthroughs}},
+  f.visitor_passthrough_{{$i}}{{end}}
+  {{- range .conversions}},
+  COALESCE(c.cv_{{.name}}_volume, 0) AS cv_{{.name}}_volume,
+  COALESCE(c.cv_{{.name}}_value, 0) AS cv_{{.name}}_value,
+  c.cv_{{.name}}_first_tstamp{{end}}
 FROM last_events AS s
 INNER JOIN {{.scratch_schema}}.event_details AS f
   ON f.event_id = s.first_event_id
@@ -95,6 +121,11 @@ INNER JOIN {{.scratch_schema}}.event_details AS l
   ON l.event_id = s.event_id
 {{if eq .target_type "redshift"}}
   AND l.domain_userid = s.domain_userid
+{{end}}
+{{if .conversions}}
+LEFT JOIN session_conversions AS c
+  ON c.domain_userid = s.domain_userid
+  AND c.domain_sessionidx = s.domain_sessionidx
 {{end}};
 
 {{if ne .target_type "redshift"}}

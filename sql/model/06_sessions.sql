@@ -80,11 +80,22 @@ SELECT
     - DATE_PART('epoch', DATE_TRUNC('second', s.dvce_min_tstamp)) AS BIGINT)
     AS absolute_time_in_s,
   COALESCE(e.page_ping_count, 0) AS page_ping_count,
-  -- engaged: two page views or more, or pings in two heartbeat intervals or more
+  -- engaged: two page views or more, or pings in two heartbeat intervals or more, or a
+  -- conversion of the options
   CASE WHEN s.page_view_count >= 2
       OR COALESCE(e.time_engaged_in_s, 0) >= {{.min_visit_length}} + {{.heartbeat}}
+      {{- range .conversions}}
+      OR s.cv_{{.name}}_volume > 0{{end}}
     THEN TRUE ELSE FALSE END AS is_engaged,
+  -- (then the options' passthroughs and conversions)
   s.default_channel_group
+  {{- range $i, $p := .session_passthroughs}},
+  s.session_passthrough_{{$i}} AS {{$p.alias}}{{end}}
+  {{- range .conversions}},
+  s.cv_{{.name}}_volume,
+  s.cv_{{.name}}_value,
+  CASE WHEN s.cv_{{.name}}_volume > 0 THEN TRUE ELSE FALSE END AS cv_{{.name}}_converted,
+  s.cv_{{.name}}_first_tstamp{{end}}
 FROM {{.scratch_schema}}.sessions_basic AS s
 LEFT JOIN session_engagement AS e
   ON e.domain_userid = s.domain_userid

@@ -100,11 +100,20 @@ SELECT
   v.refr_term,
   v.refr_urlhost,
   v.refr_urlpath,
-  -- columns added for analysts (docs/model.md)
+  -- columns added for analysts (docs/model.md), then the options' passthroughs,
+  -- evaluated on the first event of the first session
   v.default_channel_group
+  {{- range $i, $p := .visitor_passthroughs}},
+  f.visitor_passthrough_{{$i}} AS {{$p.alias}}{{end}}
 FROM visitor_sessions AS v
 LEFT JOIN visitor_engagement AS e
-  ON e.domain_userid = v.domain_userid;
+  ON e.domain_userid = v.domain_userid
+{{if .visitor_passthroughs}}
+-- a join, not MAX(CASE ...) as above: a passthrough's type may have no MAX (BOOLEAN)
+INNER JOIN ranked_sessions AS f
+  ON f.domain_userid = v.domain_userid
+  AND f.rank_by_first_event = 1
+{{end}};
 
 {{if ne .target_type "redshift"}}
 -- (Redshift analyses a table as it is built by CREATE TABLE AS)

@@ -1,9 +1,11 @@
 -- Drops this run's work tables in {{.scratch_schema}} once the derived tables hold their
 -- rows; the scratch schema itself stays for the next run. Both modes run it (touched_cookies
--- is the incremental mode's only; duplicated_event_ids and duplicate_events the full mode's).
+-- is the incremental mode's only; duplicated_event_ids, duplicate_events and bot_useragents
+-- the full mode's).
 
 DROP TABLE IF EXISTS {{.scratch_schema}}.duplicated_event_ids;
 DROP TABLE IF EXISTS {{.scratch_schema}}.duplicate_events;
+DROP TABLE IF EXISTS {{.scratch_schema}}.bot_useragents;
 DROP TABLE IF EXISTS {{.scratch_schema}}.events_this_run;
 DROP TABLE IF EXISTS {{.scratch_schema}}.event_details;
 DROP TABLE IF EXISTS {{.scratch_schema}}.cookie_id_to_user_id_map;

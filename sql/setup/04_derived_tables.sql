@@ -121,14 +121,20 @@ DISTKEY (domain_userid)
 SORTKEY (domain_userid){{end}};
 
 -- The columns added for analysts (docs/model.md, "Columns added for analysts"), after the
--- contract's, defined once for the tables above and for the migration below.
+-- contract's, then the options' columns, defined once for the tables above and for the
+-- migration below.
 {{define "sessions_added_columns"}}
   first_page_title      VARCHAR(2000),
   last_page_title       VARCHAR(2000),
   absolute_time_in_s    BIGINT,
   page_ping_count       BIGINT,
   is_engaged            BOOLEAN,
-  default_channel_group VARCHAR(255){{end}}
+  default_channel_group VARCHAR(255){{template "passthrough_columns" .session_passthroughs}}
+{{- range .conversions}},
+  cv_{{.name}}_volume BIGINT,
+  cv_{{.name}}_value DECIMAL(38, 6),
+  cv_{{.name}}_converted BOOLEAN,
+  cv_{{.name}}_first_tstamp TIMESTAMP{{end}}{{end}}
 
 {{define "page_views_added_columns"}}
   domain_sessionid               VARCHAR(128),
@@ -170,18 +176,26 @@ SORTKEY (domain_userid){{end}};
   dvce_ismobile                  BOOLEAN,
   dvce_screenwidth               INT,
   dvce_screenheight              INT,
-  default_channel_group          VARCHAR(255){{end}}
+  default_channel_group          VARCHAR(255){{template "passthrough_columns" .page_view_passthroughs}}{{end}}
 
 {{define "visitors_added_columns"}}
-  default_channel_group VARCHAR(255){{end}}
+  default_channel_group VARCHAR(255){{template "passthrough_columns" .visitor_passthroughs}}{{end}}
+
+-- The options' columns (docs/model.md, "Options"): each passthrough's alias and type, and
+-- on sessions each conversion's four columns, last.
+{{define "passthrough_columns"}}{{range .}},
+  {{.alias}} {{.type}}{{end}}{{end}}
 
 {{if ne .target_type "redshift"}}
--- An installation whose tables predate them: PostgreSQL adds the missing columns in place,
--- NULL in the rows already there until a run rebuilds them. Only a missing column takes the
--- table's lock (ALTER TABLE ... ADD COLUMN IF NOT EXISTS would take it on every run, and
--- wait for every reader of the table). Redshift has no ADD COLUMN IF NOT EXISTS: there the
--- commit's INSERT refuses a table without them, naming the column, and changes nothing
--- (docs/model.md, "Columns added for analysts").
+-- An installation whose tables predate them, or a passthrough or conversion added to the
+-- options after the tables were made: PostgreSQL adds the missing columns in place, NULL in
+-- the rows already there until a run rebuilds them. Only a missing column takes the table's
+-- lock (ALTER TABLE ... ADD COLUMN IF NOT EXISTS would take it on every run, and wait for
+-- every reader of the table). A column whose option was removed stays, NULL in the rows
+-- rebuilt since; a column whose type was changed keeps its old type (drop it to change it).
+-- Redshift has no ADD COLUMN IF NOT EXISTS: there the commit's INSERT refuses a table
+-- without them, naming the column, and changes nothing; add it with ALTER TABLE ... ADD
+-- COLUMN (docs/model.md, "Options").
 DO $migrate$
 DECLARE
   wanted RECORD;

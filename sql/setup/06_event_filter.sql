@@ -32,6 +32,21 @@ AS $$
     AND $2 <= $3 + INTERVAL '{{.days_late_allowed}} days'
 {{end}}
 {{if .ua_bot_filter}}
-    AND NOT (LOWER(COALESCE($4, '')) ~ 'bot|crawl|spider|slurp|scraper|headless|phantomjs|lighthouse|pingdom|uptime|facebookexternalhit|preview|curl/|wget/|python-|go-http-client|okhttp|httpclient')
+    AND NOT (LOWER(COALESCE($4, '')) ~ {{template "bot_pattern"}})
 {{end}}
 $$ LANGUAGE sql;
+
+-- {{.scratch_schema}}.f_useragent_is_bot(useragent): whether a useragent matches the bot
+-- pattern, whatever ua_bot_filter says. The full mode matches each distinct useragent once
+-- with it (sql/full/01_events_this_run.sql): the pattern over every event's useragent cost 7
+-- s of a 13 s rebuild at 1M events, the distinct values far fewer.
+CREATE OR REPLACE FUNCTION {{.scratch_schema}}.f_useragent_is_bot(
+  VARCHAR(1000) -- sqlrunner: allow parse-error (sqlglot)
+)
+RETURNS BOOLEAN
+IMMUTABLE
+AS $$
+  SELECT LOWER(COALESCE($1, '')) ~ {{template "bot_pattern"}}
+$$ LANGUAGE sql;
+
+{{define "bot_pattern"}}'bot|crawl|spider|slurp|scraper|headless|phantomjs|lighthouse|pingdom|uptime|facebookexternalhit|preview|curl/|wget/|python-|go-http-client|okhttp|httpclient'{{end}}

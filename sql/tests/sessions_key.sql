@@ -2,6 +2,13 @@
 -- whole key (domain_userid, domain_sessionidx). Returns the offending keys. In the
 -- incremental mode (recompute: batch) only the cookies of the sessions this run's batch
 -- reached (their max_etl_tstamp is one of the etl_tstamps the run recorded).
+{{if ne .target_type "redshift"}}
+-- Joins planned without nested loops, whatever the statistics say: after a first run over
+-- a large batch they still describe the tables as the run found them (empty, analysed
+-- before the commit), and a loop over every row for every row took over 10 minutes at 1M
+-- events (still running when stopped). A hash join costs a scan of the table at most.
+SET LOCAL enable_nestloop = off;
+{{end}}
 SELECT
   s.domain_userid,
   s.domain_sessionidx,

@@ -32,10 +32,27 @@ TOP_SESSIONS = """
 SELECT blended_user_id AS visitor, domain_sessionidx AS session,
        CAST(session_start_tstamp AS date) AS day, event_count AS events,
        page_view_count AS page_views, time_engaged_in_s AS engaged_s,
-       landing_page_path AS landing_page
+       absolute_time_in_s AS absolute_s, is_engaged AS engaged,
+       default_channel_group AS channel, landing_page_path AS landing_page
 FROM derived.sessions
 ORDER BY event_count DESC, domain_userid, domain_sessionidx
 LIMIT 5
+"""
+# the columns for analysts (docs/model.md): channels, engagement and scroll depth
+CHANNELS = """
+SELECT s.default_channel_group AS channel, count(*) AS sessions,
+       sum(CASE WHEN s.is_engaged THEN 1 ELSE 0 END) AS engaged,
+       sum(s.page_ping_count) AS page_pings,
+       round(avg(p.vertical_percentage_scrolled)) AS avg_scrolled_pct
+FROM derived.sessions AS s
+LEFT JOIN (
+  SELECT domain_userid, domain_sessionidx,
+         avg(vertical_percentage_scrolled) AS vertical_percentage_scrolled
+  FROM derived.page_views
+  GROUP BY domain_userid, domain_sessionidx
+) AS p USING (domain_userid, domain_sessionidx)
+GROUP BY s.default_channel_group
+ORDER BY sessions DESC, channel
 """
 
 
@@ -158,11 +175,21 @@ def show_tables(dsn: str, console: Any) -> None:
             except psycopg.errors.UndefinedTable:
                 conn.rollback()
                 counts.add_row(name, "-")
-        cursor = conn.execute(TOP_SESSIONS)
-        top = Table(title="the busiest sessions (derived.sessions)", title_justify="left")
-        for column in cursor.description:
-            top.add_column(column.name)
-        for row in cursor.fetchall():
-            top.add_row(*("" if v is None else str(v) for v in row))
+        top = _query_table(conn, TOP_SESSIONS, "the busiest sessions (derived.sessions)")
+        channels = _query_table(conn, CHANNELS, "sessions by channel (default_channel_group)")
     console.print(counts)
     console.print(top)
+    console.print(channels)
+
+
+def _query_table(conn: Any, query: str, title: str) -> Any:
+    """A rich table of what ``query`` returns."""
+    from rich.table import Table
+
+    cursor = conn.execute(query)
+    table = Table(title=title, title_justify="left")
+    for column in cursor.description:
+        table.add_column(column.name)
+    for row in cursor.fetchall():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    return table
