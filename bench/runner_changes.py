@@ -72,12 +72,15 @@ def measure(server_dsn: str, work: Path, rounds: int, baseline: str = BASELINE,
             f"this runner against {baseline}'s")
         done = overhead.run_rounds(commands, rounds, seed)
     seconds = {name: [c.seconds for c in runs] for name, runs in done.items()}
+    cpu = {name: [c.cpu_seconds for c in runs] for name, runs in done.items()}
     results: dict[str, Any] = {"baseline_ref": baseline, "rounds": rounds,
                                "psql_startup": Figure.of(seconds["psql.one"]).to_json()}
     for name in runners:
         results[name] = {
             "startup": Figure.of(seconds[f"{name}.one"]).to_json(),
             "empty_run": Figure.of(seconds[f"{name}.empty_run"]).to_json(),
+            "startup_cpu": Figure.of(cpu[f"{name}.one"]).to_json(),
+            "empty_run_cpu": Figure.of(cpu[f"{name}.empty_run"]).to_json(),
             **{f"per_query.{shape}": marginal_per_query(
                 seconds[f"{name}.{shape}"], seconds[f"{name}.one"], seconds["psql.many"],
                 seconds["psql.one"], overhead.QUERIES).to_json() for shape in SHAPES},
