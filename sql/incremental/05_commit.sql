@@ -370,4 +370,8 @@ SELECT * FROM {{.landing_schema}}.events_in_progress;
 DELETE FROM {{.landing_schema}}.events_in_progress;
 {{else}}
 TRUNCATE {{.landing_schema}}.events_in_progress;
+-- the block ranges the batch filled, summarised in atomic's BRIN index on etl_tstamp (the
+-- data test atomic_moved_once reads the batch through it); autovacuum would do it later,
+-- when it runs, and until then a scan reads every range not summarised yet
+SELECT BRIN_SUMMARIZE_NEW_VALUES('{{.atomic_schema}}.events_etl_tstamp_brin');
 {{end}}
