@@ -19,10 +19,20 @@
 -- percent): {{.scratch_schema}}.duplicate_events holds the used copy of each, with every
 -- column the model reads, and every other usable event is used as it is. So the big read
 -- of atomic stops at domain_sessionidx (column 17), and nothing is sorted by event_id.
+--
+-- With the per-query variables part and parts (PostgreSQL: playbooks/full.yml lists this
+-- file twice in one step, {part: 0, parts: 2} and {part: 1, parts: 2}, run in parallel on
+-- two cores) each entry writes the events of the cookies whose hashtext(domain_userid)
+-- falls in its part: part 0 into the usual tables, the others into tables of their own
+-- (suffix _part_N), which the next step (01_merge_parts.sql) appends. A cookie's events
+-- are all in one part, so its windows are whole; the copies of an event_id can be under
+-- cookies of both parts, so each part ranks the copies of every duplicated event_id (a
+-- few percent of the events) and keeps the used copies of its own cookies only.
+{{- $part := ""}}{{if .part}}{{$part = printf "_part_%v" .part}}{{end}}
 
-DROP TABLE IF EXISTS {{.scratch_schema}}.duplicated_event_ids;
-DROP TABLE IF EXISTS {{.scratch_schema}}.duplicate_events;
-DROP TABLE IF EXISTS {{.scratch_schema}}.events_this_run;
+DROP TABLE IF EXISTS {{.scratch_schema}}.duplicated_event_ids{{$part}};
+DROP TABLE IF EXISTS {{.scratch_schema}}.duplicate_events{{$part}};
+DROP TABLE IF EXISTS {{.scratch_schema}}.events_this_run{{$part}};
 {{if ne .target_type "redshift"}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
 -- compiling these plans takes longer than it saves
@@ -32,12 +42,12 @@ SET LOCAL jit = off;
 -- the event_ids with more than one copy, usable or not (PostgreSQL reads them from
 -- atomic's event_id index alone, in order)
 {{if eq .target_type "redshift"}}
-CREATE TABLE {{.scratch_schema}}.duplicated_event_ids
+CREATE TABLE {{.scratch_schema}}.duplicated_event_ids{{$part}}
 DISTSTYLE KEY
 DISTKEY (event_id)
 AS
 {{else}}
-CREATE UNLOGGED TABLE {{.scratch_schema}}.duplicated_event_ids AS
+CREATE UNLOGGED TABLE {{.scratch_schema}}.duplicated_event_ids{{$part}} AS
 {{end}}
 SELECT event_id
 FROM {{.atomic_schema}}.events
@@ -46,18 +56,18 @@ HAVING COUNT(*) > 1;
 
 {{if ne .target_type "redshift"}}
 -- (Redshift analyses a table as it is built by CREATE TABLE AS)
-ANALYZE {{.scratch_schema}}.duplicated_event_ids;
+ANALYZE {{.scratch_schema}}.duplicated_event_ids{{$part}};
 {{end}}
 
 -- the used copy of each of them (the first collected of its usable copies; copies that tie
 -- on all four tstamps carry the same payload), with the columns of the event details step
 {{if eq .target_type "redshift"}}
-CREATE TABLE {{.scratch_schema}}.duplicate_events
+CREATE TABLE {{.scratch_schema}}.duplicate_events{{$part}}
 DISTSTYLE KEY
 DISTKEY (domain_userid)
 AS
 {{else}}
-CREATE UNLOGGED TABLE {{.scratch_schema}}.duplicate_events AS
+CREATE UNLOGGED TABLE {{.scratch_schema}}.duplicate_events{{$part}} AS
 {{end}}
 WITH ranked_copies AS (
   SELECT
@@ -68,7 +78,7 @@ WITH ranked_copies AS (
         a.dvce_sent_tstamp NULLS LAST
     ) AS copy_rank
   FROM {{.atomic_schema}}.events AS a
-  INNER JOIN {{.scratch_schema}}.duplicated_event_ids AS d
+  INNER JOIN {{.scratch_schema}}.duplicated_event_ids{{$part}} AS d
     ON d.event_id = a.event_id
   WHERE a.domain_userid IS NOT NULL
     AND a.domain_userid <> ''
@@ -131,17 +141,17 @@ WHERE copy_rank = 1;
 
 {{if ne .target_type "redshift"}}
 -- (Redshift analyses a table as it is built by CREATE TABLE AS)
-ANALYZE {{.scratch_schema}}.duplicate_events (event_id);
+ANALYZE {{.scratch_schema}}.duplicate_events{{$part}} (event_id);
 {{end}}
 
 {{if eq .target_type "redshift"}}
-CREATE TABLE {{.scratch_schema}}.events_this_run
+CREATE TABLE {{.scratch_schema}}.events_this_run{{$part}}
 DISTSTYLE KEY
 DISTKEY (domain_userid)
 SORTKEY (domain_userid, domain_sessionidx)
 AS
 {{else}}
-CREATE UNLOGGED TABLE {{.scratch_schema}}.events_this_run AS
+CREATE UNLOGGED TABLE {{.scratch_schema}}.events_this_run{{$part}} AS
 {{end}}
 WITH used_events AS (
   -- every usable event with a single copy, and the used copy of the others
@@ -170,8 +180,13 @@ WITH used_events AS (
     AND {{.scratch_schema}}.f_event_is_kept(a.app_id, a.collector_tstamp, a.dvce_created_tstamp,
       a.useragent)
     AND NOT EXISTS (
-      SELECT 1 FROM {{.scratch_schema}}.duplicate_events AS d WHERE d.event_id = a.event_id
+      SELECT 1
+      FROM {{.scratch_schema}}.duplicate_events{{$part}} AS d
+      WHERE d.event_id = a.event_id
     )
+{{- if .parts}}
+    AND (hashtext(a.domain_userid) & 2147483647) % {{.parts}} = {{.part}}
+{{- end}}
 
   UNION ALL
 
@@ -192,7 +207,10 @@ WITH used_events AS (
     etl_tstamp,
     pp_xoffset_max,
     pp_yoffset_max
-  FROM {{.scratch_schema}}.duplicate_events
+  FROM {{.scratch_schema}}.duplicate_events{{$part}}
+{{- if .parts}}
+  WHERE (hashtext(domain_userid) & 2147483647) % {{.parts}} = {{.part}}
+{{- end}}
 ),
 
 {{if .max_session_days}}
@@ -333,8 +351,8 @@ SELECT
   pp_yoffset_max
 FROM events_in_session_order;
 
-{{if ne .target_type "redshift"}}
--- (Redshift analyses a table as it is built by CREATE TABLE AS)
+{{if and (ne .target_type "redshift") (not .parts)}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS; a part is analysed merged)
 ANALYZE {{.scratch_schema}}.events_this_run (domain_userid, domain_sessionidx, event_id, event,
   user_id, event_in_session_index, session_event_count, page_view_in_session_index);
 {{end}}

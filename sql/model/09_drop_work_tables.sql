@@ -5,6 +5,9 @@
 DROP TABLE IF EXISTS {{.scratch_schema}}.duplicated_event_ids;
 DROP TABLE IF EXISTS {{.scratch_schema}}.duplicate_events;
 DROP TABLE IF EXISTS {{.scratch_schema}}.events_this_run;
+DROP TABLE IF EXISTS {{.scratch_schema}}.events_this_run_part_1;
+DROP TABLE IF EXISTS {{.scratch_schema}}.duplicate_events_part_1;
+DROP TABLE IF EXISTS {{.scratch_schema}}.duplicated_event_ids_part_1;
 DROP TABLE IF EXISTS {{.scratch_schema}}.event_details;
 DROP TABLE IF EXISTS {{.scratch_schema}}.cookie_id_to_user_id_map;
 DROP TABLE IF EXISTS {{.scratch_schema}}.page_views;
