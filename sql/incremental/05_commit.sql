@@ -370,20 +370,4 @@ SELECT * FROM {{.landing_schema}}.events_in_progress;
 DELETE FROM {{.landing_schema}}.events_in_progress;
 {{else}}
 TRUNCATE {{.landing_schema}}.events_in_progress;
--- the block ranges the batch filled, summarised in atomic's BRIN index on etl_tstamp (the
--- data test atomic_moved_once reads the batch through it); autovacuum would do it later,
--- when it runs, and until then a scan reads every range not summarised yet. Only if its
--- lock is free now: a long VACUUM or CREATE INDEX CONCURRENTLY holding it must not hold up
--- the commit (the next run summarises these ranges too).
-DO $summarize$
-DECLARE
-  waited TEXT := CURRENT_SETTING('lock_timeout');
-BEGIN
-  PERFORM SET_CONFIG('lock_timeout', '1ms', TRUE);
-  PERFORM BRIN_SUMMARIZE_NEW_VALUES('{{.atomic_schema}}.events_etl_tstamp_brin');
-  PERFORM SET_CONFIG('lock_timeout', waited, TRUE);
-EXCEPTION WHEN lock_not_available THEN
-  NULL;
-END
-$summarize$;
 {{end}}

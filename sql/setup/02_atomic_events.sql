@@ -178,8 +178,4 @@ CREATE INDEX IF NOT EXISTS events_event_id_idx
   ON {{.atomic_schema}}.events (event_id);
 CREATE INDEX IF NOT EXISTS events_session_idx
   ON {{.atomic_schema}}.events (domain_userid, domain_sessionidx);
--- the blocks of a load (the incremental mode's data test atomic_moved_once): atomic grows in
--- load order, so a block range summary finds them; a few kB, and nothing to keep sorted
-CREATE INDEX IF NOT EXISTS events_etl_tstamp_brin
-  ON {{.atomic_schema}}.events USING brin (etl_tstamp);
 {{end}}

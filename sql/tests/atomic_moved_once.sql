@@ -27,37 +27,6 @@ WITH moved AS (
   GROUP BY 1
 ),
 held AS (
-{{- if ne .target_type "redshift"}}
-{{- if eq (or .recompute "all") "batch"}}
-  -- PostgreSQL: each load counted through atomic's BRIN index on etl_tstamp
-  -- (sql/setup/02_atomic_events.sql), which reads its blocks only, not the whole table; one
-  -- probe per etl_tstamp (LATERAL, kept a subquery by OFFSET 0), whatever the statistics say
-  SELECT m.etl_tstamp, c.held
-  FROM moved AS m
-  CROSS JOIN LATERAL (
-    SELECT COUNT(*) AS held
-    FROM {{.atomic_schema}}.events AS a
-    WHERE a.etl_tstamp = m.etl_tstamp
-    OFFSET 0
-  ) AS c
-  WHERE m.etl_tstamp <> CAST('0001-01-01 00:00:00' AS TIMESTAMP)
-    AND c.held > 0
-  UNION ALL
-  SELECT CAST('0001-01-01 00:00:00' AS TIMESTAMP), COUNT(*)
-  FROM {{.atomic_schema}}.events AS a
-  WHERE a.etl_tstamp IS NULL
-    AND EXISTS (
-      SELECT 1 FROM moved WHERE etl_tstamp = CAST('0001-01-01 00:00:00' AS TIMESTAMP)
-    )
-  HAVING COUNT(*) > 0
-{{- else}}
-  SELECT
-    COALESCE(a.etl_tstamp, CAST('0001-01-01 00:00:00' AS TIMESTAMP)) AS etl_tstamp,
-    COUNT(*) AS held
-  FROM {{.atomic_schema}}.events AS a
-  GROUP BY 1
-{{- end}}
-{{- else}}
   SELECT
     COALESCE(a.etl_tstamp, CAST('0001-01-01 00:00:00' AS TIMESTAMP)) AS etl_tstamp,
     COUNT(*) AS held
@@ -67,7 +36,6 @@ held AS (
     IN (SELECT etl_tstamp FROM moved)
   {{- end}}
   GROUP BY 1
-{{- end}}
 )
 SELECT
   COALESCE(m.etl_tstamp, h.etl_tstamp) AS etl_tstamp,
