@@ -3,15 +3,6 @@
 -- equals the manifest's total. Returns the etl_tstamps where they differ. In the incremental
 -- mode (recompute: batch) only the etl_tstamps this run recorded. NULL etl_tstamps are
 -- counted together, as the manifest does.
-{{- if ne .target_type "redshift"}}
--- PostgreSQL: no nested loops. After a run's commit the derived tables' statistics can still
--- be those taken before it (the first run's: empty), and a nested loop planned over a table
--- thought to hold a row rescans the other side for each of its rows (minutes at 100,000
--- events); hash joins cost the same whatever the statistics say. No JIT either: with nested
--- loops off the estimates pass its threshold, and compiling took 0.7 s of a 60 ms query.
-SET LOCAL enable_nestloop = off;
-SET LOCAL jit = off;
-{{- end}}
 WITH moved AS (
   SELECT
     COALESCE(etl_tstamp, CAST('0001-01-01 00:00:00' AS TIMESTAMP)) AS etl_tstamp,

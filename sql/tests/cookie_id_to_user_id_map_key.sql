@@ -1,15 +1,6 @@
 -- Data test (assert: no_rows): each cookie of {{.derived_schema}}.cookie_id_to_user_id_map
 -- once, with a domain_userid. Returns the offending cookies. In the incremental mode
 -- (recompute: batch) only the cookies of the sessions this run's batch reached.
-{{- if ne .target_type "redshift"}}
--- PostgreSQL: no nested loops. After a run's commit the derived tables' statistics can still
--- be those taken before it (the first run's: empty), and a nested loop planned over a table
--- thought to hold a row rescans the other side for each of its rows (minutes at 100,000
--- events); hash joins cost the same whatever the statistics say. No JIT either: with nested
--- loops off the estimates pass its threshold, and compiling took 0.7 s of a 60 ms query.
-SET LOCAL enable_nestloop = off;
-SET LOCAL jit = off;
-{{- end}}
 SELECT
   m.domain_userid,
   COUNT(*) AS copies
