@@ -6,6 +6,7 @@
     python -m bench --only statistics       # issue 14: 10 batches on tables nobody analyses
     python -m bench --only runner,split     # issue 18: the runner against --baseline; halves
     python -m bench --only options          # issue 16: every model option on against none
+    python -m bench --only sql              # issue 18: the model's SQL against --sql-baseline
 
 Results go to ``docs/benchmarks/<size>.json`` and ``docs/benchmarks/<size>-*.png``.
 Each benchmark uses a fresh database, created and dropped through ``--dsn`` (a
@@ -38,12 +39,13 @@ from bench import (
     overhead,
     runner_changes,
     split,
+    sql_changes,
     table_statistics,
 )
 from bench.db import DEFAULT_DSN, ROOT, drop_all, server_version
 
 SECTIONS = ("overhead", "generator", "full", "incremental", "statistics", "runner", "split",
-            "options")
+            "options", "sql")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class Size:
     runner_rounds: int = 12  # issue 18: this runner against the --baseline commit's
     split_rounds: int = 3  # issue 18: a window pass whole, in two halves
     options_rounds: int = 3  # issue 16: every model option on against the defaults
+    sql_rounds: int = 3  # issue 18: the model's SQL against --sql-baseline's
+    sql_batches: list[float] = field(default_factory=lambda: [0.001, 0.01])
 
 
 SIZES = {
@@ -79,7 +83,7 @@ SIZES = {
                   many_rows=1_000_000, generator_events=300_000, generator_runs=3,
                   full_sizes=[100_000, 1_000_000, 3_000_000], full_runs=5,
                   histories=[1_000_000, 3_000_000], incremental_runs=3, runner_rounds=40,
-                  split_rounds=5),
+                  split_rounds=5, sql_rounds=5),
 }
 
 
@@ -129,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default=runner_changes.BASELINE, metavar="REF",
                         help="the commit whose runner the runner section compares with "
                              "(default %(default)s, before issue 18)")
+    parser.add_argument("--sql-baseline", default=sql_changes.BASELINE, metavar="REF",
+                        help="the commit whose SQL and playbooks the sql section compares with "
+                             "(default %(default)s, before issue 18's model changes)")
     parser.add_argument("--regenerate", action="store_true",
                         help="generate the events again instead of reusing the templates")
     parser.add_argument("--clean", action="store_true",
@@ -188,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
             log("the model's options: every option on against the defaults")
             results["options"] = options.measure(args.dsn, work, size.histories[0], args.seed,
                                                  size.options_rounds, args.regenerate, log=log)
+        if "sql" in sections:
+            log(f"the model's SQL against {args.sql_baseline}'s")
+            results["sql"] = sql_changes.measure(
+                args.dsn, work, size.histories[0], size.sql_batches, args.seed, size.sql_rounds,
+                args.sql_baseline, args.regenerate, log=log)
     results["seconds"] = round(time.perf_counter() - started, 1)
     results["data_seconds"] = round(sum(data.BUILT.values()), 1)
     table = output.rows(results)

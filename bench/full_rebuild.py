@@ -64,8 +64,9 @@ def time_rebuild(dsn: str, report: Path) -> dict[str, Any]:
     steps: dict[str, float] = {}
     for query in data["queries"]:
         steps[query["step"]] = max(steps.get(query["step"], 0.0), query["seconds"])
-    return {"seconds": done.seconds, "run_seconds": data["seconds"], "max_rss": done.max_rss,
-            "steps": steps, "queries": queries}
+    return {"seconds": done.seconds, "cpu_seconds": done.cpu_seconds,
+            "run_seconds": data["seconds"], "max_rss": done.max_rss, "steps": steps,
+            "queries": queries}
 
 
 def measure_size(server_dsn: str, work: Path, events: int, seed: int, runs: int,
@@ -81,7 +82,7 @@ def measure_size(server_dsn: str, work: Path, events: int, seed: int, runs: int,
         plans: dict[str, str] = {}
         steps: dict[str, list[float]] = defaultdict(list)
         queries: dict[str, list[float]] = defaultdict(list)
-        overheads, rss = [], []
+        overheads, rss, cpu = [], [], []
         for number in range(runs):
             seconds, plans["index_only_allowed"] = time_floor(dsn, sequential=False)
             floors_ios.append(seconds)
@@ -90,6 +91,7 @@ def measure_size(server_dsn: str, work: Path, events: int, seed: int, runs: int,
             run = time_rebuild(dsn, report)
             rebuilds.append(run["seconds"])
             rss.append(run["max_rss"])
+            cpu.append(run["cpu_seconds"])
             # Outside the queries: start-up, state bookkeeping, waits between steps.
             overheads.append(run["seconds"] - sum(run["steps"].values()))
             for step, value in run["steps"].items():
@@ -111,6 +113,7 @@ def measure_size(server_dsn: str, work: Path, events: int, seed: int, runs: int,
             [r * 1_000_000 / events for r in rebuilds]).to_json(),
         "outside_queries": Figure.of(overheads).to_json(),
         "runner_max_rss": memory_figure(rss),
+        "runner_cpu": Figure.of(cpu).to_json(),
         "steps": {step: Figure.of(values).to_json() for step, values in steps.items()},
         "queries": {query: Figure.of(values).to_json() for query, values in queries.items()},
     }

@@ -56,8 +56,8 @@ def run_playbook(playbook: Path, dsn: str, report: Path, *extra: str) -> dict[st
     for query in result["queries"]:
         steps[query["step"]] = max(steps.get(query["step"], 0.0), query["seconds"])
     executed = sum(1 for q in result["queries"] if q["status"] == "succeeded")
-    return {"seconds": done.seconds, "max_rss": done.max_rss, "steps": steps,
-            "executed": executed,
+    return {"seconds": done.seconds, "cpu_seconds": done.cpu_seconds, "max_rss": done.max_rss,
+            "steps": steps, "executed": executed,
             "queries": {f"{q['step']}/{q['query']}": q["seconds"] for q in result["queries"]}}
 
 
@@ -118,6 +118,7 @@ def measure_history(server_dsn: str, work: Path, history: int, batches: list[flo
             if number == 0:
                 entry["touched"] = [cookies, history_events]
             entry["run"].append(run["seconds"])
+            entry["cpu"].append(run["cpu_seconds"])
             entry["full"].append(full)
             entry["rss"].append(run["max_rss"])
             entry["modelled"].append(after["atomic.events"] - before["atomic.events"])
@@ -136,6 +137,7 @@ def measure_history(server_dsn: str, work: Path, history: int, batches: list[flo
             "full_rebuild_of": ("the same data" if full_per_batch or share == baseline
                                 else f"the history and the {baseline:.0%} batch"),
             "run": Figure.of(entry["run"]).to_json(),
+            "runner_cpu": Figure.of(entry["cpu"]).to_json(),
             "full_rebuild": Figure.of(entry["full"]).to_json(),
             "ratio_to_full": paired(entry["run"], entry["full"], "share").to_json(),
             "touched_cookies": entry["touched"][0],
@@ -157,7 +159,7 @@ def measure_empty(server_dsn: str, template: str, work: Path, runs: int,
                   log: Callable[[str], None]) -> dict[str, Any]:
     """The run with nothing in landing, ``runs`` times on one clone; what it changed."""
     report = work / "incremental_empty.json"
-    seconds, changed, executed = [], [], []
+    seconds, cpu, changed, executed = [], [], [], []
     with fresh_database(server_dsn, "incr_empty", template) as dsn:
         run_playbook(PLAYBOOK, dsn, report)  # warm-up
         for _ in range(runs):
@@ -166,10 +168,12 @@ def measure_empty(server_dsn: str, template: str, work: Path, runs: int,
             time.sleep(0.6)  # the statistics of the runner's sessions reach the collector
             changed.append(_writes(dsn) - before + (_counts(dsn) != counts))
             seconds.append(run["seconds"])
+            cpu.append(run["cpu_seconds"])
             executed.append(run["executed"])
     log(f"    empty run: {Figure.of(seconds).text(1000, 'ms', 0)}, "
         f"{max(changed)} rows written to the model's tables")
-    return {"run": Figure.of(seconds).to_json(), "rows_written": max(changed),
+    return {"run": Figure.of(seconds).to_json(), "runner_cpu": Figure.of(cpu).to_json(),
+            "rows_written": max(changed),
             "queries_executed": executed[0]}
 
 

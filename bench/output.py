@@ -85,6 +85,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
     table.extend(_runner_rows(results.get("runner", {})))
     table.extend(_split_rows(results.get("split", {})))
     table.extend(_options_rows(results.get("options", {})))
+    table.extend(_sql_rows(results.get("sql", {})))
 
     parallel = overhead.get("parallel")
     if parallel:
@@ -271,6 +272,18 @@ def _options_rows(section: dict[str, Any]) -> list[Row]:
                 "", "≤ 1.3×" if mode == "every_option" else "",
                 ratio["median"] <= 1.3 if mode == "every_option" else None))
     return table
+def _sql_rows(section: dict[str, Any]) -> list[Row]:
+    """Issue 18: this tree's SQL against the --sql-baseline commit's, in the same rounds."""
+    if "full_rebuild" not in section:
+        return []
+    base = section["baseline_ref"]
+    runs = [(f"incremental run, {b['share']:.1%} batch ({b['events']:,} events) on "
+             f"{section['history']:,} events", b) for b in section["batches"]]
+    runs.append((f"full rebuild, {section['history']:,} events", section["full_rebuild"]))
+    return [Row(f"{what}, this SQL against {base}'s (issue 18)",
+                f"{_fig(run['this']['run'])}; {base}: {_fig(run['baseline']['run'])}; ratio "
+                f"{run['this_over_baseline']['median']:.2f}", "", "< 1×",
+                run["this_over_baseline"]["median"] < 1.0) for what, run in runs]
 
 
 def format_table(table: list[Row]) -> str:

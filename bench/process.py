@@ -26,12 +26,15 @@ GNU_TIME = "/usr/bin/time"
 @dataclass(frozen=True)
 class Completed:
     """One finished child: wall seconds from spawn to reaped, exit code, peak RSS in bytes
-    (None unless asked for and GNU time is installed)."""
+    (None unless asked for and GNU time is installed), and the CPU seconds (user + system)
+    of the child and its own children, from ``wait4`` (GNU time's, when it wraps it, are
+    a millisecond or so)."""
 
     seconds: float
     returncode: int
     max_rss: int | None
     stderr: str
+    cpu_seconds: float = 0.0
 
 
 def can_measure_memory() -> bool:
@@ -52,13 +55,15 @@ def run(command: Sequence[str], env: Mapping[str, str] | None = None,
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=errors, cwd=cwd,
                                  env=dict(env) if env is not None else None)
-        child.wait()
+        _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
         errors.seek(0)
         stderr = errors.read().decode("utf-8", "replace")
         kilobytes = rss.read().strip().splitlines()
     max_rss = int(kilobytes[-1]) * 1024 if kilobytes and kilobytes[-1].isdigit() else None
-    done = Completed(seconds, child.returncode, max_rss, stderr)
+    done = Completed(seconds, child.returncode, max_rss, stderr,
+                     usage.ru_utime + usage.ru_stime)
     if check and done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{stderr[-2000:]}")
     return done

@@ -4,10 +4,12 @@ start-up of a 1-query playbook, the per-query overhead beyond ``psql -f`` with c
 model's run with nothing new.
 
 The earlier runner is ``sqlrunner/`` of ``--baseline`` (default: the commit before issue 18),
-exported with ``git archive`` and put first on ``PYTHONPATH``; both run this tree's
-playbooks and SQL, in the same shuffled rounds, beside the same ``psql`` runs. The empty run
-uses a database holding the model's tables with nothing in landing (made once, by this
-tree's runner), as ``playbooks/incremental.yml`` finds it between loads.
+exported with ``git archive`` and put first on ``PYTHONPATH``; both run the same playbooks
+of ``SELECT 1`` files, in the same shuffled rounds, beside the same ``psql`` runs. The empty
+run uses a database holding the model's tables with nothing in landing (made once, by this
+tree's runner), as ``playbooks/incremental.yml`` finds it between loads; each runner runs
+its own commit's playbook and SQL there (an earlier runner may not read today's playbook:
+``assert:`` came later), so that figure is the whole product's, then and now.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def measure(server_dsn: str, work: Path, rounds: int, baseline: str = BASELINE,
             seed: int = 18, log: Callable[[str], None] = print) -> dict[str, Any]:
     """This section's figures: each runner's, and this one's against the baseline's."""
     exported = work / f"runner-{baseline}"
-    if not export_tree(baseline, ["sqlrunner"], exported):
+    if not export_tree(baseline, ["sqlrunner", "sql", "playbooks"], exported):
         log(f"  the runner of {baseline} could not be exported (git archive): not measured")
         return {"skipped": f"git archive {baseline} failed"}
     psql = shutil.which("psql")
@@ -41,6 +43,8 @@ def measure(server_dsn: str, work: Path, rounds: int, baseline: str = BASELINE,
         return {"skipped": "psql not found"}
     runners = {"this": process.runner_env(),
                "baseline": process.runner_env({"PYTHONPATH": str(exported)})}
+    empty_playbooks = {"this": INCREMENTAL,
+                       "baseline": exported / "playbooks" / INCREMENTAL.name}
     with fresh_database(server_dsn, "runner") as dsn, \
             fresh_database(server_dsn, "runner_model") as model_dsn:
         endpoint = Endpoint.of(dsn)
@@ -59,8 +63,8 @@ def measure(server_dsn: str, work: Path, rounds: int, baseline: str = BASELINE,
         for name, env in runners.items():
             for shape in ("one", *SHAPES):
                 commands[f"{name}.{shape}"] = runner(env, "-p", str(playbooks[shape]))
-            commands[f"{name}.empty_run"] = runner(env, "-p", str(INCREMENTAL), "--target",
-                                                   model_dsn)
+            commands[f"{name}.empty_run"] = runner(env, "-p", str(empty_playbooks[name]),
+                                                   "--target", model_dsn)
         psql_env = {**os.environ, **endpoint.psql_env()}
         base = [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", *endpoint.psql_args()]
         every = [arg for n in range(1, overhead.QUERIES + 1)
@@ -72,12 +76,15 @@ def measure(server_dsn: str, work: Path, rounds: int, baseline: str = BASELINE,
             f"this runner against {baseline}'s")
         done = overhead.run_rounds(commands, rounds, seed)
     seconds = {name: [c.seconds for c in runs] for name, runs in done.items()}
+    cpu = {name: [c.cpu_seconds for c in runs] for name, runs in done.items()}
     results: dict[str, Any] = {"baseline_ref": baseline, "rounds": rounds,
                                "psql_startup": Figure.of(seconds["psql.one"]).to_json()}
     for name in runners:
         results[name] = {
             "startup": Figure.of(seconds[f"{name}.one"]).to_json(),
             "empty_run": Figure.of(seconds[f"{name}.empty_run"]).to_json(),
+            "startup_cpu": Figure.of(cpu[f"{name}.one"]).to_json(),
+            "empty_run_cpu": Figure.of(cpu[f"{name}.empty_run"]).to_json(),
             **{f"per_query.{shape}": marginal_per_query(
                 seconds[f"{name}.{shape}"], seconds[f"{name}.one"], seconds["psql.many"],
                 seconds["psql.one"], overhead.QUERIES).to_json() for shape in SHAPES},

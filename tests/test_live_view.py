@@ -106,6 +106,7 @@ def test_ctrl_c_shows_the_cancelled_query_as_interrupted_not_failed(workdir, dat
         with psycopg.connect(database, autocommit=True) as admin:
             deadline = time.monotonic() + 30
             while not admin.execute("SELECT 1 FROM pg_stat_activity WHERE state = 'active' "
+                                    "AND datname = current_database() "
                                     "AND query LIKE '%pg_sleep(60)%' AND pid <> "
                                     "pg_backend_pid()").fetchone():
                 assert time.monotonic() < deadline, "the query never started"

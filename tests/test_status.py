@@ -76,6 +76,7 @@ def test_a_run_whose_process_was_killed_shows_as_died_not_running(workdir, datab
         if proc.poll() is None:
             proc.kill()
         run_sql(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                          "datname = current_database() AND "
                           "query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()")
 
 

@@ -21,11 +21,21 @@
 -- percent): {{.scratch_schema}}.duplicate_events holds the used copy of each, with every
 -- column the model reads, and every other usable event is used as it is. So the big read
 -- of atomic stops at domain_sessionidx (column 17), and nothing is sorted by event_id.
+--
+-- With the per-query variables part and parts (PostgreSQL: playbooks/full.yml lists this
+-- file twice in one step, {part: 0, parts: 2} and {part: 1, parts: 2}, run in parallel on
+-- two cores) each entry writes the events of the cookies whose hashtext(domain_userid)
+-- falls in its part: part 0 into the usual tables, the others into tables of their own
+-- (suffix _part_N), which the next step (01_merge_parts.sql) appends. A cookie's events
+-- are all in one part, so its windows are whole; the copies of an event_id can be under
+-- cookies of both parts, so each part ranks the copies of every duplicated event_id (a
+-- few percent of the events) and keeps the used copies of its own cookies only.
+{{- $part := ""}}{{if .part}}{{$part = printf "_part_%v" .part}}{{end}}
 
-DROP TABLE IF EXISTS {{.scratch_schema}}.duplicated_event_ids;
-DROP TABLE IF EXISTS {{.scratch_schema}}.duplicate_events;
-DROP TABLE IF EXISTS {{.scratch_schema}}.events_this_run;
-DROP TABLE IF EXISTS {{.scratch_schema}}.bot_useragents;
+DROP TABLE IF EXISTS {{.scratch_schema}}.duplicated_event_ids{{$part}};
+DROP TABLE IF EXISTS {{.scratch_schema}}.duplicate_events{{$part}};
+DROP TABLE IF EXISTS {{.scratch_schema}}.events_this_run{{$part}};
+DROP TABLE IF EXISTS {{.scratch_schema}}.bot_useragents{{$part}};
 {{if ne .target_type "redshift"}}
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
 -- compiling these plans takes longer than it saves
@@ -37,11 +47,11 @@ SET LOCAL jit = off;
 -- (a data set holds far fewer useragents than events); the big read below leaves out
 -- their events by an anti-join instead of matching every event's useragent
 {{if eq .target_type "redshift"}}
-CREATE TABLE {{.scratch_schema}}.bot_useragents
+CREATE TABLE {{.scratch_schema}}.bot_useragents{{$part}}
 DISTSTYLE ALL
 AS
 {{else}}
-CREATE UNLOGGED TABLE {{.scratch_schema}}.bot_useragents AS
+CREATE UNLOGGED TABLE {{.scratch_schema}}.bot_useragents{{$part}} AS
 {{end}}
 SELECT useragent
 FROM (
@@ -56,19 +66,19 @@ FROM (
 WHERE {{.scratch_schema}}.f_useragent_is_bot(useragent);
 
 {{if ne .target_type "redshift"}}
-ANALYZE {{.scratch_schema}}.bot_useragents;
+ANALYZE {{.scratch_schema}}.bot_useragents{{$part}};
 {{end}}
 {{end}}
 
 -- the event_ids with more than one copy, usable or not (PostgreSQL reads them from
 -- atomic's event_id index alone, in order)
 {{if eq .target_type "redshift"}}
-CREATE TABLE {{.scratch_schema}}.duplicated_event_ids
+CREATE TABLE {{.scratch_schema}}.duplicated_event_ids{{$part}}
 DISTSTYLE KEY
 DISTKEY (event_id)
 AS
 {{else}}
-CREATE UNLOGGED TABLE {{.scratch_schema}}.duplicated_event_ids AS
+CREATE UNLOGGED TABLE {{.scratch_schema}}.duplicated_event_ids{{$part}} AS
 {{end}}
 SELECT event_id
 FROM {{.atomic_schema}}.events
@@ -77,19 +87,19 @@ HAVING COUNT(*) > 1;
 
 {{if ne .target_type "redshift"}}
 -- (Redshift analyses a table as it is built by CREATE TABLE AS)
-ANALYZE {{.scratch_schema}}.duplicated_event_ids;
+ANALYZE {{.scratch_schema}}.duplicated_event_ids{{$part}};
 {{end}}
 
 -- the used copy of each of them (the first collected of its usable copies; copies that tie
 -- on all four tstamps carry the same payload), with the columns of the event details step
 -- (the options' passthroughs evaluated on it) and its conversions' values
 {{if eq .target_type "redshift"}}
-CREATE TABLE {{.scratch_schema}}.duplicate_events
+CREATE TABLE {{.scratch_schema}}.duplicate_events{{$part}}
 DISTSTYLE KEY
 DISTKEY (domain_userid)
 AS
 {{else}}
-CREATE UNLOGGED TABLE {{.scratch_schema}}.duplicate_events AS
+CREATE UNLOGGED TABLE {{.scratch_schema}}.duplicate_events{{$part}} AS
 {{end}}
 WITH ranked_copies AS (
   SELECT
@@ -100,7 +110,7 @@ WITH ranked_copies AS (
         a.dvce_sent_tstamp NULLS LAST
     ) AS copy_rank
   FROM {{.atomic_schema}}.events AS a
-  INNER JOIN {{.scratch_schema}}.duplicated_event_ids AS d
+  INNER JOIN {{.scratch_schema}}.duplicated_event_ids{{$part}} AS d
     ON d.event_id = a.event_id
   WHERE a.domain_userid IS NOT NULL
     AND a.domain_userid <> ''
@@ -170,17 +180,17 @@ WHERE copy_rank = 1;
 
 {{if ne .target_type "redshift"}}
 -- (Redshift analyses a table as it is built by CREATE TABLE AS)
-ANALYZE {{.scratch_schema}}.duplicate_events (event_id);
+ANALYZE {{.scratch_schema}}.duplicate_events{{$part}} (event_id);
 {{end}}
 
 {{if eq .target_type "redshift"}}
-CREATE TABLE {{.scratch_schema}}.events_this_run
+CREATE TABLE {{.scratch_schema}}.events_this_run{{$part}}
 DISTSTYLE KEY
 DISTKEY (domain_userid)
 SORTKEY (domain_userid, domain_sessionidx)
 AS
 {{else}}
-CREATE UNLOGGED TABLE {{.scratch_schema}}.events_this_run AS
+CREATE UNLOGGED TABLE {{.scratch_schema}}.events_this_run{{$part}} AS
 {{end}}
 WITH used_events AS (
   -- every usable event with a single copy, and the used copy of the others
@@ -213,12 +223,17 @@ WITH used_events AS (
       NULL)
 {{if .ua_bot_filter}}
     AND NOT EXISTS (
-      SELECT 1 FROM {{.scratch_schema}}.bot_useragents AS b WHERE b.useragent = a.useragent
+      SELECT 1 FROM {{.scratch_schema}}.bot_useragents{{$part}} AS b WHERE b.useragent = a.useragent
     )
 {{end}}
     AND NOT EXISTS (
-      SELECT 1 FROM {{.scratch_schema}}.duplicate_events AS d WHERE d.event_id = a.event_id
+      SELECT 1
+      FROM {{.scratch_schema}}.duplicate_events{{$part}} AS d
+      WHERE d.event_id = a.event_id
     )
+{{- if .parts}}
+    AND (hashtext(a.domain_userid) & 2147483647) % {{.parts}} = {{.part}}
+{{- end}}
 
   UNION ALL
 
@@ -240,7 +255,10 @@ WITH used_events AS (
     pp_xoffset_max,
     pp_yoffset_max{{range .conversions}},
     cv_{{.name}}_event_value{{end}}
-  FROM {{.scratch_schema}}.duplicate_events
+  FROM {{.scratch_schema}}.duplicate_events{{$part}}
+{{- if .parts}}
+  WHERE (hashtext(domain_userid) & 2147483647) % {{.parts}} = {{.part}}
+{{- end}}
 ),
 
 {{if .max_session_days}}
@@ -383,8 +401,8 @@ SELECT
   cv_{{.name}}_event_value{{end}}
 FROM events_in_session_order;
 
-{{if ne .target_type "redshift"}}
--- (Redshift analyses a table as it is built by CREATE TABLE AS)
+{{if and (ne .target_type "redshift") (not .parts)}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS; a part is analysed merged)
 ANALYZE {{.scratch_schema}}.events_this_run (domain_userid, domain_sessionidx, event_id, event,
   user_id, event_in_session_index, session_event_count, page_view_in_session_index);
 {{end}}
