@@ -182,9 +182,10 @@ class RunState:
             self._connect()
             assert self.conn is not None
             self.store = CheckpointStore(self.conn, self.settings.schema)
-            self.store.tracks_unlogged = previous.tracks_unlogged
-            self.store.has_lock_record = previous.has_lock_record
-            self.store.tracks_history = previous.tracks_history
+            # what the first connection found the store to allow holds for this one too
+            for found in ("tracks_unlogged", "tracks_lock_name", "has_lock_record",
+                          "tracks_history"):
+                setattr(self.store, found, getattr(previous, found))
             self.lock.reacquire(self.store, self._backends)
         self.checkpoints = self.store.checkpoints(self.run_id, self.target, self.dialect)
 
