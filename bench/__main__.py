@@ -7,6 +7,7 @@
     python -m bench --only runner,split     # issue 18: the runner against --baseline; halves
     python -m bench --only options          # issue 16: every model option on against none
     python -m bench --only sql              # issue 18: the model's SQL against --sql-baseline
+    python -m bench --only incremental --shapes spanning   # issue 18: batches spanning history
 
 Results go to ``docs/benchmarks/<size>.json`` and ``docs/benchmarks/<size>-*.png``.
 Each benchmark uses a fresh database, created and dropped through ``--dsn`` (a
@@ -43,6 +44,8 @@ from bench import (
     table_statistics,
 )
 from bench.db import DEFAULT_DSN, ROOT, drop_all, server_version
+
+SHAPES = ("default", "spanning")  # the generator's (sqlrunner.generate.SHAPES)
 
 SECTIONS = ("overhead", "generator", "full", "incremental", "statistics", "runner", "split",
             "options", "sql")
@@ -136,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sql-baseline", default=sql_changes.BASELINE, metavar="REF",
                         help="the commit whose SQL and playbooks the sql section compares with "
                              "(default %(default)s, before issue 18's model changes)")
+    parser.add_argument("--shapes", default="default,spanning",
+                        help="the generator's shapes the incremental section measures "
+                             "(default %(default)s; spanning: on the first history size)")
     parser.add_argument("--regenerate", action="store_true",
                         help="generate the events again instead of reusing the templates")
     parser.add_argument("--clean", action="store_true",
@@ -150,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     size = SIZES[args.size]
+    shapes = tuple(s.strip() for s in args.shapes.split(",") if s.strip())
+    if not shapes or set(shapes) - set(SHAPES):
+        parser.error(f"--shapes: a comma-separated list of {', '.join(SHAPES)}")
 
     def log(message: str) -> None:
         print(message, flush=True)
@@ -176,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             log("incremental")
             results["incremental"] = incremental.measure(
                 args.dsn, work, size.histories, size.batches, args.seed,
-                size.incremental_runs, args.regenerate, size.full_per_batch, log=log)
+                size.incremental_runs, args.regenerate, size.full_per_batch, log=log,
+                shapes=shapes)
         if "statistics" in sections:
             log("statistics (autovacuum off)")
             results["statistics"] = table_statistics.measure(

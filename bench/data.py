@@ -7,6 +7,10 @@ one run of playbooks/incremental.yml (or, without it, the full playbook's setup 
 full rebuild), so atomic.events and the derived tables hold them. The remaining loads wait
 in ``bench_pending.events``, from which a benchmark moves 0.1%, 1% or 10% of the history
 into landing. Each data set is kept in a template database (see db.py).
+
+Two shapes of data (the generator's ``--shape``): ``default``, the project's, and
+``spanning``, whose batches reach back over the whole history (regular visitors with long
+histories, events collected days late), as issue 18 measured.
 """
 
 from __future__ import annotations
@@ -38,7 +42,8 @@ def _run(playbook: str, dsn: str, *args: str) -> float:
                        env=process.runner_env(), cwd=ROOT).seconds
 
 
-def build(dsn: str, history: int, seed: int, log: Callable[[str], None] = print) -> None:
+def build(dsn: str, history: int, seed: int, log: Callable[[str], None] = print,
+          shape: str = "default") -> None:
     """Generate and model a data set of ``history`` events (plus 10% pending) in ``dsn``."""
     from sqlrunner.generate import GeneratorConfig, generate_batches
     from sqlrunner.generate.load import copy_rows, create_events_table
@@ -51,7 +56,7 @@ def build(dsn: str, history: int, seed: int, log: Callable[[str], None] = print)
                   "setup_tables::landing_events", "setup_tables::derived_tables"):
         _run(playbook, dsn, "--run-query", query, "--no-checkpoints")
     config = GeneratorConfig(events=history + history * EXTRA_LOADS // LOADS_PER_HISTORY,
-                             seed=seed, batches=LOADS_PER_HISTORY + EXTRA_LOADS)
+                             seed=seed, batches=LOADS_PER_HISTORY + EXTRA_LOADS, shape=shape)
     started = time.perf_counter()
     with psycopg.connect(dsn) as conn:
         create_events_table(conn, PENDING)
@@ -70,11 +75,15 @@ def build(dsn: str, history: int, seed: int, log: Callable[[str], None] = print)
 
 
 def template(server_dsn: str, history: int, seed: int, regenerate: bool = False,
-             log: Callable[[str], None] = print) -> str:
+             log: Callable[[str], None] = print, shape: str = "default") -> str:
     """The name of the template database of a data set of ``history`` events."""
     started = time.perf_counter()
-    name, built = data_template(server_dsn, f"history_{history}_s{seed}", digest_of(SOURCES),
-                                lambda dsn: build(dsn, history, seed, log), regenerate)
+    # the default shape keeps its name; another shape's name must not start with it (the
+    # templates of other digests are found and dropped by that prefix)
+    kind = (f"history_{history}_s{seed}" if shape == "default"
+            else f"{shape}_{history}_s{seed}")
+    name, built = data_template(server_dsn, kind, digest_of(SOURCES),
+                                lambda dsn: build(dsn, history, seed, log, shape), regenerate)
     if built:
         BUILT[name] = time.perf_counter() - started
         log(f"    data template {name} made in {BUILT[name]:.0f} s")

@@ -78,24 +78,54 @@ def _counts(dsn: str) -> dict[str, int]:
                               "derived.page_views")}
 
 
-def _touched(dsn: str) -> tuple[int, int]:
-    """Cookies in landing's batch, and the events atomic holds for them (what a run
+TOUCHED = (
+    "cookies", "history_events_of_cookies", "sessions", "history_events_of_sessions",
+    "cookies_seen_before", "events_into_modelled_sessions", "history")
+
+
+def _touched(dsn: str) -> dict[str, int]:
+    """What landing's batch reaches in the history (before the run): its cookies (not NULL,
+    not '', as the model's touched set) and the events atomic holds for them (what a run
     recomputes besides the batch itself; copies of batch event_ids under other cookies add a
-    few more)."""
+    few more), its sessions and their events in atomic, the cookies atomic already has, the
+    batch's events into sessions atomic already has (late events, sessions that span
+    loads), and the events of the history."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        return conn.execute(
-            "WITH cookies AS (SELECT DISTINCT domain_userid FROM snowplow_landing.events "
-            "WHERE domain_userid IS NOT NULL) "
+        values = conn.execute(
+            "WITH sessions AS (SELECT DISTINCT domain_userid, domain_sessionidx "
+            "FROM snowplow_landing.events WHERE domain_userid <> ''), "
+            "cookies AS (SELECT DISTINCT domain_userid FROM sessions) "
             "SELECT (SELECT COUNT(*) FROM cookies), "
             "(SELECT COUNT(*) FROM atomic.events WHERE domain_userid IN "
-            "(SELECT domain_userid FROM cookies))").fetchone()
+            "(SELECT domain_userid FROM cookies)), "
+            "(SELECT COUNT(*) FROM sessions), "
+            "(SELECT COUNT(*) FROM atomic.events a JOIN sessions s "
+            "ON a.domain_userid = s.domain_userid "
+            "AND a.domain_sessionidx = s.domain_sessionidx), "
+            "(SELECT COUNT(*) FROM cookies c WHERE EXISTS (SELECT FROM atomic.events a "
+            "WHERE a.domain_userid = c.domain_userid)), "
+            "(SELECT COUNT(*) FROM snowplow_landing.events l WHERE EXISTS (SELECT FROM "
+            "atomic.events a WHERE a.domain_userid = l.domain_userid "
+            "AND a.domain_sessionidx = l.domain_sessionidx)), "
+            "(SELECT COUNT(*) FROM atomic.events)").fetchone()
+    return dict(zip(TOUCHED, (int(v) for v in values), strict=True))
+
+
+def touched_text(touched: dict[str, int]) -> str:
+    """The touched set as issue 18's paragraph gives it."""
+    return (f"{touched['sessions']:,} sessions of {touched['cookies']:,} cookies "
+            f"({touched['cookies_seen_before']:,} seen before); the cookies hold "
+            f"{touched['history_events_of_cookies']:,} events "
+            f"({touched['history_events_of_cookies'] / max(touched['history'], 1):.1%} of "
+            f"history), the sessions {touched['history_events_of_sessions']:,}; "
+            f"{touched['events_into_modelled_sessions']:,} events into modelled sessions")
 
 
 def measure_history(server_dsn: str, work: Path, history: int, batches: list[float],
                     seed: int, runs: int, regenerate: bool, full_per_batch: bool,
-                    log: Callable[[str], None]) -> dict[str, Any]:
-    """The batches, their full rebuilds and the empty run on one history size."""
-    template = data.template(server_dsn, history, seed, regenerate, log)
+                    log: Callable[[str], None], shape: str = "default") -> dict[str, Any]:
+    """The batches, their full rebuilds and the empty run on one history size and shape."""
+    template = data.template(server_dsn, history, seed, regenerate, log, shape)
     report = work / f"incremental_{history}.json"
     per_batch: dict[float, dict[str, list]] = {
         b: defaultdict(list) for b in batches}
@@ -106,7 +136,7 @@ def measure_history(server_dsn: str, work: Path, history: int, batches: list[flo
             loads = max(1, round(share * data.LOADS_PER_HISTORY))
             with fresh_database(server_dsn, f"incr_{history}", template) as dsn:
                 events = data.move_to_landing(dsn, loads)
-                cookies, history_events = _touched(dsn) if number == 0 else (0, 0)
+                touched = _touched(dsn) if number == 0 else {}
                 before = _counts(dsn)
                 run = run_playbook(PLAYBOOK, dsn, report)
                 after = _counts(dsn)
@@ -116,7 +146,8 @@ def measure_history(server_dsn: str, work: Path, history: int, batches: list[flo
             entry = per_batch[share]
             entry["events"].append(events)
             if number == 0:
-                entry["touched"] = [cookies, history_events]
+                entry["touched"] = touched
+                log(f"    batch {share:.1%}: {touched_text(touched)}")
             entry["run"].append(run["seconds"])
             entry["cpu"].append(run["cpu_seconds"])
             entry["full"].append(full)
@@ -140,8 +171,9 @@ def measure_history(server_dsn: str, work: Path, history: int, batches: list[flo
             "runner_cpu": Figure.of(entry["cpu"]).to_json(),
             "full_rebuild": Figure.of(entry["full"]).to_json(),
             "ratio_to_full": paired(entry["run"], entry["full"], "share").to_json(),
-            "touched_cookies": entry["touched"][0],
-            "history_events_of_touched_cookies": entry["touched"][1],
+            "touched_cookies": entry["touched"]["cookies"],
+            "history_events_of_touched_cookies": entry["touched"]["history_events_of_cookies"],
+            "touched": entry["touched"],
             "seconds_per_thousand_events": Figure.of(
                 [r * 1000 / entry["events"][0] for r in entry["run"]]).to_json(),
             "runner_max_rss": memory_figure(entry["rss"]),
@@ -151,7 +183,7 @@ def measure_history(server_dsn: str, work: Path, history: int, batches: list[flo
             "steps": steps,
         })
     empty = measure_empty(server_dsn, template, work, runs, log)
-    return {"events": history, "batches": results, "empty": empty,
+    return {"events": history, "shape": shape, "batches": results, "empty": empty,
             "full_rebuild": Figure.of(per_batch[baseline]["full"]).to_json()}
 
 
@@ -175,6 +207,23 @@ def measure_empty(server_dsn: str, template: str, work: Path, runs: int,
     return {"run": Figure.of(seconds).to_json(), "runner_cpu": Figure.of(cpu).to_json(),
             "rows_written": max(changed),
             "queries_executed": executed[0]}
+
+
+def _log_shapes(results: dict[str, Any], shapes: tuple[str, ...],
+                log: Callable[[str], None]) -> None:
+    """The 1% batch on each shape's first history, side by side."""
+    for shape in shapes:
+        histories = (results["histories"] if shape == "default"
+                     else results[shape]["histories"])
+        if not histories:
+            continue
+        history = histories[0]
+        batch = min(history["batches"], key=lambda b: abs(b["share"] - 0.01))
+        ratio = batch["ratio_to_full"]
+        log(f"  shape {shape}, {batch['share']:.1%} batch of {history['events']:,}: "
+            f"run {batch['run']['median']:.2f} s, full rebuild "
+            f"{batch['full_rebuild']['median']:.2f} s, ratio {ratio['median']:.1%}; "
+            f"{touched_text(batch['touched'])}")
 
 
 def move_sql(dsn: str) -> tuple[str, str]:
@@ -226,17 +275,33 @@ def measure_move(server_dsn: str, history: int, share: float, seed: int, runs: i
 
 def measure(server_dsn: str, work: Path, histories: list[int], batches: list[float],
             seed: int, runs: int, regenerate: bool = False, full_per_batch: bool = True,
-            log: Callable[[str], None] = print) -> dict[str, Any]:
-    """This section's figures, or ``{"skipped": reason}``."""
+            log: Callable[[str], None] = print,
+            shapes: tuple[str, ...] = ("default", "spanning")) -> dict[str, Any]:
+    """This section's figures, or ``{"skipped": reason}``. ``histories`` are the default
+    shape's; every other shape in ``shapes`` is measured on the first history size, its
+    figures under ``results[shape]``, for the batches up to 1% (on the spanning shape the
+    10% batch costs twice a full rebuild: 45 s against 21 s at 1M, seed 13)."""
     reason = available()
     if reason is not None:
         log(f"  skipped: {reason}")
         return {"skipped": reason}
     results: dict[str, Any] = {"histories": []}
-    for history in histories:
-        log(f"  {history:,} events of history")
-        results["histories"].append(measure_history(server_dsn, work, history, batches, seed,
-                                                    runs, regenerate, full_per_batch, log))
+    if "default" in shapes:
+        for history in histories:
+            log(f"  {history:,} events of history")
+            results["histories"].append(measure_history(
+                server_dsn, work, history, batches, seed, runs, regenerate, full_per_batch,
+                log))
+    for shape in shapes:
+        if shape != "default":
+            log(f"  {histories[0]:,} events of history, shape {shape}")
+            small = [b for b in batches if b <= 0.01] or batches
+            results[shape] = {"histories": [measure_history(
+                server_dsn, work, histories[0], small, seed, runs, regenerate,
+                full_per_batch, log, shape)]}
+    _log_shapes(results, shapes, log)
+    if "default" not in shapes:
+        return results
     log(f"  the move, {batches[-1]:.0%} of {histories[0]:,}")
     try:
         results["move"] = measure_move(server_dsn, histories[0], batches[-1], seed, runs, log)

@@ -49,6 +49,10 @@ def build_parser() -> ArgumentParser:
                         help="nominal span of collector times in days (default 7)")
     parser.add_argument("--heartbeat", type=int, default=10,
                         help="page ping interval of the simulated tracker (default 10)")
+    parser.add_argument("--shape", choices=("default", "spanning"), default="default",
+                        help="default, or spanning: regular visitors over the whole span "
+                             "and events collected days late in every batch, so each batch "
+                             "touches cookies with long histories (default: default)")
     parser.add_argument("--rate", action="append", default=[], metavar="NAME=VALUE",
                         help="override one case's rate (repeatable): " + ", ".join(rate_names()))
     parser.add_argument("--no-create", action="store_true",
@@ -97,7 +101,8 @@ def command(argv: list[str], secrets: SecretRegistry) -> int:
     if args.batch is not None and not 1 <= args.batch <= args.batches:
         raise UsageError(f"--batch {args.batch}: expected 1 to --batches ({args.batches})")
     config = GeneratorConfig(events=args.events, seed=args.seed, batches=args.batches,
-                             start=start, days=args.days, heartbeat=args.heartbeat, rates=rates)
+                             start=start, days=args.days, heartbeat=args.heartbeat, rates=rates,
+                             shape=args.shape)
     schema = SCHEMA_ALIASES.get(args.schema, args.schema)
     (target,) = resolve_targets((), args.target)
     secrets.add(target.password)

@@ -2,6 +2,7 @@
 
 from sqlrunner.generate.columns import COLUMN_DEFINITIONS, COLUMNS
 from sqlrunner.generate.events import (
+    SHAPES,
     Batch,
     EventRates,
     GeneratorConfig,
@@ -15,6 +16,7 @@ __all__ = [
     "Batch",
     "EventRates",
     "GeneratorConfig",
+    "SHAPES",
     "generate_batches",
     "generate_events",
 ]

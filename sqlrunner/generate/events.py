@@ -8,6 +8,10 @@ stray pings before any page view, late arrivals, skewed device clocks (some
 reset to around 1970), logins mid-session and on shared devices, unusable
 events and ties on ``dvce_created_tstamp``.
 
+``GeneratorConfig.shape`` picks how far each batch reaches back: ``default``, or
+``spanning`` (regular visitors over the whole span and events collected days late in
+every batch; see ``Spanning``).
+
 Events come out in arrival order as 128-value tuples in the column order of
 :mod:`sqlrunner.generate.columns`, split into ``batches`` consecutive loads,
 each with its own ``etl_tstamp``. The same configuration always gives the
@@ -17,6 +21,7 @@ same events.
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,6 +68,35 @@ class GeneratorConfig:
     heartbeat: int = 10  # page ping interval of the simulated tracker, seconds
     min_visit_length: int = 5  # seconds before the first ping
     rates: EventRates = field(default_factory=EventRates)
+    shape: str = "default"  # or "spanning": every batch reaches far back (see SHAPES)
+
+    def __post_init__(self) -> None:
+        if self.shape not in SHAPES:
+            raise ValueError(f"shape {self.shape!r}: expected one of {', '.join(SHAPES)}")
+
+
+@dataclass(frozen=True)
+class Spanning:
+    """The ``spanning`` shape: most events come from regular visitors, present from the
+    start, who come back over the whole span (each visit a burst of longer sessions), and
+    a few events reach the collector hours to days after they happened (an offline
+    tracker's queue), so that every batch touches cookies with long histories and
+    sessions that earlier batches modelled. The other visitors are the default shape's."""
+
+    regular_share: float = 0.9  # of the events: from regular visitors, the rest as default
+    visits: float = 2.5  # visits (bursts of sessions) per regular over the nominal span
+    burst_return: float = 0.5  # per regular session: another one 30 to 40 minutes later
+    pages: float = 6.0  # a regular session's mean page views beyond the first (default 2)
+    late_share: float = 0.004  # per event: collected 1 hour to a third of the span later
+    events_per_session: float = 30.0  # a regular session's mean, duplicates included
+
+
+# The shapes of the stream. ``default``: visitors arrive over time and about half come
+# back, within days (a 1% batch of 1M events touches about 1,000 cookies holding 1.3% of
+# the history). ``spanning`` (see ``Spanning``): a 1% batch of 1M events touches about
+# 400 cookies, nine in ten seen before, holding several percent of the history.
+SHAPES = ("default", "spanning")
+SPANNING = Spanning()
 
 
 @dataclass(frozen=True)
@@ -255,6 +289,7 @@ class _Cookie:
     current_user: str | None = None
     logins: int = 0
     sessions: int = 0
+    regular: bool = False  # the spanning shape's regular visitor
 
 
 @dataclass
@@ -295,6 +330,15 @@ class _Simulation:
         self.recent_ids: list[tuple[str, int]] = []  # (event_id, collector ms) for synthetic dups
         self.users = 0
         self.etl_tstamps = [etl_tstamp_of(b, config) for b in range(max(config.batches, 1))]
+        self.spanning = config.shape == "spanning"
+        if self.spanning:
+            shape = SPANNING
+            self.cookie_interval_ms /= max(1.0 - shape.regular_share, 1e-6)
+            self.regular_gap_ms = self.span_ms / shape.visits
+            burst = 1.0 / (1.0 - shape.burst_return)
+            self.regulars = max(1, round(shape.regular_share * config.events / (
+                shape.visits * burst * shape.events_per_session)))
+            self.late_range = (3_600_000, max(self.span_ms / 3, 3_600_001))
 
     # -- identifiers -------------------------------------------------------
 
@@ -312,6 +356,13 @@ class _Simulation:
         total = self.config.events
         if total <= 0:
             return
+        if self.spanning:
+            # the regular visitors exist from the start, each at its own pace
+            for _ in range(self.regulars):
+                cookie = self._new_cookie()
+                cookie.regular = True
+                self._push(self.start_ms + self.rng.expovariate(1.0 / self.regular_gap_ms),
+                           "session", cookie)
         self._push(self.start_ms, "new_cookie", None)
         emitted = 0
         etl = _I["etl_tstamp"]
@@ -405,7 +456,7 @@ class _Simulation:
             login_at = rng.randint(0, 4)
 
         # the session's timeline: (true ms, kind, page, page view number)
-        pages = self._plan_pages(template, rng)
+        pages = self._plan_pages(template, rng, SPANNING.pages if cookie.regular else 2.0)
         events: list[tuple[int, str, _Page, int]] = []
         t = start_ms
         heartbeat_ms = config.heartbeat * 1000
@@ -456,7 +507,12 @@ class _Simulation:
             self._emit(cookie, row)
         if cookie.current_user is not None and rng.random() < rates.logout:
             cookie.current_user = None
-        if rng.random() < rates.return_visit:
+        if cookie.regular:
+            # back within the hour (the same sitting), else some time later in the span
+            gap_ms = (rng.randint(0, 600_000) if rng.random() < SPANNING.burst_return
+                      else int(rng.expovariate(1.0 / self.regular_gap_ms)))
+            self._push(t + 1_800_000 + gap_ms, "session", cookie)
+        elif rng.random() < rates.return_visit:
             gap = rng.lognormvariate(11.5, 1.5)  # median 27 hours (in seconds)
             self._push(t + 1_800_000 + int(gap * 1000) % (30 * MS_PER_DAY), "session", cookie)
 
@@ -474,8 +530,8 @@ class _Simulation:
         url = f"https://{host}{path}" + (f"?{query}" if query else "")
         return _Page(host, path, title, query, url)
 
-    def _plan_pages(self, template: list, rng: random.Random) -> list[_Page]:
-        count = 1 + min(int(rng.expovariate(1 / 2.0)), 30)
+    def _plan_pages(self, template: list, rng: random.Random, pages: float) -> list[_Page]:
+        count = 1 + min(int(rng.expovariate(1 / pages)), 30)
         pages = [self._page(rng) for _ in range(count)]
         # the landing page: an external referrer, perhaps a campaign
         referrer = rng.choice(_REFERRERS)
@@ -551,6 +607,10 @@ class _Simulation:
         collector_ms = true_ms + latency
         if rng.random() < self.rates.late_event:
             collector_ms += int(rng.lognormvariate(13.0, 1.8)) % (4 * MS_PER_DAY)
+        if self.spanning and rng.random() < SPANNING.late_share:
+            # sent from a queue long after: into a session an earlier batch modelled
+            low, high = self.late_range
+            collector_ms += int(math.exp(rng.uniform(math.log(low), math.log(high))))
         dvce_ms = true_ms + cookie.clock_offset_ms
         row[_COLLECTOR] = _ts(collector_ms)
         row[_DVCE_CREATED] = _ts(dvce_ms)
