@@ -25,7 +25,9 @@
 -- written as index probes, one per touched cookie and one per event_id (LATERAL, kept a
 -- subquery by OFFSET 0), so that their plans do not depend on atomic's statistics
 -- (docs/incremental.md, "Statistics"); with recompute: all, every cookie is read by a plain
--- scan. The windows are those of sql/full/01_events_this_run.sql, over whole cookies, so the
+-- scan. On PostgreSQL the copies are read narrow (the keys the ranking, the options and the
+-- windows need, and each copy's ctid), and the wide row of each used copy is fetched by its
+-- ctid at the end (in one statement, so the positions cannot change meanwhile). The windows are those of sql/full/01_events_this_run.sql, over whole cookies, so the
 -- positions and the stitching are exactly a full rebuild's. Event order is
 -- (dvce_created_tstamp, collector_tstamp, event_id), event_id byte-wise (COLLATE "C" on
 -- PostgreSQL, where the columns keep the database's collation, as in atomic).
@@ -46,23 +48,23 @@ CREATE UNLOGGED TABLE {{.scratch_schema}}.events_this_run AS
 WITH cookie_copies AS (
   -- the usable copies in atomic held by touched cookies (atomic's cookie index)
 {{if eq .target_type "redshift"}}
-  SELECT a.*
+  SELECT a.*, 0 AS from_batch
   FROM {{.atomic_schema}}.events AS a
   WHERE a.domain_userid IN (SELECT domain_userid FROM {{.scratch_schema}}.touched_cookies)
     AND a.domain_sessionidx IS NOT NULL
     AND a.dvce_created_tstamp IS NOT NULL
 {{else if eq .recompute "all"}}
   -- every cookie: a plain scan
-  SELECT a.*
+  SELECT {{template "copy_keys" "a."}}, a.ctid AS copy_ctid, 0 AS from_batch
   FROM {{.atomic_schema}}.events AS a
   WHERE a.domain_userid IN (SELECT domain_userid FROM {{.scratch_schema}}.touched_cookies)
     AND a.domain_sessionidx IS NOT NULL
     AND a.dvce_created_tstamp IS NOT NULL
 {{else}}
-  SELECT a.*
+  SELECT a.*, 0 AS from_batch
   FROM {{.scratch_schema}}.touched_cookies AS t
   CROSS JOIN LATERAL (
-    SELECT *
+    SELECT {{template "copy_keys" "e."}}, e.ctid AS copy_ctid
     FROM {{.atomic_schema}}.events AS e
     WHERE e.domain_userid = t.domain_userid
       AND e.domain_sessionidx IS NOT NULL
@@ -79,7 +81,7 @@ rival_copies AS (
   -- none (every cookie holding a usable copy of one is touched), so only the events of
   -- atomic are looked up. With recompute: all every cookie is touched, and there are none.
 {{if eq .target_type "redshift"}}
-  SELECT a.*
+  SELECT a.*, 0 AS from_batch
   FROM {{.atomic_schema}}.events AS a
   WHERE a.event_id IN (SELECT event_id FROM cookie_copies)
     AND a.domain_userid NOT IN (SELECT domain_userid FROM {{.scratch_schema}}.touched_cookies)
@@ -87,10 +89,10 @@ rival_copies AS (
     AND a.domain_sessionidx IS NOT NULL
     AND a.dvce_created_tstamp IS NOT NULL
 {{else}}
-  SELECT a.*
+  SELECT a.*, 0 AS from_batch
   FROM (SELECT DISTINCT event_id FROM cookie_copies) AS c
   CROSS JOIN LATERAL (
-    SELECT *
+    SELECT {{template "copy_keys" "e."}}, e.ctid AS copy_ctid
     FROM {{.atomic_schema}}.events AS e
     WHERE e.event_id = c.event_id
       AND e.domain_userid <> ''
@@ -121,7 +123,11 @@ ranked_copies AS (
     SELECT *, 0 AS is_rival FROM cookie_copies
     UNION ALL
     -- the batch's usable copies, all held by touched cookies
-    SELECT *, 0 AS is_rival
+{{if eq .target_type "redshift"}}
+    SELECT *, 1 AS from_batch, 0 AS is_rival
+{{else}}
+    SELECT {{template "copy_keys" ""}}, ctid AS copy_ctid, 1 AS from_batch, 0 AS is_rival
+{{end}}
     FROM {{.landing_schema}}.events_in_progress
     WHERE domain_userid IS NOT NULL
       AND domain_userid <> ''
@@ -138,12 +144,12 @@ ranked_copies AS (
 ),
 
 used_events AS (
-  -- the used copy of each event_id, when a touched cookie holds it (every column), with the
-  -- value of each of the options' conversions when it converts (else NULL)
+  -- the used copy of each event_id, when a touched cookie holds it. On PostgreSQL its keys
+  -- and position (ctid) only: the wide row is fetched at the end, for used copies alone, so
+  -- no sort carries whole rows. On Redshift every column, with the value of each of the
+  -- options' conversions when it converts (else NULL)
   SELECT
-    *{{range .conversions}},
-    CASE WHEN ({{.condition}}) THEN COALESCE(CAST(({{.value}}) AS DECIMAL(38, 6)), 0) END
-      AS cv_{{.name}}_event_value{{end}}
+    *{{if eq .target_type "redshift"}}{{template "conversion_values" .}}{{end}}
   FROM ranked_copies
   WHERE is_used
 ),
@@ -164,7 +170,9 @@ event_keys AS (
     user_id,
     collector_tstamp,
     dvce_created_tstamp,
-    etl_tstamp
+    etl_tstamp{{if ne .target_type "redshift"}},
+    copy_ctid,
+    from_batch{{end}}
   FROM used_events
 ),
 
@@ -278,8 +286,55 @@ events_in_session_order AS (
   FROM stitched_events
 )
 
+{{if eq .target_type "redshift"}}
 SELECT
-  u.app_id,
+{{template "output_columns" .}}
+FROM used_events AS u
+INNER JOIN events_in_session_order AS p
+  ON p.event_id = u.event_id;
+{{else}}
+-- the wide row of each used copy, fetched by its position (ctid): from atomic, and from the
+-- batch
+SELECT
+{{template "output_columns" .}}
+FROM events_in_session_order AS p
+CROSS JOIN LATERAL (
+  SELECT *{{template "conversion_values" .}}
+  FROM {{.atomic_schema}}.events AS e
+  WHERE e.ctid = p.copy_ctid
+  OFFSET 0
+) AS u
+WHERE p.from_batch = 0
+UNION ALL
+SELECT
+{{template "output_columns" .}}
+FROM events_in_session_order AS p
+CROSS JOIN LATERAL (
+  SELECT *{{template "conversion_values" .}}
+  FROM {{.landing_schema}}.events_in_progress AS e
+  WHERE e.ctid = p.copy_ctid
+  OFFSET 0
+) AS u
+WHERE p.from_batch = 1;
+{{end}}
+
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
+ANALYZE {{.scratch_schema}}.events_this_run (domain_userid, domain_sessionidx, event_id, event,
+  user_id, event_in_session_index, session_event_count, page_view_in_session_index);
+{{end}}
+
+-- The columns the copies are ranked, filtered and windowed by (PostgreSQL reads these
+-- before it fetches the wide rows of the used copies), each prefixed by the argument.
+{{define "copy_keys"}}{{.}}event_id, {{.}}domain_userid, {{.}}domain_sessionidx, {{.}}event,
+      {{.}}user_id, {{.}}app_id, {{.}}useragent, {{.}}collector_tstamp,
+      {{.}}dvce_created_tstamp, {{.}}dvce_sent_tstamp, {{.}}etl_tstamp{{end}}
+-- Each conversion's value on an event that meets its condition (else NULL).
+{{define "conversion_values"}}{{range .conversions}},
+    CASE WHEN ({{.condition}}) THEN COALESCE(CAST(({{.value}}) AS DECIMAL(38, 6)), 0) END
+      AS cv_{{.name}}_event_value{{end}}{{end}}
+-- The table's columns: every column of the event (u), then the model's (p).
+{{define "output_columns"}}  u.app_id,
   u.platform,
   u.etl_tstamp,
   u.collector_tstamp,
@@ -430,13 +485,4 @@ SELECT
   CASE WHEN p.event_in_session_index = p.session_event_count
     THEN p.first_event_dvce_created_tstamp END AS first_event_dvce_created_tstamp
   {{- range .conversions}},
-  u.cv_{{.name}}_event_value{{end}}
-FROM used_events AS u
-INNER JOIN events_in_session_order AS p
-  ON p.event_id = u.event_id;
-
-{{if ne .target_type "redshift"}}
--- (Redshift analyses a table as it is built by CREATE TABLE AS)
-ANALYZE {{.scratch_schema}}.events_this_run (domain_userid, domain_sessionidx, event_id, event,
-  user_id, event_in_session_index, session_event_count, page_view_in_session_index);
-{{end}}
+  u.cv_{{.name}}_event_value{{end}}{{end}}
