@@ -30,7 +30,6 @@ from sqlrunner.execute.targets import (
     resolve_targets,
     target_from_dsn,
 )
-from sqlrunner.modeloptions import normalise_options
 from sqlrunner.plan import RunPlan, TargetPlan, build_plan, replan_target
 from sqlrunner.playbook import Playbook, load_playbook, plain
 from sqlrunner.render import Renderer, resolve_sql_root
@@ -105,8 +104,12 @@ def prepare(playbook_path: str, options: RunOptions,
     _remember_secrets(playbook, options, secrets)
     sql_root = resolve_sql_root(options.sql_root, playbook_path)
     started_at = datetime.now(UTC)  # one clock for the templates and the run record
-    # the web model's options (docs/model.md), checked before anything is rendered
-    variables = normalise_options(playbook_path, playbook.variables, options.variables)
+    # the web model's options (docs/model.md), checked before anything is rendered; a
+    # playbook without variables declares none, and does not import their checks
+    variables = dict(options.variables or {})
+    if playbook.variables:
+        from sqlrunner.modeloptions import normalise_options
+        variables = normalise_options(playbook_path, playbook.variables, options.variables)
     return build_plan(playbook, cli_variables=variables, sql_root=sql_root,
                       from_step=options.from_step, run_query=options.run_query,
                       renderer=Renderer(sql_root=sql_root, started_at=started_at,

@@ -19,7 +19,10 @@ import json, sys
 from sqlrunner.cli import main
 code = main(["-p", sys.argv[1], "--progress", "plain"])
 names = ["tenacity", "sqlrunner.template", "sqlrunner.execute.connect_options", "difflib",
-         "uuid", "rich", "sqlglot", "boto3"]
+         "uuid", "rich", "sqlglot", "boto3", "sqlrunner.check", "sqlrunner.generate",
+         "sqlrunner.modeloptions", "sqlrunner.cli.check", "sqlrunner.cli.status",
+         "sqlrunner.cli.history", "sqlrunner.cli.demo", "sqlrunner.cli.generate",
+         "sqlrunner.cli.psql"]
 print(json.dumps({"exit": code, "loaded": [n for n in names if n in sys.modules]}))
 """
 
@@ -31,7 +34,8 @@ def _loaded(playbook: str) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_a_plain_run_imports_no_retry_template_tls_or_aws_code(workdir, database):
+def test_a_plain_run_imports_no_retry_template_tls_aws_linter_or_other_commands(workdir,
+                                                                                 database):
     sql = workdir.sql("one.sql", "CREATE TABLE one AS SELECT 1 AS x;")
     playbook = workdir.playbook(workdir.steps(("s", [("one", sql)])))
     assert _loaded(playbook) == {"exit": 0, "loaded": []}
@@ -45,7 +49,8 @@ def test_a_templated_file_loads_the_template_engine_and_a_failure_the_retries(wo
     )
     outcome = _loaded(playbook)
     assert outcome["exit"] == 6  # division by zero: not transient, but asked whether it is
-    assert outcome["loaded"] == ["sqlrunner.template"]
+    # a playbook with variables also has them checked for the model's options
+    assert outcome["loaded"] == ["sqlrunner.template", "sqlrunner.modeloptions"]
 
 
 def test_a_transient_error_is_still_retried_through_tenacity(workdir, database):

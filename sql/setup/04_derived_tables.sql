@@ -213,12 +213,15 @@ BEGIN
     FOREACH definition IN ARRAY regexp_split_to_array(wanted.definitions, ',\s*\n')
     LOOP
       definition := btrim(definition, ' ' || chr(10) || chr(13));
+      -- the catalog, not information_schema.columns: its view cost 70 ms for these ~50
+      -- lookups, most of a run with nothing new
       IF definition <> '' AND NOT EXISTS (
         SELECT 1
-        FROM information_schema.columns
-        WHERE table_schema = '{{.derived_schema}}'
-          AND table_name = wanted.table_name
-          AND column_name = split_part(definition, ' ', 1)
+        FROM pg_catalog.pg_attribute
+        WHERE attrelid = format('%I.%I', '{{.derived_schema}}', wanted.table_name)::regclass
+          AND attname = split_part(definition, ' ', 1)
+          AND attnum > 0
+          AND NOT attisdropped
       ) THEN
         EXECUTE format('ALTER TABLE %I.%I ADD COLUMN %s', '{{.derived_schema}}',
           wanted.table_name, definition);

@@ -7,23 +7,33 @@ below imports it.
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sqlrunner.cli import check, demo, generate, psql, run, status
+from sqlrunner.cli import run
 from sqlrunner.cli.options import Command, run_command
 from sqlrunner.errors import EXIT_OK
 
-COMMANDS: dict[str, Command] = {
-    "run": run.command,
-    "status": status.command,
-    "check": check.command,
-    "generate": generate.command,
-    "demo": demo.command,
-    "psql": psql.command,
+# Each command's module, imported only when that command runs: a plain run must not pay for
+# the linter, the generator, psql or status at start-up (tests/test_startup_imports.py).
+COMMANDS: dict[str, str] = {
+    "run": "sqlrunner.cli.run",
+    "status": "sqlrunner.cli.status",
+    "check": "sqlrunner.cli.check",
+    "generate": "sqlrunner.cli.generate",
+    "demo": "sqlrunner.cli.demo",
+    "psql": "sqlrunner.cli.psql",
 }
+
+
+def command(name: str) -> Command:
+    """The ``command`` function of the command called ``name``, importing its module."""
+    module = importlib.import_module(COMMANDS[name])
+    found: Command = module.command
+    return found
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -41,6 +51,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = arguments.pop(0)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return run_command(COMMANDS[name], arguments)
+        return run_command(command(name), arguments)
     finally:
         signal.signal(signal.SIGTERM, previous)
