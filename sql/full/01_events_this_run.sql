@@ -26,7 +26,8 @@
 -- file twice in one step, {part: 0, parts: 2} and {part: 1, parts: 2}, run in parallel on
 -- two cores) each entry writes the events of the cookies whose hashtext(domain_userid)
 -- falls in its part: part 0 into the usual tables, the others into tables of their own
--- (suffix _part_N), which the next step (01_merge_parts.sql) appends. A cookie's events
+-- (suffix _part_N), from which the later steps build each part's tables in turn, and the
+-- commit (08_commit.sql) takes every part's rows (docs/model.md). A cookie's events
 -- are all in one part, so its windows are whole; the copies of an event_id can be under
 -- cookies of both parts, so each part ranks the copies of every duplicated event_id (a
 -- few percent of the events) and keeps the used copies of its own cookies only.
@@ -401,8 +402,8 @@ SELECT
   cv_{{.name}}_event_value{{end}}
 FROM events_in_session_order;
 
-{{if and (ne .target_type "redshift") (not .parts)}}
--- (Redshift analyses a table as it is built by CREATE TABLE AS; a part is analysed merged)
-ANALYZE {{.scratch_schema}}.events_this_run (domain_userid, domain_sessionidx, event_id, event,
+{{if ne .target_type "redshift"}}
+-- (Redshift analyses a table as it is built by CREATE TABLE AS)
+ANALYZE {{.scratch_schema}}.events_this_run{{$part}} (domain_userid, domain_sessionidx, event_id, event,
   user_id, event_in_session_index, session_event_count, page_view_in_session_index);
 {{end}}

@@ -8,10 +8,13 @@
 -- these events, each list into numbered columns (page_view_passthrough_0, ...,
 -- session_passthrough_0, ..., visitor_passthrough_0, ...) cast to its type; the derived
 -- tables take them from the page view's event, the session's first and the visitor's first.
+{{- /* a half of playbooks/full.yml on PostgreSQL (per-query variable part): its tables
+   carry the suffix _part_N (docs/model.md, "Both cores") */ -}}
+{{$part := ""}}{{if .part}}{{$part = printf "_part_%v" .part}}{{end}}
 
-DROP TABLE IF EXISTS {{.scratch_schema}}.event_details;
+DROP TABLE IF EXISTS {{.scratch_schema}}.event_details{{$part}};
 {{if eq .target_type "redshift"}}
-CREATE TABLE {{.scratch_schema}}.event_details
+CREATE TABLE {{.scratch_schema}}.event_details{{$part}}
 DISTSTYLE KEY
 DISTKEY (domain_userid)
 SORTKEY (domain_userid, event_id)
@@ -20,13 +23,13 @@ AS
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
 -- compiling this plan takes longer than it saves
 SET LOCAL jit = off;
-CREATE UNLOGGED TABLE {{.scratch_schema}}.event_details AS
+CREATE UNLOGGED TABLE {{.scratch_schema}}.event_details{{$part}} AS
 {{end}}
 WITH detailed_events AS (
   -- the events whose other columns the derived tables read (named apart from atomic's
   -- columns, which the options' passthroughs name unqualified)
   SELECT domain_userid AS detailed_domain_userid, event_id AS detailed_event_id
-  FROM {{.scratch_schema}}.events_this_run
+  FROM {{.scratch_schema}}.events_this_run{{$part}}
   WHERE event_in_session_index = 1
     OR event_in_session_index = session_event_count
     OR event = 'page_view'
@@ -89,7 +92,7 @@ INNER JOIN detailed_events AS d
 {{end}}
 WHERE NOT EXISTS (
   SELECT 1
-  FROM {{.scratch_schema}}.duplicated_event_ids AS u
+  FROM {{.scratch_schema}}.duplicated_event_ids{{$part}} AS u
   WHERE u.event_id = d.detailed_event_id
 )
 
@@ -141,9 +144,9 @@ SELECT
   u.session_passthrough_{{$i}}{{end}}
 {{- range $i, $p := .visitor_passthroughs}},
   u.visitor_passthrough_{{$i}}{{end}}
-FROM {{.scratch_schema}}.duplicate_events AS u;
+FROM {{.scratch_schema}}.duplicate_events{{$part}} AS u;
 
 {{if ne .target_type "redshift"}}
 -- (Redshift analyses a table as it is built by CREATE TABLE AS)
-ANALYZE {{.scratch_schema}}.event_details (domain_userid, event_id);
+ANALYZE {{.scratch_schema}}.event_details{{$part}} (domain_userid, event_id);
 {{end}}

@@ -35,15 +35,27 @@ FROM (
 ) AS u
 CROSS JOIN (
   SELECT COUNT(*) AS events
-  FROM (SELECT 1 AS used FROM {{.scratch_schema}}.events_this_run LIMIT 1) AS a
+  FROM (SELECT 1 AS used FROM {{if .parts}}(
+    {{- range $i := .parts}}{{if $i}}
+    UNION ALL{{end}}
+    SELECT * FROM {{$.scratch_schema}}.events_this_run{{if $i}}_part_{{$i}}{{end}}{{end}}
+  ) AS parts{{else}}{{.scratch_schema}}.events_this_run{{end}} LIMIT 1) AS a
 ) AS e
 CROSS JOIN (
   SELECT COUNT(*) AS sessions
-  FROM (SELECT 1 AS used FROM {{.scratch_schema}}.sessions LIMIT 1) AS a
+  FROM (SELECT 1 AS used FROM {{if .parts}}(
+    {{- range $i := .parts}}{{if $i}}
+    UNION ALL{{end}}
+    SELECT * FROM {{$.scratch_schema}}.sessions{{if $i}}_part_{{$i}}{{end}}{{end}}
+  ) AS parts{{else}}{{.scratch_schema}}.sessions{{end}} LIMIT 1) AS a
 ) AS s
 CROSS JOIN (
   SELECT COUNT(*) AS visitors
-  FROM (SELECT 1 AS used FROM {{.scratch_schema}}.visitors LIMIT 1) AS a
+  FROM (SELECT 1 AS used FROM {{if .parts}}(
+    {{- range $i := .parts}}{{if $i}}
+    UNION ALL{{end}}
+    SELECT * FROM {{$.scratch_schema}}.visitors{{if $i}}_part_{{$i}}{{end}}{{end}}
+  ) AS parts{{else}}{{.scratch_schema}}.visitors{{end}} LIMIT 1) AS a
 ) AS v;
 
 {{if eq .target_type "redshift"}}
@@ -171,7 +183,11 @@ SELECT
   page_ping_count,
   is_engaged,
   default_channel_group{{template "session_option_columns" .}}
-FROM {{.scratch_schema}}.sessions;
+FROM {{if .parts}}(
+  {{- range $i := .parts}}{{if $i}}
+  UNION ALL{{end}}
+  SELECT * FROM {{$.scratch_schema}}.sessions{{if $i}}_part_{{$i}}{{end}}{{end}}
+) AS parts{{else}}{{.scratch_schema}}.sessions{{end}};
 
 INSERT INTO {{.derived_schema}}.page_views (
   page_view_id,
@@ -286,7 +302,11 @@ SELECT
   dvce_screenwidth,
   dvce_screenheight,
   default_channel_group{{template "option_columns" .page_view_passthroughs}}
-FROM {{.scratch_schema}}.page_views;
+FROM {{if .parts}}(
+  {{- range $i := .parts}}{{if $i}}
+  UNION ALL{{end}}
+  SELECT * FROM {{$.scratch_schema}}.page_views{{if $i}}_part_{{$i}}{{end}}{{end}}
+) AS parts{{else}}{{.scratch_schema}}.page_views{{end}};
 
 INSERT INTO {{.derived_schema}}.visitors (
   domain_userid,
@@ -341,7 +361,11 @@ SELECT
   refr_urlhost,
   refr_urlpath,
   default_channel_group{{template "option_columns" .visitor_passthroughs}}
-FROM {{.scratch_schema}}.visitors;
+FROM {{if .parts}}(
+  {{- range $i := .parts}}{{if $i}}
+  UNION ALL{{end}}
+  SELECT * FROM {{$.scratch_schema}}.visitors{{if $i}}_part_{{$i}}{{end}}{{end}}
+) AS parts{{else}}{{.scratch_schema}}.visitors{{end}};
 
 INSERT INTO {{.derived_schema}}.cookie_id_to_user_id_map (
   domain_userid,
@@ -352,7 +376,11 @@ SELECT
   domain_userid,
   user_id,
   last_login_dvce_tstamp
-FROM {{.scratch_schema}}.cookie_id_to_user_id_map;
+FROM {{if .parts}}(
+  {{- range $i := .parts}}{{if $i}}
+  UNION ALL{{end}}
+  SELECT * FROM {{$.scratch_schema}}.cookie_id_to_user_id_map{{if $i}}_part_{{$i}}{{end}}{{end}}
+) AS parts{{else}}{{.scratch_schema}}.cookie_id_to_user_id_map{{end}};
 {{if ne .target_type "redshift"}}
 CREATE UNIQUE INDEX IF NOT EXISTS sessions_key_idx
   ON {{.derived_schema}}.sessions (domain_userid, domain_sessionidx);

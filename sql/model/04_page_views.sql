@@ -4,10 +4,13 @@
 -- its engaged time: the heartbeat intervals ({{.heartbeat}} s, counted from 1970-01-01)
 -- holding at least one of its pings, less one, times the heartbeat, plus the minimum visit
 -- length ({{.min_visit_length}} s); 0 without pings.
+{{- /* a half of playbooks/full.yml on PostgreSQL (per-query variable part): its tables
+   carry the suffix _part_N (docs/model.md, "Both cores") */ -}}
+{{$part := ""}}{{if .part}}{{$part = printf "_part_%v" .part}}{{end}}
 
-DROP TABLE IF EXISTS {{.scratch_schema}}.page_views;
+DROP TABLE IF EXISTS {{.scratch_schema}}.page_views{{$part}};
 {{if eq .target_type "redshift"}}
-CREATE TABLE {{.scratch_schema}}.page_views
+CREATE TABLE {{.scratch_schema}}.page_views{{$part}}
 DISTSTYLE KEY
 DISTKEY (domain_userid)
 SORTKEY (domain_userid, domain_sessionidx)
@@ -18,7 +21,7 @@ SET LOCAL work_mem = '{{.postgres_work_mem}}';
 SET LOCAL jit = off;
 -- a parallel plan would aggregate the pings again in every worker
 SET LOCAL max_parallel_workers_per_gather = 0;
-CREATE UNLOGGED TABLE {{.scratch_schema}}.page_views AS
+CREATE UNLOGGED TABLE {{.scratch_schema}}.page_views{{$part}} AS
 {{end}}
 WITH page_view_events AS (
   -- the page_view events, numbered within their sessions
@@ -31,7 +34,7 @@ WITH page_view_events AS (
     inferred_user_id,
     collector_tstamp,
     dvce_created_tstamp
-  FROM {{.scratch_schema}}.events_this_run
+  FROM {{.scratch_schema}}.events_this_run{{$part}}
   WHERE event = 'page_view'
 ),
 
@@ -49,7 +52,7 @@ ping_intervals AS (
     MAX(dvce_created_tstamp) AS dvce_max_tstamp,
     MAX(pp_xoffset_max) AS pp_xoffset_max,
     MAX(pp_yoffset_max) AS pp_yoffset_max
-  FROM {{.scratch_schema}}.events_this_run
+  FROM {{.scratch_schema}}.events_this_run{{$part}}
   WHERE event = 'page_ping'
     AND page_view_in_session_index > 0
   GROUP BY 1, 2, 3, 4
@@ -145,7 +148,7 @@ SELECT
   {{- range $i, $p := .page_view_passthroughs}},
   d.page_view_passthrough_{{$i}} AS {{$p.alias}}{{end}}
 FROM page_view_events AS v
-INNER JOIN {{.scratch_schema}}.event_details AS d
+INNER JOIN {{.scratch_schema}}.event_details{{$part}} AS d
   ON d.event_id = v.page_view_id
 {{if eq .target_type "redshift"}}
   -- the same cookie (an event_id is used once): on Redshift it keeps the join on each
@@ -160,5 +163,5 @@ LEFT JOIN page_view_pings AS p
 
 {{if ne .target_type "redshift"}}
 -- (Redshift analyses a table as it is built by CREATE TABLE AS)
-ANALYZE {{.scratch_schema}}.page_views (domain_userid, domain_sessionidx);
+ANALYZE {{.scratch_schema}}.page_views{{$part}} (domain_userid, domain_sessionidx);
 {{end}}

@@ -6,10 +6,13 @@
 -- event_id) of those two events, which pick a cookie's first and last sessions. Events are
 -- in event order, so the first event holds the MIN dvce_created_tstamp and the last the
 -- MAX. The session's engaged time is added from its page views in the next step.
+{{- /* a half of playbooks/full.yml on PostgreSQL (per-query variable part): its tables
+   carry the suffix _part_N (docs/model.md, "Both cores") */ -}}
+{{$part := ""}}{{if .part}}{{$part = printf "_part_%v" .part}}{{end}}
 
-DROP TABLE IF EXISTS {{.scratch_schema}}.sessions_basic;
+DROP TABLE IF EXISTS {{.scratch_schema}}.sessions_basic{{$part}};
 {{if eq .target_type "redshift"}}
-CREATE TABLE {{.scratch_schema}}.sessions_basic
+CREATE TABLE {{.scratch_schema}}.sessions_basic{{$part}}
 DISTSTYLE KEY
 DISTKEY (domain_userid)
 SORTKEY (domain_userid, domain_sessionidx)
@@ -18,12 +21,12 @@ AS
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
 -- compiling this plan takes longer than it saves
 SET LOCAL jit = off;
-CREATE UNLOGGED TABLE {{.scratch_schema}}.sessions_basic AS
+CREATE UNLOGGED TABLE {{.scratch_schema}}.sessions_basic{{$part}} AS
 {{end}}
 WITH last_events AS (
   -- the last event of each session, which carries the session's aggregates
   SELECT *
-  FROM {{.scratch_schema}}.events_this_run
+  FROM {{.scratch_schema}}.events_this_run{{$part}}
   WHERE event_in_session_index = session_event_count
 ){{if .conversions}},
 
@@ -37,7 +40,7 @@ session_conversions AS (
     SUM(cv_{{.name}}_event_value) AS cv_{{.name}}_value,
     MIN(CASE WHEN cv_{{.name}}_event_value IS NOT NULL THEN collector_tstamp END)
       AS cv_{{.name}}_first_tstamp{{end}}
-  FROM {{.scratch_schema}}.events_this_run
+  FROM {{.scratch_schema}}.events_this_run{{$part}}
   WHERE {{range $i, $c := .conversions}}{{if $i}}
     OR {{end}}cv_{{$c.name}}_event_value IS NOT NULL{{end}}
   GROUP BY domain_userid, domain_sessionidx
@@ -109,7 +112,7 @@ SELECT
   COALESCE(c.cv_{{.name}}_value, 0) AS cv_{{.name}}_value,
   c.cv_{{.name}}_first_tstamp{{end}}
 FROM last_events AS s
-INNER JOIN {{.scratch_schema}}.event_details AS f
+INNER JOIN {{.scratch_schema}}.event_details{{$part}} AS f
   ON f.event_id = s.first_event_id
 {{if eq .target_type "redshift"}}
   -- the same cookie (an event_id is used once): on Redshift it keeps the join on each
@@ -117,7 +120,7 @@ INNER JOIN {{.scratch_schema}}.event_details AS f
   -- would take the two conditions as independent and expect almost no rows.
   AND f.domain_userid = s.domain_userid
 {{end}}
-INNER JOIN {{.scratch_schema}}.event_details AS l
+INNER JOIN {{.scratch_schema}}.event_details{{$part}} AS l
   ON l.event_id = s.event_id
 {{if eq .target_type "redshift"}}
   AND l.domain_userid = s.domain_userid
@@ -130,5 +133,5 @@ LEFT JOIN session_conversions AS c
 
 {{if ne .target_type "redshift"}}
 -- (Redshift analyses a table as it is built by CREATE TABLE AS)
-ANALYZE {{.scratch_schema}}.sessions_basic (domain_userid, domain_sessionidx);
+ANALYZE {{.scratch_schema}}.sessions_basic{{$part}} (domain_userid, domain_sessionidx);
 {{end}}

@@ -1,10 +1,13 @@
 -- Builds {{.scratch_schema}}.sessions from {{.scratch_schema}}.sessions_basic and
 -- {{.scratch_schema}}.page_views: each session with its engaged time (the sum of its page
 -- views', 0 without any), in the columns of {{.derived_schema}}.sessions.
+{{- /* a half of playbooks/full.yml on PostgreSQL (per-query variable part): its tables
+   carry the suffix _part_N (docs/model.md, "Both cores") */ -}}
+{{$part := ""}}{{if .part}}{{$part = printf "_part_%v" .part}}{{end}}
 
-DROP TABLE IF EXISTS {{.scratch_schema}}.sessions;
+DROP TABLE IF EXISTS {{.scratch_schema}}.sessions{{$part}};
 {{if eq .target_type "redshift"}}
-CREATE TABLE {{.scratch_schema}}.sessions
+CREATE TABLE {{.scratch_schema}}.sessions{{$part}}
 DISTSTYLE KEY
 DISTKEY (domain_userid)
 SORTKEY (domain_userid, domain_sessionidx)
@@ -13,7 +16,7 @@ AS
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
 -- compiling this plan takes longer than it saves
 SET LOCAL jit = off;
-CREATE UNLOGGED TABLE {{.scratch_schema}}.sessions AS
+CREATE UNLOGGED TABLE {{.scratch_schema}}.sessions{{$part}} AS
 {{end}}
 WITH session_engagement AS (
   -- the engaged time of each session with a page view
@@ -22,7 +25,7 @@ WITH session_engagement AS (
     domain_sessionidx,
     SUM(time_engaged_in_s) AS time_engaged_in_s,
     SUM(page_ping_count) AS page_ping_count
-  FROM {{.scratch_schema}}.page_views
+  FROM {{.scratch_schema}}.page_views{{$part}}
   GROUP BY domain_userid, domain_sessionidx
 )
 
@@ -96,12 +99,12 @@ SELECT
   s.cv_{{.name}}_value,
   CASE WHEN s.cv_{{.name}}_volume > 0 THEN TRUE ELSE FALSE END AS cv_{{.name}}_converted,
   s.cv_{{.name}}_first_tstamp{{end}}
-FROM {{.scratch_schema}}.sessions_basic AS s
+FROM {{.scratch_schema}}.sessions_basic{{$part}} AS s
 LEFT JOIN session_engagement AS e
   ON e.domain_userid = s.domain_userid
   AND e.domain_sessionidx = s.domain_sessionidx;
 
 {{if ne .target_type "redshift"}}
 -- (Redshift analyses a table as it is built by CREATE TABLE AS)
-ANALYZE {{.scratch_schema}}.sessions (domain_userid, domain_sessionidx);
+ANALYZE {{.scratch_schema}}.sessions{{$part}} (domain_userid, domain_sessionidx);
 {{end}}

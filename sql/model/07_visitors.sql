@@ -3,10 +3,13 @@
 -- sessions, with the landing page, marketing and referrer of its first session (the one
 -- holding the cookie's first event) and the identity stitching at the cookie's last event
 -- (the last event of the session holding it), in the columns of {{.derived_schema}}.visitors.
+{{- /* a half of playbooks/full.yml on PostgreSQL (per-query variable part): its tables
+   carry the suffix _part_N (docs/model.md, "Both cores") */ -}}
+{{$part := ""}}{{if .part}}{{$part = printf "_part_%v" .part}}{{end}}
 
-DROP TABLE IF EXISTS {{.scratch_schema}}.visitors;
+DROP TABLE IF EXISTS {{.scratch_schema}}.visitors{{$part}};
 {{if eq .target_type "redshift"}}
-CREATE TABLE {{.scratch_schema}}.visitors
+CREATE TABLE {{.scratch_schema}}.visitors{{$part}}
 DISTSTYLE KEY
 DISTKEY (domain_userid)
 SORTKEY (domain_userid)
@@ -15,7 +18,7 @@ AS
 SET LOCAL work_mem = '{{.postgres_work_mem}}';
 -- compiling this plan takes longer than it saves
 SET LOCAL jit = off;
-CREATE UNLOGGED TABLE {{.scratch_schema}}.visitors AS
+CREATE UNLOGGED TABLE {{.scratch_schema}}.visitors{{$part}} AS
 {{end}}
 WITH ranked_sessions AS (
   -- each session, ranked among its cookie's sessions by its first event and by its last
@@ -31,7 +34,7 @@ WITH ranked_sessions AS (
       ORDER BY dvce_max_tstamp DESC, last_event_collector_tstamp DESC,
         last_event_id{{if ne .target_type "redshift"}} COLLATE "C"{{end}} DESC
     ) AS rank_by_last_event
-  FROM {{.scratch_schema}}.sessions_basic
+  FROM {{.scratch_schema}}.sessions_basic{{$part}}
 ),
 
 visitor_sessions AS (
@@ -71,7 +74,7 @@ visitor_engagement AS (
   SELECT
     domain_userid,
     SUM(time_engaged_in_s) AS time_engaged_in_s
-  FROM {{.scratch_schema}}.page_views
+  FROM {{.scratch_schema}}.page_views{{$part}}
   GROUP BY domain_userid
 )
 
@@ -117,5 +120,5 @@ INNER JOIN ranked_sessions AS f
 
 {{if ne .target_type "redshift"}}
 -- (Redshift analyses a table as it is built by CREATE TABLE AS)
-ANALYZE {{.scratch_schema}}.visitors (domain_userid);
+ANALYZE {{.scratch_schema}}.visitors{{$part}} (domain_userid);
 {{end}}
