@@ -18,7 +18,7 @@ from sqlrunner.cli.options import Command, run_command
 from sqlrunner.errors import EXIT_OK
 
 # Each command's module, imported only when that command runs: a plain run must not pay for
-# the linter, the generator, psql or status at start-up (tests/test_startup_imports.py).
+# the linter, the generator, psql or status at start-up (tests/test_startup.py).
 COMMANDS: dict[str, str] = {
     "run": "sqlrunner.cli.run",
     "status": "sqlrunner.cli.status",
